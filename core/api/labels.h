@@ -1,0 +1,85 @@
+// Label and field selectors with Kubernetes semantics. Label selectors are
+// equality-based (`a=b`, `a==b`, `a!=b`) and set-based (`a in (x,y)`,
+// `a notin (x)`, `a`, `!a`), comma-separated requirements all of which must
+// hold. Field selectors are `path=value` / `path!=value` over a few fields.
+#pragma once
+
+#include <google/protobuf/map.h>
+#include <google/protobuf/message.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/util/status.h"
+
+namespace flotilla::api {
+
+using Labels = google::protobuf::Map<std::string, std::string>;
+
+struct LabelRequirement {
+  enum class Op { kEquals, kNotEquals, kIn, kNotIn, kExists, kDoesNotExist };
+  std::string key;
+  Op op = Op::kEquals;
+  std::vector<std::string> values;  // sorted, unique
+
+  bool matches(const Labels& labels) const;
+  friend bool operator==(const LabelRequirement&, const LabelRequirement&) = default;
+};
+
+class LabelSelector {
+ public:
+  // Matches everything.
+  LabelSelector() = default;
+  // Parses the string form; errors name the offending requirement and why
+  // (invalid key/value per Kubernetes' label rules, unbalanced parentheses,
+  // an empty value set, ...).
+  static StatusOr<LabelSelector> parse(std::string_view text);
+  // Equality on every pair: a ReplicationController's or Service's selector.
+  // An empty map gives the selector that matches everything.
+  static LabelSelector from_map(const Labels& pairs);
+
+  bool matches(const Labels& labels) const;
+  bool empty() const { return requirements_.empty(); }
+  // Requirements sorted by key, then operator: a canonical order.
+  const std::vector<LabelRequirement>& requirements() const { return requirements_; }
+  // Canonical string form, parseable again ("app=web,tier in (a,b)").
+  std::string to_string() const;
+  // If the selector pins `key` to one value (key=value), returns it.
+  const std::string* exact_value(std::string_view key) const;
+
+  friend bool operator==(const LabelSelector&, const LabelSelector&) = default;
+
+ private:
+  std::vector<LabelRequirement> requirements_;
+};
+
+struct FieldRequirement {
+  std::string field;  // "metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"
+  bool equals = true; // false for !=
+  std::string value;
+  friend bool operator==(const FieldRequirement&, const FieldRequirement&) = default;
+};
+
+class FieldSelector {
+ public:
+  FieldSelector() = default;  // matches everything
+  // Parses "spec.nodeName=n1,status.phase!=Running". Unknown fields are an
+  // error naming the field and listing the supported ones.
+  static StatusOr<FieldSelector> parse(std::string_view text);
+
+  // Evaluates against any kind's object; fields a kind lacks read as "".
+  bool matches(const google::protobuf::Message& object) const;
+  bool empty() const { return requirements_.empty(); }
+  const std::vector<FieldRequirement>& requirements() const { return requirements_; }
+  std::string to_string() const;
+  // If the selector pins `field` to one value (field=value), returns it.
+  const std::string* exact_value(std::string_view field) const;
+
+  friend bool operator==(const FieldSelector&, const FieldSelector&) = default;
+
+ private:
+  std::vector<FieldRequirement> requirements_;
+};
+
+}  // namespace flotilla::api

@@ -1,0 +1,120 @@
+#include "core/api/object.h"
+
+#include <array>
+#include <cassert>
+
+namespace flotilla::api {
+namespace {
+
+template <typename T>
+const ObjectMeta& meta_impl(const google::protobuf::Message& m) {
+  return static_cast<const T&>(m).metadata();
+}
+template <typename T>
+ObjectMeta* mutable_meta_impl(google::protobuf::Message& m) {
+  return static_cast<T&>(m).mutable_metadata();
+}
+template <typename T>
+std::unique_ptr<google::protobuf::Message> make_impl() {
+  return std::make_unique<T>();
+}
+
+template <typename T>
+KindInfo info(std::string_view name, std::string_view resource, std::string_view short_name,
+              bool namespaced) {
+  return KindInfo{kind_for<T>(),        name,          resource,
+                  short_name,           std::string_view(), namespaced,
+                  T::descriptor(),      &meta_impl<T>, &mutable_meta_impl<T>,
+                  &make_impl<T>};
+}
+
+const std::array<KindInfo, kKindCount>& table() {
+  static const std::array<KindInfo, kKindCount> kinds = [] {
+    std::array<KindInfo, kKindCount> t = {
+        info<Pod>("Pod", "pods", "po", true),
+        info<ReplicationController>("ReplicationController", "replicationcontrollers", "rc",
+                                    true),
+        info<Service>("Service", "services", "svc", true),
+        info<Endpoints>("Endpoints", "endpoints", "ep", true),
+        info<Node>("Node", "nodes", "no", false),
+        info<Namespace>("Namespace", "namespaces", "ns", false),
+        info<Event>("Event", "events", "ev", true),
+    };
+    static const std::array<std::string_view, kKindCount> list_kinds = {
+        "PodList",  "ReplicationControllerList", "ServiceList", "EndpointsList",
+        "NodeList", "NamespaceList",             "EventList"};
+    for (int i = 0; i < kKindCount; ++i) {
+      assert(static_cast<int>(t[i].kind) == i);
+      t[i].list_kind = list_kinds[i];
+    }
+    return t;
+  }();
+  return kinds;
+}
+
+}  // namespace
+
+const KindInfo& kind_info(Kind kind) { return table()[static_cast<int>(kind)]; }
+
+std::span<const KindInfo> all_kinds() { return table(); }
+
+const KindInfo* kind_by_name(std::string_view kind) {
+  for (const KindInfo& k : table()) {
+    if (k.name == kind) return &k;
+  }
+  return nullptr;
+}
+
+const KindInfo* kind_by_resource(std::string_view resource) {
+  for (const KindInfo& k : table()) {
+    if (k.resource == resource || k.short_name == resource) return &k;
+    // Singular: "pods" -> "pod"; "endpoints" is its own singular.
+    std::string_view r = k.resource;
+    if (r.size() > 1 && r.back() == 's' && r.substr(0, r.size() - 1) == resource) return &k;
+  }
+  return nullptr;
+}
+
+const KindInfo* kind_of(const google::protobuf::Message& m) {
+  const google::protobuf::Descriptor* d = m.GetDescriptor();
+  for (const KindInfo& k : table()) {
+    if (k.descriptor == d) return &k;
+  }
+  return nullptr;
+}
+
+const ObjectMeta& meta_of(const google::protobuf::Message& m) {
+  const KindInfo* k = kind_of(m);
+  assert(k != nullptr);
+  return k->meta(m);
+}
+
+ObjectMeta* mutable_meta_of(google::protobuf::Message& m) {
+  const KindInfo* k = kind_of(m);
+  assert(k != nullptr);
+  return k->mutable_meta(m);
+}
+
+std::string object_uri(Kind kind, std::string_view ns, std::string_view name) {
+  const KindInfo& k = kind_info(kind);
+  std::string uri = "/api/v1/";
+  if (k.namespaced) {
+    uri += "namespaces/";
+    uri += ns.empty() ? kDefaultNamespace : ns;
+    uri += "/";
+  }
+  uri += k.resource;
+  uri += "/";
+  uri += name;
+  return uri;
+}
+
+std::string object_key(Kind kind, std::string_view ns, std::string_view name) {
+  if (!kind_info(kind).namespaced) return std::string(name);
+  std::string key(ns.empty() ? kDefaultNamespace : ns);
+  key += "/";
+  key += name;
+  return key;
+}
+
+}  // namespace flotilla::api

@@ -1,0 +1,87 @@
+// What every stored object has in common: a kind, ObjectMeta, and a place in the
+// API's URI space. Objects are protobuf messages from types.proto, passed around
+// as immutable shared snapshots (api::Object); a kind table maps between kinds,
+// resources ("pods"), short names ("po") and descriptors.
+#pragma once
+
+#include <google/protobuf/message.h>
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "core/api/types.pb.h"
+
+namespace flotilla::api {
+
+enum class Kind {
+  kPod,
+  kReplicationController,
+  kService,
+  kEndpoints,
+  kNode,
+  kNamespace,
+  kEvent,
+};
+inline constexpr int kKindCount = 7;
+
+// An immutable snapshot of a stored object. Never mutate through a cast: copy,
+// change the copy, and write it back.
+using Object = std::shared_ptr<const google::protobuf::Message>;
+
+struct KindInfo {
+  Kind kind;
+  std::string_view name;       // "Pod"
+  std::string_view resource;   // "pods"
+  std::string_view short_name; // "po"
+  std::string_view list_kind;  // "PodList"
+  bool namespaced;
+  const google::protobuf::Descriptor* descriptor;
+  const ObjectMeta& (*meta)(const google::protobuf::Message&);
+  ObjectMeta* (*mutable_meta)(google::protobuf::Message&);
+  std::unique_ptr<google::protobuf::Message> (*make)();
+};
+
+const KindInfo& kind_info(Kind kind);
+std::span<const KindInfo> all_kinds();
+// By kind name ("Pod"), case-sensitive; nullptr when unknown.
+const KindInfo* kind_by_name(std::string_view kind);
+// By resource ("pods"), singular ("pod") or short name ("po"); nullptr when unknown.
+const KindInfo* kind_by_resource(std::string_view resource);
+// The kind of a message from types.proto; nullptr for other messages.
+const KindInfo* kind_of(const google::protobuf::Message& m);
+
+template <typename T> constexpr Kind kind_for();
+template <> constexpr Kind kind_for<Pod>() { return Kind::kPod; }
+template <> constexpr Kind kind_for<ReplicationController>() { return Kind::kReplicationController; }
+template <> constexpr Kind kind_for<Service>() { return Kind::kService; }
+template <> constexpr Kind kind_for<Endpoints>() { return Kind::kEndpoints; }
+template <> constexpr Kind kind_for<Node>() { return Kind::kNode; }
+template <> constexpr Kind kind_for<Namespace>() { return Kind::kNamespace; }
+template <> constexpr Kind kind_for<Event>() { return Kind::kEvent; }
+
+// ObjectMeta of any kind's message. The message must be one of the kinds.
+const ObjectMeta& meta_of(const google::protobuf::Message& m);
+ObjectMeta* mutable_meta_of(google::protobuf::Message& m);
+
+inline constexpr std::string_view kDefaultNamespace = "default";
+
+// "/api/v1/namespaces/{ns}/{resource}/{name}", or "/api/v1/{resource}/{name}"
+// for cluster-scoped kinds. An empty namespace means "default".
+std::string object_uri(Kind kind, std::string_view ns, std::string_view name);
+// "<ns>/<name>" (or "<name>" for cluster-scoped kinds): the store's key.
+std::string object_key(Kind kind, std::string_view ns, std::string_view name);
+
+// Downcasts a snapshot to its concrete type; the caller knows the kind.
+template <typename T>
+std::shared_ptr<const T> as(const Object& o) {
+  return std::static_pointer_cast<const T>(o);
+}
+// Wraps a concrete message as a snapshot.
+template <typename T>
+Object share(T message) {
+  return std::make_shared<const T>(std::move(message));
+}
+
+}  // namespace flotilla::api
