@@ -1,0 +1,2 @@
+// Label and field selectors: implementation in progress.
+#include "core/api/labels.h"

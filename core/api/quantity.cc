@@ -1,0 +1,2 @@
+// Quantities: implementation in progress.
+#include "core/api/quantity.h"
