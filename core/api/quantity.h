@@ -38,7 +38,8 @@ class Quantity {
   // value = mantissa_ * 10^exp10_, kept exact; format_ remembers the suffix
   // family for canonical output.
   enum class Format { kDecimalSI, kBinarySI, kDecimalExponent };
-  __int128 mantissa_ = 0;
+  __extension__ typedef __int128 Int128;
+  Int128 mantissa_ = 0;
   int exp10_ = 0;
   Format format_ = Format::kDecimalSI;
 };

@@ -21,12 +21,13 @@ class RandomStream {
   double next_double() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
   // Uniform in [0, n) for n > 0, without modulo bias (Lemire's method).
   uint64_t next_below(uint64_t n) {
-    unsigned __int128 m = static_cast<unsigned __int128>(next_u64()) * n;
+    __extension__ typedef unsigned __int128 U128;
+    U128 m = static_cast<U128>(next_u64()) * n;
     uint64_t low = static_cast<uint64_t>(m);
     if (low < n) {
       uint64_t threshold = -n % n;
       while (low < threshold) {
-        m = static_cast<unsigned __int128>(next_u64()) * n;
+        m = static_cast<U128>(next_u64()) * n;
         low = static_cast<uint64_t>(m);
       }
     }
