@@ -9,6 +9,7 @@ BUILD_PKGS=(
   libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libcli11-dev
+  nlohmann-json3-dev libssl-dev
   gnuplot-nox
 )
 
