@@ -1,0 +1,229 @@
+#include "sim/engine/simulator.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+namespace flotilla::sim {
+
+std::unique_ptr<EventQueue> make_event_queue(QueueKind kind) {
+  switch (kind) {
+    case QueueKind::kBinaryHeap:
+      return std::make_unique<BinaryHeapQueue>();
+    case QueueKind::kQuaternaryHeap:
+      return std::make_unique<QuaternaryHeapQueue>();
+  }
+  return std::make_unique<QuaternaryHeapQueue>();
+}
+
+class Simulator::TimerImpl final : public Timer {
+ public:
+  TimerImpl(std::shared_ptr<Simulator*> sim, uint32_t slot, uint32_t generation)
+      : sim_(std::move(sim)), slot_(slot), generation_(generation) {}
+  ~TimerImpl() override { cancel(); }
+  void cancel() override {
+    if (Simulator* s = *sim_) s->cancel(slot_, generation_);
+  }
+  bool pending() const override {
+    Simulator* s = *sim_;
+    return s != nullptr && s->is_pending(slot_, generation_);
+  }
+
+ private:
+  std::shared_ptr<Simulator*> sim_;
+  uint32_t slot_;
+  uint32_t generation_;
+};
+
+namespace {
+// Sequence numbers live in the key's high 36 bits: 6.9e10 events between
+// renumberings.
+constexpr uint64_t kDefaultSequenceLimit = uint64_t{1} << 36;
+}  // namespace
+
+Simulator::Simulator(SimulatorOptions options)
+    : queue_(make_event_queue(options.queue)),
+      now_(options.start),
+      sequence_limit_(options.sequence_limit == 0
+                          ? kDefaultSequenceLimit
+                          : std::min(options.sequence_limit, kDefaultSequenceLimit)),
+      self_(std::make_shared<Simulator*>(this)) {}
+
+Simulator::~Simulator() {
+  *self_ = nullptr;
+}
+
+TimePoint Simulator::saturating_add(TimePoint t, Duration d) {
+  if (d <= Duration::zero()) return t;
+  if (d > kTimeMax - t) return kTimeMax;
+  return t + d;
+}
+
+void Simulator::post(std::function<void()> fn) { schedule(now_, std::move(fn)); }
+
+TimerHandle Simulator::run_after(Duration d, std::function<void()> fn) {
+  uint32_t slot = schedule(saturating_add(now_, d), std::move(fn));
+  return std::make_unique<TimerImpl>(self_, slot, slots_[slot].generation);
+}
+
+void Simulator::schedule_after(Duration d, std::function<void()> fn) {
+  schedule(saturating_add(now_, d), std::move(fn));
+}
+
+void Simulator::schedule_at(TimePoint t, std::function<void()> fn) {
+  schedule(std::max(t, now_), std::move(fn));
+}
+
+uint32_t Simulator::allocate_slot() {
+  if (free_head_ != kNoSlot) {
+    uint32_t slot = free_head_;
+    free_head_ = slots_[slot].next_free;
+    return slot;
+  }
+  if (slots_.size() > kSlotMask) {
+    std::fprintf(stderr, "sim::Simulator: more than %llu pending events\n",
+                 static_cast<unsigned long long>(kSlotMask + 1));
+    std::abort();
+  }
+  slots_.emplace_back();
+  return static_cast<uint32_t>(slots_.size() - 1);
+}
+
+void Simulator::free_slot(uint32_t slot) {
+  Slot& s = slots_[slot];
+  std::function<void()> doomed = std::move(s.fn);
+  s.fn = nullptr;
+  s.state = SlotState::kFree;
+  ++s.generation;
+  s.next_free = free_head_;
+  free_head_ = slot;
+}
+
+uint32_t Simulator::schedule(TimePoint t, std::function<void()> fn) {
+  if (next_seq_ >= sequence_limit_) renumber_sequences();
+  uint32_t slot = allocate_slot();
+  Slot& s = slots_[slot];
+  s.fn = std::move(fn);
+  s.state = SlotState::kPending;
+  queue_->push(QueueEntry{to_nanos(t), (next_seq_++ << kSlotBits) | slot});
+  ++live_events_;
+  return slot;
+}
+
+void Simulator::cancel(uint32_t slot, uint32_t generation) {
+  Slot& s = slots_[slot];
+  if (s.generation != generation || s.state != SlotState::kPending) return;
+  // Release the captured state now, not when the entry surfaces; destroy it
+  // last, since its destructors may cancel other timers.
+  std::function<void()> doomed = std::move(s.fn);
+  s.fn = nullptr;
+  s.state = SlotState::kCancelled;
+  --live_events_;
+  ++cancelled_in_queue_;
+  // Keep dead entries at most about half the queue so a workload that arms
+  // and cancels long timers (the usual timeout pattern) stays bounded.
+  if (cancelled_in_queue_ >= 1024 && cancelled_in_queue_ * 2 > queue_->size()) {
+    purge_cancelled();
+  }
+}
+
+bool Simulator::is_pending(uint32_t slot, uint32_t generation) const {
+  const Slot& s = slots_[slot];
+  return s.generation == generation && s.state == SlotState::kPending;
+}
+
+void Simulator::purge_cancelled() {
+  queue_->remove_if([this](const QueueEntry& e) {
+    uint32_t slot = static_cast<uint32_t>(e.key & kSlotMask);
+    if (slots_[slot].state != SlotState::kCancelled) return false;
+    free_slot(slot);
+    return true;
+  });
+  cancelled_in_queue_ = 0;
+}
+
+void Simulator::renumber_sequences() {
+  // Pops every entry in order and pushes it back with sequence 0, 1, 2, ...:
+  // the relative order of pending events is unchanged.
+  std::vector<QueueEntry> entries;
+  entries.reserve(queue_->size());
+  while (!queue_->empty()) {
+    entries.push_back(queue_->top());
+    queue_->pop();
+  }
+  next_seq_ = 0;
+  for (QueueEntry e : entries) {
+    e.key = (next_seq_++ << kSlotBits) | (e.key & kSlotMask);
+    queue_->push(e);
+  }
+}
+
+bool Simulator::settle_head() {
+  while (!queue_->empty()) {
+    uint32_t slot = static_cast<uint32_t>(queue_->top().key & kSlotMask);
+    if (slots_[slot].state == SlotState::kPending) return true;
+    queue_->pop();
+    free_slot(slot);
+    --cancelled_in_queue_;
+  }
+  return false;
+}
+
+void Simulator::run_head() {
+  QueueEntry e = queue_->top();
+  queue_->pop();
+  uint32_t slot = static_cast<uint32_t>(e.key & kSlotMask);
+  // Move the callback out and free the slot first: the callback may schedule
+  // (growing the slab) and its timer must read as no longer pending.
+  std::function<void()> fn = std::move(slots_[slot].fn);
+  free_slot(slot);
+  --live_events_;
+  now_ = time_from_nanos(e.time);
+  ++events_processed_;
+  fn();
+}
+
+TimePoint Simulator::next_event_time() {
+  return settle_head() ? time_from_nanos(queue_->top().time) : kTimeMax;
+}
+
+bool Simulator::should_stop() {
+  return stop_requested_ || (stop_predicate_ && stop_predicate_());
+}
+
+uint64_t Simulator::run() {
+  stop_requested_ = false;
+  uint64_t ran = 0;
+  while (settle_head()) {
+    run_head();
+    ++ran;
+    if (should_stop()) break;
+  }
+  return ran;
+}
+
+uint64_t Simulator::run_until(TimePoint t) {
+  stop_requested_ = false;
+  uint64_t ran = 0;
+  const int64_t limit = to_nanos(std::max(t, now_));
+  while (settle_head() && queue_->top().time <= limit) {
+    run_head();
+    ++ran;
+    if (should_stop()) return ran;
+  }
+  now_ = std::max(now_, t);
+  return ran;
+}
+
+bool Simulator::step() {
+  if (!settle_head()) return false;
+  run_head();
+  return true;
+}
+
+size_t Simulator::memory_bytes() const {
+  return queue_->memory_bytes() + slots_.capacity() * sizeof(Slot);
+}
+
+}  // namespace flotilla::sim
