@@ -17,6 +17,9 @@ class Quantity {
   Quantity() = default;
   // Errors name the text and say what is wrong (kBadRequest), e.g.
   // `quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'`.
+  // Values are rounded up (away from zero) to 1n like Kubernetes; binary
+  // quantities are capped at 2^63-1 like Kubernetes; a magnitude beyond about
+  // 1.7e29 cannot be represented and is an error ("quantity is too large").
   static StatusOr<Quantity> parse(std::string_view text);
   static Quantity from_milli(int64_t milli);
   static Quantity from_value(int64_t value);
@@ -35,12 +38,12 @@ class Quantity {
 
  private:
   int compare(const Quantity& o) const;
-  // value = mantissa_ * 10^exp10_, kept exact; format_ remembers the suffix
-  // family for canonical output.
+  // The exact value in nano-units (Kubernetes rounds every parsed quantity up
+  // to 1n precision), so int64-range quantities are exact; format_ remembers
+  // the suffix family for canonical output.
   enum class Format { kDecimalSI, kBinarySI, kDecimalExponent };
   __extension__ typedef __int128 Int128;
-  Int128 mantissa_ = 0;
-  int exp10_ = 0;
+  Int128 nanos_ = 0;
   Format format_ = Format::kDecimalSI;
 };
 
