@@ -17,6 +17,13 @@ namespace flotilla::api {
 
 using Labels = google::protobuf::Map<std::string, std::string>;
 
+// Kubernetes' label syntax. A key is an optional DNS-subdomain prefix and "/",
+// then a name of at most 63 characters: alphanumerics, '-', '_' and '.',
+// starting and ending with an alphanumeric. A value is empty or follows the
+// name rules. Errors (kBadRequest) quote the text and say which rule failed.
+flotilla::Status check_label_key(std::string_view key);
+flotilla::Status check_label_value(std::string_view value);
+
 struct LabelRequirement {
   enum class Op { kEquals, kNotEquals, kIn, kNotIn, kExists, kDoesNotExist };
   std::string key;
@@ -64,9 +71,17 @@ struct FieldRequirement {
 class FieldSelector {
  public:
   FieldSelector() = default;  // matches everything
-  // Parses "spec.nodeName=n1,status.phase!=Running". Unknown fields are an
+  // Parses "spec.nodeName=n1,status.phase!=Running" (also `==`; `\,`, `\=`,
+  // `\!` and `\\` escape those characters in values; blanks around terms are
+  // ignored). Requirements are kept sorted by field. Unknown fields are an
   // error naming the field and listing the supported ones.
   static StatusOr<FieldSelector> parse(std::string_view text);
+
+  // The fields a selector may name.
+  static const std::vector<std::string_view>& supported_fields();
+  // A field's value in an object of any kind; fields a kind lacks read as "".
+  static std::string_view field_value(const google::protobuf::Message& object,
+                                      std::string_view field);
 
   // Evaluates against any kind's object; fields a kind lacks read as "".
   bool matches(const google::protobuf::Message& object) const;
