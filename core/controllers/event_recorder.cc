@@ -1,0 +1,113 @@
+#include "core/controllers/event_recorder.h"
+
+#include <cstdio>
+#include <utility>
+
+namespace flotilla::ctrl {
+
+api::ObjectReference reference_to(const google::protobuf::Message& object) {
+  api::ObjectReference ref;
+  const api::KindInfo* k = api::kind_of(object);
+  if (k == nullptr) return ref;
+  const api::ObjectMeta& meta = k->meta(object);
+  ref.set_kind(std::string(k->name));
+  ref.set_api_version("v1");
+  if (k->namespaced) {
+    ref.set_namespace_(meta.namespace_().empty() ? std::string(api::kDefaultNamespace)
+                                                 : meta.namespace_());
+  }
+  ref.set_name(meta.name());
+  ref.set_uid(meta.uid());
+  return ref;
+}
+
+EventRecorder::EventRecorder(Store& store, EventLoop& loop, std::string component,
+                             std::string host, size_t cache_size)
+    : store_(store),
+      loop_(loop),
+      component_(std::move(component)),
+      host_(std::move(host)),
+      cache_size_(cache_size == 0 ? 1 : cache_size) {}
+
+bool EventRecorder::bump(const Cached& cached) {
+  StatusOr<api::Object> got = store_.get(api::Kind::kEvent, cached.ns, cached.name);
+  if (!got.is_ok()) return false;
+  api::Event e = *api::as<api::Event>(*got);
+  e.set_count(e.count() + 1);
+  e.mutable_last_timestamp()->set_nanos(to_nanos(loop_.now()));
+  return store_.update(api::share(std::move(e))).is_ok();
+}
+
+void EventRecorder::remember(const std::string& key, std::string ns, std::string name) {
+  auto it = cache_.find(key);
+  if (it != cache_.end()) {
+    lru_.erase(it->second.lru);
+    cache_.erase(it);
+  }
+  while (cache_.size() >= cache_size_ && !lru_.empty()) {
+    cache_.erase(lru_.back());
+    lru_.pop_back();
+  }
+  lru_.push_front(key);
+  cache_.emplace(key, Cached{std::move(ns), std::move(name), lru_.begin()});
+}
+
+void EventRecorder::event(const api::ObjectReference& involved, std::string_view type,
+                          std::string_view reason, std::string message) {
+  // Events about cluster-scoped objects (nodes) live in "default", as in Kubernetes.
+  std::string ns =
+      involved.namespace_().empty() ? std::string(api::kDefaultNamespace) : involved.namespace_();
+  std::string key;
+  for (std::string_view part : {std::string_view(involved.kind()), std::string_view(ns),
+                                std::string_view(involved.name()), std::string_view(involved.uid()),
+                                type, reason, std::string_view(message),
+                                std::string_view(component_), std::string_view(host_)}) {
+    key += part;
+    key += '\x1f';
+  }
+  auto it = cache_.find(key);
+  if (it != cache_.end()) {
+    Cached cached = it->second;
+    if (bump(cached)) {
+      remember(key, cached.ns, cached.name);  // refresh its place in the LRU
+      return;
+    }
+    // The Event was removed or changed under us: start a new one.
+  }
+
+  int64_t now = to_nanos(loop_.now());
+  api::Event e;
+  e.set_api_version("v1");
+  e.set_kind("Event");
+  e.mutable_metadata()->set_namespace_(ns);
+  *e.mutable_involved_object() = involved;
+  e.set_reason(std::string(reason));
+  e.set_message(std::move(message));
+  e.set_type(std::string(type));
+  e.mutable_source()->set_component(component_);
+  if (!host_.empty()) e.mutable_source()->set_host(host_);
+  e.set_reporting_component(component_);
+  e.set_reporting_instance(host_);
+  e.mutable_first_timestamp()->set_nanos(now);
+  e.mutable_last_timestamp()->set_nanos(now);
+  e.set_count(1);
+  // Kubernetes names events "<object>.<hex nanoseconds>"; a suffix keeps two
+  // events about one object at one instant apart.
+  char hex[24];
+  std::snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(now));
+  std::string base = involved.name() + "." + hex;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::string name = attempt == 0 ? base : base + "-" + std::to_string(attempt);
+    e.mutable_metadata()->set_name(name);
+    StatusOr<api::Object> created = store_.create(api::share(e));
+    if (created.is_ok()) {
+      const auto& stored = api::meta_of(**created);
+      remember(key, stored.namespace_().empty() ? ns : stored.namespace_(), stored.name());
+      return;
+    }
+    if (created.status().code() != StatusCode::kAlreadyExists) break;
+  }
+  ++dropped_;
+}
+
+}  // namespace flotilla::ctrl
