@@ -4,9 +4,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "analysis/metrics.h"
 #include "analysis/models.h"
+#include "analysis/report.h"
 #include "analysis/stats.h"
 #include "analysis/trace_io.h"
 
@@ -244,6 +246,48 @@ TEST(Metrics, CsvFilesAreWritten) {
   std::getline(f, first);
   EXPECT_EQ(header, "t_s,requests,failed,error_rate,latency_p50_ms,latency_p99_ms");
   EXPECT_EQ(first, "1,1,0,0,3,3");
+}
+
+TEST(Report, RendersPlotsAndTablesFromARunDirectory) {
+  MetricsCollector c(kTimeZero, seconds(60));
+  for (int i = 0; i < 3; ++i) {
+    trace::Record n = rec(0, trace::NODE_ADDED);
+    n.set_node("n" + std::to_string(i));
+    c.add(n);
+  }
+  for (int i = 0; i < 600; ++i) {
+    trace::Record r = rec(i * 6.0, trace::REQUEST_SERVED);
+    r.set_service("default/web");
+    r.set_latency_ns(1'000'000 + i * 1000);
+    c.add(r);
+  }
+  c.finish(time_from_nanos(3600'000'000'000));
+  std::string dir = temp_path("report");
+  std::filesystem::create_directories(dir);
+  ASSERT_TRUE(write_time_series_csv(c, dir).is_ok());
+  nlohmann::ordered_json summary = metrics_to_json(c.metrics());
+  summary["scenario"] = "unit <test>";
+  summary["assertions"] = {{{"name", "availability >= 0.999"}, {"passed", false}, {"value", 0.5}}};
+  std::ofstream(dir + "/summary.json") << summary.dump(2);
+  auto result = write_report(dir);
+  ASSERT_TRUE(result.is_ok()) << result.status().to_string();
+  EXPECT_GE(result->plots, 3) << result->warning;
+  std::ifstream f(result->html_path);
+  std::stringstream html;
+  html << f.rdbuf();
+  EXPECT_NE(html.str().find("unit &lt;test&gt;"), std::string::npos);
+  EXPECT_NE(html.str().find("FAILED"), std::string::npos);
+  EXPECT_NE(html.str().find("plots/requests.svg"), std::string::npos);
+  std::ifstream svg(dir + "/plots/requests.svg");
+  std::stringstream svg_text;
+  svg_text << svg.rdbuf();
+  EXPECT_NE(svg_text.str().find("<svg"), std::string::npos);
+}
+
+TEST(Report, MissingSummaryIsAClearError) {
+  auto result = write_report(temp_path("nonexistent-dir"));
+  ASSERT_FALSE(result.is_ok());
+  EXPECT_NE(result.status().message().find("summary.json"), std::string::npos);
 }
 
 }  // namespace
