@@ -113,24 +113,21 @@ BatchResult place_greedy(std::span<const PodInfo> pods, Snapshot& snapshot,
   return result;
 }
 
-BatchResult FlowPlacer::place(std::span<const PodInfo> pods, Snapshot& snapshot) {
-  BatchResult result;
-  result.node.assign(pods.size(), -1);
-  result.messages.resize(pods.size());
-  if (pods.empty()) return result;
-
+std::vector<int> FlowPlacer::solve_round(std::span<const PodInfo> pods,
+                                         const std::vector<size_t>& remaining,
+                                         const Snapshot& snapshot, FlowStats& stats) {
   // 1. Pod classes, in order of first appearance.
   std::vector<PodClass> classes;
   {
     std::unordered_map<std::string_view, int> by_signature;
-    for (size_t i = 0; i < pods.size(); ++i) {
+    for (size_t i : remaining) {
       auto [it, inserted] =
           by_signature.emplace(pods[i].class_signature, static_cast<int>(classes.size()));
       if (inserted) classes.emplace_back();
       classes[it->second].members.push_back(static_cast<int>(i));
     }
   }
-  result.stats.classes = static_cast<int>(classes.size());
+  stats.classes = std::max(stats.classes, static_cast<int>(classes.size()));
 
   // 2. Feasible nodes per class, scored, and a bounded candidate set that
   //    interleaves zones so spreading has somewhere to go.
@@ -263,18 +260,18 @@ BatchResult FlowPlacer::place(std::span<const PodInfo> pods, Snapshot& snapshot)
       // Node tiers: one unit per tier for the first few pods, the rest at the last tier.
       const long existing = snapshot.node(cand.node).owner_count(rep.spread_id);
       constexpr long kTiers = 4;
-      long remaining = static_cast<long>(cand.cap);
-      for (long j = 0; remaining > 0; ++j) {
-        long cap = j + 1 < kTiers ? 1 : remaining;
+      long left = static_cast<long>(cand.cap);
+      for (long j = 0; left > 0; ++j) {
+        long cap = j + 1 < kTiers ? 1 : left;
         long cost = base + static_cast<long>(options_.node_spread_step) * (existing + j);
         c.node_arcs.push_back({net.arc(from, to, cap, cost), cand.node});
-        remaining -= cap;
+        left -= cap;
       }
     }
   }
   for (int n : cand_nodes) net.arc(node_vertex.at(n), sink, static_cast<long>(node_cap.at(n)), 0);
-  result.stats.vertices = next_vertex;
-  result.stats.edges = net.arcs();
+  stats.vertices = std::max(stats.vertices, next_vertex);
+  stats.edges = std::max(stats.edges, net.arcs());
 
   // 4. Solve, then read each class's assignments off its node arcs.
   net.solve(source, sink);
@@ -283,28 +280,47 @@ BatchResult FlowPlacer::place(std::span<const PodInfo> pods, Snapshot& snapshot)
     size_t next_member = 0;
     for (const auto& [e, node] : c.node_arcs) {
       long f = net.flow(e);
-      result.stats.total_cost += f * net.cost(e);
+      stats.total_cost += f * net.cost(e);
       for (long k = 0; k < f && next_member < c.members.size(); ++k) {
         assigned[static_cast<size_t>(c.members[next_member++])] = node;
       }
     }
   }
 
-  // 5. Apply in batch order, re-checking every filter against the snapshot as
-  //    it fills; then place whatever is left greedily.
-  std::vector<size_t> leftover;
-  for (size_t i = 0; i < pods.size(); ++i) {
-    int n = assigned[i];
-    if (n >= 0 && framework_.run_filters(pods[i], snapshot.node(n), snapshot).is_success()) {
-      snapshot.add_pod(pods[i], snapshot.node(n).name);
-      result.node[i] = n;
-      ++result.stats.placed_by_flow;
-      continue;
+  return assigned;
+}
+
+BatchResult FlowPlacer::place(std::span<const PodInfo> pods, Snapshot& snapshot) {
+  BatchResult result;
+  result.node.assign(pods.size(), -1);
+  result.messages.resize(pods.size());
+  std::vector<size_t> remaining(pods.size());
+  for (size_t i = 0; i < pods.size(); ++i) remaining[i] = i;
+  // Rounds: node capacities are conservative (the least any connected class
+  // fits), so each round re-derives them from what is still free.
+  for (int round = 0; round < options_.max_rounds && !remaining.empty(); ++round) {
+    std::vector<int> assigned = solve_round(pods, remaining, snapshot, result.stats);
+    ++result.stats.rounds;
+    // Apply in batch order, re-checking every filter against the snapshot as it fills.
+    std::vector<size_t> next;
+    int placed = 0;
+    for (size_t i : remaining) {
+      int n = assigned[i];
+      if (n >= 0 && framework_.run_filters(pods[i], snapshot.node(n), snapshot).is_success()) {
+        snapshot.add_pod(pods[i], snapshot.node(n).name);
+        result.node[i] = n;
+        ++result.stats.placed_by_flow;
+        ++placed;
+        continue;
+      }
+      if (n >= 0) ++result.stats.dropped_in_verify;
+      next.push_back(i);
     }
-    if (n >= 0) ++result.stats.dropped_in_verify;
-    leftover.push_back(i);
+    remaining = std::move(next);
+    if (placed == 0) break;
   }
-  for (size_t i : leftover) {
+  // Whatever the flow left is placed greedily (and gets its FailedScheduling message).
+  for (size_t i : remaining) {
     PlacementResult r = repair_.place(pods[i], snapshot);
     if (r.ok()) {
       snapshot.add_pod(pods[i], snapshot.node(r.node).name);

@@ -33,14 +33,17 @@ struct FlowOptions {
   // Convex spreading costs, in score points per same-owner pod already there.
   int64_t zone_spread_step = 10;
   int64_t node_spread_step = 5;
+  // Flow rounds per batch; each re-derives node capacities from what is free.
+  int max_rounds = 6;
   // Used for the greedy repair of pods the flow left out.
   PlacementOptions greedy;
 };
 
 struct FlowStats {
-  int classes = 0;
+  int classes = 0;   // largest round's figures
   int vertices = 0;
   int edges = 0;            // forward arcs (the solver adds a reverse per arc)
+  int rounds = 0;
   int placed_by_flow = 0;   // passed verification as solved
   int dropped_in_verify = 0;
   int placed_by_repair = 0;
@@ -64,6 +67,11 @@ class FlowPlacer {
   BatchResult place(std::span<const PodInfo> pods, Snapshot& snapshot);
 
  private:
+  // One min-cost-flow solve for the pods at `remaining`; returns a node per
+  // batch index (-1: none), not yet verified.
+  std::vector<int> solve_round(std::span<const PodInfo> pods, const std::vector<size_t>& remaining,
+                               const Snapshot& snapshot, FlowStats& stats);
+
   const Framework& framework_;
   FlowOptions options_;
   GreedyPlacer repair_;
