@@ -23,8 +23,13 @@ struct QueueEntry {
 };
 
 // Strict weak order of the queue: earlier time first, then smaller key.
+// Written as one 128-bit comparison so it compiles without branches.
 inline bool entry_before(const QueueEntry& a, const QueueEntry& b) {
-  return a.time < b.time || (a.time == b.time && a.key < b.key);
+  __extension__ typedef unsigned __int128 U128;
+  constexpr uint64_t kSign = uint64_t{1} << 63;
+  U128 ka = (U128(uint64_t(a.time) ^ kSign) << 64) | a.key;
+  U128 kb = (U128(uint64_t(b.time) ^ kSign) << 64) | b.key;
+  return ka < kb;
 }
 
 class EventQueue {
@@ -51,11 +56,13 @@ class EventQueue {
 
 // A d-ary implicit min-heap in one contiguous buffer. The buffer is aligned so
 // that each group of siblings starts on a 64-byte boundary: with d = 4 a node's
-// children share one cache line. pop() uses the bottom-up ("hole to leaf, then
-// sift up") variant, which saves about half the comparisons of the textbook one.
+// children share one cache line. The slots after the last entry hold
+// sentinels (the greatest possible entry), so every sibling group can be
+// scanned whole with branch-free selects. pop() uses the bottom-up ("hole to
+// leaf, then sift up") variant, which saves about half the comparisons.
 template <int D>
 class DaryHeapQueue final : public EventQueue {
-  static_assert(D == 2 || D == 4 || D == 8, "arity must be 2, 4 or 8");
+  static_assert(D == 2 || D == 4, "arity must be 2 or 4");
 
  public:
   DaryHeapQueue() = default;
@@ -70,11 +77,16 @@ class DaryHeapQueue final : public EventQueue {
   const QueueEntry& top() const override { return data_[0]; }
   void pop() override {
     --size_;
-    if (size_ > 0) sift_down_bottom_up(data_[size_]);
+    QueueEntry last = data_[size_];
+    data_[size_] = kSentinel;
+    if (size_ > 0) sift_down_bottom_up(last);
   }
   void replace_top(QueueEntry e) override { sift_down_bottom_up(e); }
   size_t size() const override { return size_; }
-  void clear() override { size_ = 0; }
+  void clear() override {
+    for (size_t i = 0; i < size_; ++i) data_[i] = kSentinel;
+    size_ = 0;
+  }
   void reserve(size_t n) override {
     if (n > capacity_) grow(n);
   }
@@ -83,25 +95,44 @@ class DaryHeapQueue final : public EventQueue {
     for (size_t i = 0; i < size_; ++i) {
       if (!drop(data_[i])) data_[kept++] = data_[i];
     }
+    for (size_t i = kept; i < size_; ++i) data_[i] = kSentinel;
     size_ = kept;
     heapify();
   }
   size_t memory_bytes() const override {
-    return capacity_ == 0 ? 0 : (capacity_ + kPad) * sizeof(QueueEntry);
+    return capacity_ == 0 ? 0 : (capacity_ + kPad + D) * sizeof(QueueEntry);
   }
   std::string_view name() const override { return D == 2 ? "binary_heap" : "quaternary_heap"; }
 
  private:
   // data_[1] (the first child group) sits on a cache-line boundary.
   static constexpr size_t kPad = 64 / sizeof(QueueEntry) - 1;
+  static constexpr QueueEntry kSentinel{INT64_MAX, UINT64_MAX};
+
+  // Branch-free: compiles to a compare and a conditional move.
+  static size_t lesser(const QueueEntry* d, size_t a, size_t b) {
+    return entry_before(d[b], d[a]) ? b : a;
+  }
+  // Index of the least of the D children starting at `first` (ties: lowest).
+  size_t least_child(size_t first) const {
+    if constexpr (D == 2) {
+      return lesser(data_, first, first + 1);
+    } else {
+      size_t x = lesser(data_, first, first + 1);
+      size_t y = lesser(data_, first + 2, first + 3);
+      return lesser(data_, x, y);
+    }
+  }
 
   void grow(size_t capacity) {
-    size_t bytes = (capacity + kPad) * sizeof(QueueEntry);
+    // D trailing sentinel slots keep the last sibling group complete.
+    size_t bytes = (capacity + kPad + D) * sizeof(QueueEntry);
     bytes = (bytes + 63) / 64 * 64;
     auto* base = static_cast<QueueEntry*>(std::aligned_alloc(64, bytes));
     if (base == nullptr) std::abort();
     QueueEntry* data = base + kPad;
     for (size_t i = 0; i < size_; ++i) data[i] = data_[i];
+    for (size_t i = size_; i < capacity + D; ++i) data[i] = kSentinel;
     std::free(base_);
     base_ = base;
     data_ = data;
@@ -119,18 +150,22 @@ class DaryHeapQueue final : public EventQueue {
   }
 
   // Moves the hole at the root down along the path of least children to a leaf,
-  // then places `e` there and sifts it up. Leaves size_ unchanged.
+  // then places `e` there and sifts it up. Leaves size_ unchanged; requires
+  // the slot at size_ to hold a sentinel.
   void sift_down_bottom_up(QueueEntry e) {
     size_t hole = 0;
     const size_t n = size_;
     for (;;) {
       size_t first = hole * D + 1;
       if (first >= n) break;
-      size_t best = first;
-      size_t last = first + D < n ? first + D : n;
-      for (size_t c = first + 1; c < last; ++c) {
-        if (entry_before(data_[c], data_[best])) best = c;
+      if constexpr (D == 4) {
+        // The grandchildren groups of this level: fetch while we compare.
+        size_t grand = first * D + 1;
+        if (grand < n) {
+          for (int k = 0; k < D; ++k) __builtin_prefetch(&data_[grand + size_t(k) * D]);
+        }
       }
+      size_t best = least_child(first);
       data_[hole] = data_[best];
       hole = best;
     }
@@ -145,11 +180,7 @@ class DaryHeapQueue final : public EventQueue {
       for (;;) {
         size_t first = hole * D + 1;
         if (first >= size_) break;
-        size_t best = first;
-        size_t last = first + D < size_ ? first + D : size_;
-        for (size_t c = first + 1; c < last; ++c) {
-          if (entry_before(data_[c], data_[best])) best = c;
-        }
+        size_t best = least_child(first);
         if (!entry_before(data_[best], e)) break;
         data_[hole] = data_[best];
         hole = best;
