@@ -1,0 +1,834 @@
+// InMemoryStore. Per kind: the objects in a map ordered by (namespace, name);
+// posting sets (ordered by the same key) for spec.nodeName and label
+// key=value; a history ring of changes for watch resumption; the open
+// watchers, with pod watchers pinned to one node kept apart so a pod change
+// only visits the watchers of its node(s) plus the unpinned ones.
+#include "core/store/in_memory_store.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace flotilla::store {
+
+using google::protobuf::Message;
+
+namespace {
+
+constexpr std::string_view kFieldNodeName = "spec.nodeName";
+constexpr std::string_view kFieldName = "metadata.name";
+constexpr std::string_view kFieldNamespace = "metadata.namespace";
+constexpr int kGenerateNameAttempts = 16;
+constexpr size_t kMaxGeneratedBaseLength = 58;  // 63 - 5, as Kubernetes truncates
+
+struct ObjKey {
+  std::string ns;
+  std::string name;
+  friend auto operator<=>(const ObjKey&, const ObjKey&) = default;
+  friend bool operator==(const ObjKey&, const ObjKey&) = default;
+};
+
+struct Slot {
+  api::Object obj;
+  int64_t rv = 0;
+};
+
+using Entry = std::pair<const ObjKey, Slot>;
+
+// Orders entries (and looks them up by key) by (namespace, name).
+struct EntryLess {
+  using is_transparent = void;
+  bool operator()(const Entry* a, const Entry* b) const { return a->first < b->first; }
+  bool operator()(const Entry* a, const ObjKey& b) const { return a->first < b; }
+  bool operator()(const ObjKey& a, const Entry* b) const { return a < b->first; }
+};
+using EntrySet = std::set<const Entry*, EntryLess>;
+
+struct HistoryEntry {
+  int64_t rv;
+  WatchEventType type;
+  api::Object obj;   // the new state; for kDeleted, the last state
+  api::Object prev;  // the state before; null for kAdded
+};
+
+std::string to_decimal(int64_t v) { return std::to_string(v); }
+
+bool parse_int64(std::string_view s, int64_t* out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::string deterministic_bytes(const Message& m) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream sos(&out);
+    google::protobuf::io::CodedOutputStream cos(&sos);
+    cos.SetSerializationDeterministic(true);
+    m.SerializeToCodedStream(&cos);
+  }
+  return out;
+}
+
+// The serialized `spec` field, or "" for kinds without one.
+std::string spec_bytes(const Message& m) {
+  const google::protobuf::FieldDescriptor* f = m.GetDescriptor()->FindFieldByName("spec");
+  if (f == nullptr || f->type() != google::protobuf::FieldDescriptor::TYPE_MESSAGE) return "";
+  return deterministic_bytes(m.GetReflection()->GetMessage(m, f));
+}
+
+// Sets apiVersion "v1" and kind when empty (every kind has these two fields).
+void set_type_meta(Message& m, const api::KindInfo& info) {
+  const google::protobuf::Descriptor* d = m.GetDescriptor();
+  const google::protobuf::Reflection* r = m.GetReflection();
+  const google::protobuf::FieldDescriptor* av = d->FindFieldByName("api_version");
+  const google::protobuf::FieldDescriptor* k = d->FindFieldByName("kind");
+  if (av != nullptr && r->GetString(m, av).empty()) r->SetString(&m, av, "v1");
+  if (k != nullptr && r->GetString(m, k).empty()) r->SetString(&m, k, std::string(info.name));
+}
+
+bool same_labels(const api::Labels& a, const api::Labels& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [k, v] : a) {
+    auto it = b.find(k);
+    if (it == b.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+std::string quoted(std::string_view s) {
+  std::string q = "\"";
+  q += s;
+  q += "\"";
+  return q;
+}
+
+// `pods "web-1"`: how Kubernetes names an object in error messages.
+std::string resource_name(const api::KindInfo& info, std::string_view name) {
+  return std::string(info.resource) + " " + quoted(name);
+}
+
+Status not_found(const api::KindInfo& info, std::string_view name) {
+  return not_found_error(resource_name(info, name) + " not found");
+}
+
+Status invalid_field(const api::KindInfo& info, std::string_view name, const std::string& what) {
+  return invalid_error(std::string(info.name) + " " + quoted(name) + " is invalid: " + what);
+}
+
+// UUID version 4 text from 128 random bits.
+std::string random_uid(RandomStream& random) {
+  uint64_t hi = random.next_u64();
+  uint64_t lo = random.next_u64();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
+}
+
+// Kubernetes' generateName suffix: 5 characters without vowels or look-alikes.
+std::string random_suffix(RandomStream& random) {
+  static constexpr std::string_view kAlphabet = "bcdfghjklmnpqrstvwxz2456789";
+  std::string s;
+  for (int i = 0; i < 5; ++i) s += kAlphabet[random.next_below(kAlphabet.size())];
+  return s;
+}
+
+// Continue tokens: hex of "<rv>\n<namespace>\n<name>". Opaque to clients.
+std::string encode_continue(int64_t rv, const ObjKey& key) {
+  std::string raw = to_decimal(rv) + "\n" + key.ns + "\n" + key.name;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(raw.size() * 2);
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+bool decode_continue(std::string_view token, int64_t* rv, ObjKey* key) {
+  if (token.size() % 2 != 0) return false;
+  std::string raw;
+  for (size_t i = 0; i < token.size(); i += 2) {
+    int v = 0;
+    auto [p, ec] = std::from_chars(token.data() + i, token.data() + i + 2, v, 16);
+    if (ec != std::errc() || p != token.data() + i + 2) return false;
+    raw += static_cast<char>(v);
+  }
+  size_t a = raw.find('\n');
+  if (a == std::string::npos) return false;
+  size_t b = raw.find('\n', a + 1);
+  if (b == std::string::npos) return false;
+  if (!parse_int64(std::string_view(raw).substr(0, a), rv) || *rv <= 0) return false;
+  key->ns = raw.substr(a + 1, b - a - 1);
+  key->name = raw.substr(b + 1);
+  return !key->name.empty();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- watchers
+
+struct Watcher {
+  uint64_t id = 0;
+  api::Kind kind = api::Kind::kPod;
+  std::string ns;
+  api::LabelSelector labels;
+  api::FieldSelector fields;
+  std::string pinned_node;  // pods watched with spec.nodeName=X
+  bool node_pinned = false;
+  std::function<void(const WatchEvent&)> on_event;
+  bool active = true;
+
+  bool matches(const Message& obj) const {
+    const api::ObjectMeta& meta = api::kind_info(kind).meta(obj);
+    if (!ns.empty() && meta.namespace_() != ns) return false;
+    return labels.matches(meta.labels()) && fields.matches(obj);
+  }
+};
+
+using WatcherMap = std::map<uint64_t, std::shared_ptr<Watcher>>;
+
+// ------------------------------------------------------------------- state
+
+struct KindStore {
+  std::map<ObjKey, Slot> objects;
+  std::unordered_map<std::string, int64_t> ns_count;
+  std::unordered_map<std::string, EntrySet> by_node;  // pods only; "" = unscheduled
+  std::unordered_map<std::string, std::unordered_map<std::string, EntrySet>> by_label;
+  std::deque<HistoryEntry> history;
+  int64_t history_floor = 0;  // every change with rv > floor is in history
+  WatcherMap unpinned;
+  std::unordered_map<std::string, WatcherMap> pinned;  // by node name
+  size_t watchers = 0;
+};
+
+class InMemoryStore::State {
+ public:
+  State(EventLoop& loop, RandomStream& random, StoreOptions options)
+      : loop_(loop), random_(random), options_(std::move(options)) {
+    if (options_.history_size < 1) options_.history_size = 1;
+  }
+
+  ~State() {
+    for (KindStore& ks : kinds_) {
+      for (auto& [id, w] : ks.unpinned) w->active = false;
+      for (auto& [node, ws] : ks.pinned) {
+        for (auto& [id, w] : ws) w->active = false;
+      }
+    }
+  }
+
+  KindStore& ks(api::Kind k) { return kinds_[static_cast<int>(k)]; }
+  const KindStore& ks(api::Kind k) const { return kinds_[static_cast<int>(k)]; }
+
+  ObjKey key_of(const api::KindInfo& info, std::string_view ns, std::string_view name) const {
+    if (!info.namespaced) return ObjKey{"", std::string(name)};
+    return ObjKey{ns.empty() ? std::string(api::kDefaultNamespace) : std::string(ns),
+                  std::string(name)};
+  }
+
+  // ------------------------------------------------------------- reads
+
+  StatusOr<api::Object> get(api::Kind kind, std::string_view ns, std::string_view name) const {
+    const api::KindInfo& info = api::kind_info(kind);
+    const KindStore& s = ks(kind);
+    auto it = s.objects.find(key_of(info, ns, name));
+    if (it == s.objects.end()) return not_found(info, name);
+    return it->second.obj;
+  }
+
+  StatusOr<ListResult> list(api::Kind kind, const ListOptions& o) const {
+    const api::KindInfo& info = api::kind_info(kind);
+    const KindStore& s = ks(kind);
+    ListResult result;
+    result.resource_version = rv_;
+    bool continued = false;
+    ObjKey after;
+    if (!o.continue_token.empty()) {
+      int64_t token_rv = 0;
+      if (!decode_continue(o.continue_token, &token_rv, &after)) {
+        return bad_request_error("continue key is not valid: " + quoted(o.continue_token));
+      }
+      if (token_rv < s.history_floor || token_rv > rv_) {
+        return Status(StatusCode::kGone,
+                      "The provided continue parameter is too old to display a consistent list "
+                      "result. You can start a new list without the continue parameter.");
+      }
+      result.resource_version = token_rv;
+      continued = true;
+    }
+    int64_t limit = o.limit > 0 ? o.limit : 0;
+    std::string ns = info.namespaced ? o.ns : "";
+    const ObjKey* last = nullptr;
+    int64_t scanned = 0;
+    auto visit = [&](const Entry& e) {
+      ++scanned;
+      if (!matches(info, e.second.obj, ns, o.labels, o.fields)) return;
+      if (limit == 0 || static_cast<int64_t>(result.items.size()) < limit) {
+        result.items.push_back(e.second.obj);
+        last = &e.first;
+      } else {
+        ++result.remaining;
+      }
+    };
+    for_each_candidate(info, s, ns, o.labels, o.fields, continued ? &after : nullptr, visit);
+    last_list_candidates_ = scanned;
+    if (result.remaining > 0 && last != nullptr) {
+      result.continue_token = encode_continue(result.resource_version, *last);
+    }
+    return result;
+  }
+
+  // ------------------------------------------------------------ writes
+
+  StatusOr<api::Object> create(const api::Object& in) {
+    if (in == nullptr) return bad_request_error("create: no object given");
+    const api::KindInfo* infop = api::kind_of(*in);
+    if (infop == nullptr) return bad_request_error("create: not a kind the store knows");
+    const api::KindInfo& info = *infop;
+    KindStore& s = ks(info.kind);
+    std::unique_ptr<Message> m(in->New());
+    m->CopyFrom(*in);
+    api::ObjectMeta& meta = *info.mutable_meta(*m);
+    if (!meta.resource_version().empty()) {
+      return bad_request_error("resourceVersion should not be set on objects to be created");
+    }
+    FLOTILLA_RETURN_IF_ERROR(check_namespace(info, meta));
+    if (meta.name().empty() && meta.generate_name().empty()) {
+      return invalid_field(info, "",
+                           "metadata.name: Required value: name or generateName is required");
+    }
+    if (info.namespaced && options_.enforce_namespaces &&
+        !ks(api::Kind::kNamespace).objects.contains(ObjKey{"", meta.namespace_()})) {
+      return not_found(api::kind_info(api::Kind::kNamespace), meta.namespace_());
+    }
+    if (meta.name().empty()) {
+      std::string base = meta.generate_name().substr(0, kMaxGeneratedBaseLength);
+      for (int i = 0; i < kGenerateNameAttempts; ++i) {
+        std::string candidate = base + next_suffix();
+        if (!s.objects.contains(ObjKey{meta.namespace_(), candidate})) {
+          meta.set_name(std::move(candidate));
+          break;
+        }
+      }
+      if (meta.name().empty()) {
+        return already_exists_error("could not generate a unique name for " +
+                                    std::string(info.resource) + " with generateName " +
+                                    quoted(meta.generate_name()) + " after " +
+                                    std::to_string(kGenerateNameAttempts) + " attempts");
+      }
+    }
+    meta.set_uid(next_uid());
+    meta.mutable_creation_timestamp()->set_nanos(to_nanos(loop_.now()));
+    meta.set_generation(1);
+    set_type_meta(*m, info);
+    if (options_.validator) FLOTILLA_RETURN_IF_ERROR(options_.validator(*m, nullptr));
+    ObjKey key{meta.namespace_(), meta.name()};
+    if (s.objects.contains(key)) {
+      return already_exists_error(resource_name(info, meta.name()) + " already exists");
+    }
+    // Commit.
+    int64_t rv = ++rv_;
+    meta.set_resource_version(to_decimal(rv));
+    api::Object obj(std::move(m));
+    auto [it, inserted] = s.objects.emplace(std::move(key), Slot{obj, rv});
+    (void)inserted;
+    ++s.ns_count[it->first.ns];
+    index_add(info, s, &*it);
+    record(info, s, HistoryEntry{rv, WatchEventType::kAdded, obj, nullptr});
+    return obj;
+  }
+
+  StatusOr<api::Object> update(const api::Object& in) {
+    if (in == nullptr) return bad_request_error("update: no object given");
+    const api::KindInfo* infop = api::kind_of(*in);
+    if (infop == nullptr) return bad_request_error("update: not a kind the store knows");
+    const api::KindInfo& info = *infop;
+    KindStore& s = ks(info.kind);
+    std::unique_ptr<Message> m(in->New());
+    m->CopyFrom(*in);
+    api::ObjectMeta& meta = *info.mutable_meta(*m);
+    FLOTILLA_RETURN_IF_ERROR(check_namespace(info, meta));
+    if (meta.name().empty()) return bad_request_error("resource name may not be empty");
+    auto it = s.objects.find(ObjKey{meta.namespace_(), meta.name()});
+    if (it == s.objects.end()) return not_found(info, meta.name());
+    const Slot& slot = it->second;
+    const api::ObjectMeta& old_meta = info.meta(*slot.obj);
+    if (!meta.resource_version().empty()) {
+      int64_t given = 0;
+      if (!parse_int64(meta.resource_version(), &given)) {
+        return invalid_field(info, meta.name(),
+                             "metadata.resourceVersion: Invalid value: " +
+                                 quoted(meta.resource_version()) +
+                                 ": must be a resourceVersion the store returned");
+      }
+      if (given != slot.rv) {
+        return conflict_error("Operation cannot be fulfilled on " +
+                              resource_name(info, meta.name()) +
+                              ": the object has been modified; please apply your changes to the "
+                              "latest version and try again");
+      }
+    }
+    if (meta.uid().empty()) {
+      meta.set_uid(old_meta.uid());
+    } else if (meta.uid() != old_meta.uid()) {
+      return invalid_field(info, meta.name(),
+                           "metadata.uid: Invalid value: " + quoted(meta.uid()) +
+                               ": field is immutable");
+    }
+    *meta.mutable_creation_timestamp() = old_meta.creation_timestamp();
+    meta.set_generation(old_meta.generation());
+    meta.set_resource_version(old_meta.resource_version());
+    set_type_meta(*m, info);
+    if (spec_bytes(*m) != spec_bytes(*slot.obj)) meta.set_generation(old_meta.generation() + 1);
+    if (options_.validator) FLOTILLA_RETURN_IF_ERROR(options_.validator(*m, slot.obj.get()));
+    if (deterministic_bytes(*m) == deterministic_bytes(*slot.obj)) return slot.obj;  // no-op
+    // Commit.
+    int64_t rv = ++rv_;
+    meta.set_resource_version(to_decimal(rv));
+    api::Object obj(std::move(m));
+    api::Object prev = slot.obj;
+    index_update(info, s, &*it, *prev, *obj);
+    it->second = Slot{obj, rv};
+    record(info, s, HistoryEntry{rv, WatchEventType::kModified, obj, prev});
+    return obj;
+  }
+
+  StatusOr<api::Object> remove(api::Kind kind, std::string_view ns, std::string_view name,
+                               const DeleteOptions& o) {
+    const api::KindInfo& info = api::kind_info(kind);
+    KindStore& s = ks(kind);
+    auto it = s.objects.find(key_of(info, ns, name));
+    if (it == s.objects.end()) return not_found(info, name);
+    const api::ObjectMeta& meta = info.meta(*it->second.obj);
+    if (!o.uid.empty() && o.uid != meta.uid()) {
+      return conflict_error("Precondition failed: UID in precondition: " + o.uid +
+                            ", UID in object meta: " + meta.uid());
+    }
+    if (!o.resource_version.empty() && o.resource_version != meta.resource_version()) {
+      return conflict_error("Precondition failed: ResourceVersion in precondition: " +
+                            o.resource_version +
+                            ", ResourceVersion in object meta: " + meta.resource_version());
+    }
+    int64_t rv = ++rv_;
+    api::Object last = it->second.obj;
+    index_remove(info, s, &*it);
+    if (--s.ns_count[it->first.ns] == 0) s.ns_count.erase(it->first.ns);
+    s.objects.erase(it);
+    record(info, s, HistoryEntry{rv, WatchEventType::kDeleted, last, last});
+    return last;
+  }
+
+  // ----------------------------------------------------------- watches
+
+  StatusOr<std::shared_ptr<Watcher>> watch(api::Kind kind, const WatchOptions& o,
+                                           std::function<void(const WatchEvent&)> on_event) {
+    const api::KindInfo& info = api::kind_info(kind);
+    KindStore& s = ks(kind);
+    if (o.send_initial_events && o.resource_version > 0) {
+      return bad_request_error("sendInitialEvents is only supported from resourceVersion 0");
+    }
+    if (o.resource_version < 0) {
+      return bad_request_error("resourceVersion must not be negative: " +
+                               std::to_string(o.resource_version));
+    }
+    if (o.resource_version > rv_) {
+      return bad_request_error("Too large resource version: " +
+                               std::to_string(o.resource_version) +
+                               ", current: " + std::to_string(rv_));
+    }
+    if (o.resource_version > 0 && o.resource_version < s.history_floor) {
+      return Status(StatusCode::kGone, "too old resource version: " +
+                                           std::to_string(o.resource_version) + " (" +
+                                           std::to_string(s.history_floor) + ")");
+    }
+    auto w = std::make_shared<Watcher>();
+    w->id = next_watcher_id_++;
+    w->kind = kind;
+    w->ns = info.namespaced ? o.ns : "";
+    w->labels = o.labels;
+    w->fields = o.fields;
+    w->on_event = std::move(on_event);
+    if (kind == api::Kind::kPod) {
+      if (const std::string* node = o.fields.exact_value(kFieldNodeName)) {
+        w->node_pinned = true;
+        w->pinned_node = *node;
+      }
+    }
+    if (o.send_initial_events) {
+      for_each_candidate(info, s, w->ns, o.labels, o.fields, nullptr, [&](const Entry& e) {
+        if (w->matches(*e.second.obj)) {
+          deliver(w, WatchEvent{WatchEventType::kAdded, e.second.obj, e.second.rv});
+        }
+      });
+    } else if (o.resource_version > 0) {
+      auto from = std::upper_bound(
+          s.history.begin(), s.history.end(), o.resource_version,
+          [](int64_t v, const HistoryEntry& h) { return v < h.rv; });
+      for (auto h = from; h != s.history.end(); ++h) offer(w, *h);
+    }
+    (w->node_pinned ? s.pinned[w->pinned_node] : s.unpinned).emplace(w->id, w);
+    ++s.watchers;
+    return w;
+  }
+
+  void unregister(const Watcher& w) {
+    KindStore& s = ks(w.kind);
+    if (w.node_pinned) {
+      auto it = s.pinned.find(w.pinned_node);
+      if (it != s.pinned.end() && it->second.erase(w.id) > 0) {
+        --s.watchers;
+        if (it->second.empty()) s.pinned.erase(it);
+      }
+    } else if (s.unpinned.erase(w.id) > 0) {
+      --s.watchers;
+    }
+  }
+
+  int64_t rv() const { return rv_; }
+  int64_t last_list_candidates() const { return last_list_candidates_; }
+
+ private:
+  Status check_namespace(const api::KindInfo& info, api::ObjectMeta& meta) const {
+    if (info.namespaced) {
+      if (meta.namespace_().empty()) meta.set_namespace_(std::string(api::kDefaultNamespace));
+    } else if (!meta.namespace_().empty()) {
+      return invalid_field(info, meta.name(),
+                           "metadata.namespace: Forbidden: not allowed on this type");
+    }
+    return Status::ok();
+  }
+
+  std::string next_uid() { return options_.new_uid ? options_.new_uid() : random_uid(random_); }
+  std::string next_suffix() {
+    return options_.new_name_suffix ? options_.new_name_suffix() : random_suffix(random_);
+  }
+
+  static bool matches(const api::KindInfo& info, const api::Object& obj, const std::string& ns,
+                      const api::LabelSelector& labels, const api::FieldSelector& fields) {
+    const api::ObjectMeta& meta = info.meta(*obj);
+    if (!ns.empty() && meta.namespace_() != ns) return false;
+    return labels.matches(meta.labels()) && fields.matches(*obj);
+  }
+
+  // Calls `fn` for every candidate entry in key order, strictly after `after`
+  // when given, drawn from the smallest index that covers the selectors. The
+  // caller still applies the full filter.
+  template <typename Fn>
+  void for_each_candidate(const api::KindInfo& info, const KindStore& s, const std::string& ns,
+                          const api::LabelSelector& labels, const api::FieldSelector& fields,
+                          const ObjKey* after, Fn&& fn) const {
+    static const EntrySet kEmpty;
+    enum class Source { kAll, kNamespace, kSet, kUnion, kPoint };
+    Source source = Source::kAll;
+    size_t best = s.objects.size();
+    const EntrySet* set = nullptr;
+    const api::LabelRequirement* union_req = nullptr;
+    std::string scope_ns = ns;
+    if (info.namespaced) {
+      if (const std::string* fns = fields.exact_value(kFieldNamespace)) {
+        if (scope_ns.empty()) scope_ns = *fns;
+      }
+    }
+    if (info.namespaced && !scope_ns.empty()) {
+      auto it = s.ns_count.find(scope_ns);
+      size_t n = it == s.ns_count.end() ? 0 : static_cast<size_t>(it->second);
+      if (n < best) {
+        best = n;
+        source = Source::kNamespace;
+      }
+    }
+    if (info.kind == api::Kind::kPod) {
+      if (const std::string* node = fields.exact_value(kFieldNodeName)) {
+        auto it = s.by_node.find(*node);
+        const EntrySet* cand = it == s.by_node.end() ? &kEmpty : &it->second;
+        if (cand->size() < best) {
+          best = cand->size();
+          source = Source::kSet;
+          set = cand;
+        }
+      }
+    }
+    for (const api::LabelRequirement& r : labels.requirements()) {
+      if (r.op != api::LabelRequirement::Op::kEquals && r.op != api::LabelRequirement::Op::kIn) {
+        continue;
+      }
+      auto kit = s.by_label.find(r.key);
+      size_t n = 0;
+      const EntrySet* only = &kEmpty;
+      if (kit != s.by_label.end()) {
+        for (const std::string& v : r.values) {
+          auto vit = kit->second.find(v);
+          if (vit == kit->second.end()) continue;
+          n += vit->second.size();
+          only = &vit->second;
+        }
+      }
+      if (n < best) {
+        best = n;
+        if (r.values.size() == 1 || n == 0 || n == only->size()) {
+          source = Source::kSet;
+          set = n == 0 ? &kEmpty : only;
+        } else {
+          source = Source::kUnion;
+          union_req = &r;
+        }
+      }
+    }
+    const std::string* name = fields.exact_value(kFieldName);
+    if (name != nullptr && best > 1 && (!info.namespaced || !scope_ns.empty())) {
+      source = Source::kPoint;
+    }
+    switch (source) {
+      case Source::kAll: {
+        auto it = after ? s.objects.upper_bound(*after) : s.objects.begin();
+        for (; it != s.objects.end(); ++it) fn(*it);
+        break;
+      }
+      case Source::kNamespace: {
+        ObjKey start{scope_ns, ""};
+        auto it = after && start < *after ? s.objects.upper_bound(*after)
+                                          : s.objects.lower_bound(start);
+        for (; it != s.objects.end() && it->first.ns == scope_ns; ++it) fn(*it);
+        break;
+      }
+      case Source::kSet: {
+        auto it = after ? set->upper_bound(*after) : set->begin();
+        for (; it != set->end(); ++it) fn(**it);
+        break;
+      }
+      case Source::kUnion: {
+        std::vector<const Entry*> all;
+        const auto& values = s.by_label.at(union_req->key);
+        for (const std::string& v : union_req->values) {
+          auto vit = values.find(v);
+          if (vit == values.end()) continue;
+          auto it = after ? vit->second.upper_bound(*after) : vit->second.begin();
+          all.insert(all.end(), it, vit->second.end());
+        }
+        std::sort(all.begin(), all.end(), EntryLess());
+        for (const Entry* e : all) fn(*e);
+        break;
+      }
+      case Source::kPoint: {
+        ObjKey k = key_of(info, scope_ns, *name);
+        if (after && !(*after < k)) break;
+        auto it = s.objects.find(k);
+        if (it != s.objects.end()) fn(*it);
+        break;
+      }
+    }
+  }
+
+  // ----------------------------------------------------------- indexes
+
+  static void set_erase(std::unordered_map<std::string, EntrySet>& m, const std::string& k,
+                        const Entry* e) {
+    auto it = m.find(k);
+    if (it == m.end()) return;
+    it->second.erase(e);
+    if (it->second.empty()) m.erase(it);
+  }
+
+  void index_add(const api::KindInfo& info, KindStore& s, const Entry* e) {
+    const Message& obj = *e->second.obj;
+    if (info.kind == api::Kind::kPod) {
+      s.by_node[static_cast<const api::Pod&>(obj).spec().node_name()].insert(e);
+    }
+    for (const auto& [k, v] : info.meta(obj).labels()) s.by_label[k][v].insert(e);
+  }
+
+  void index_remove(const api::KindInfo& info, KindStore& s, const Entry* e) {
+    const Message& obj = *e->second.obj;
+    if (info.kind == api::Kind::kPod) {
+      set_erase(s.by_node, static_cast<const api::Pod&>(obj).spec().node_name(), e);
+    }
+    for (const auto& [k, v] : info.meta(obj).labels()) remove_label(s, k, v, e);
+  }
+
+  static void remove_label(KindStore& s, const std::string& k, const std::string& v,
+                           const Entry* e) {
+    auto kit = s.by_label.find(k);
+    if (kit == s.by_label.end()) return;
+    set_erase(kit->second, v, e);
+    if (kit->second.empty()) s.by_label.erase(kit);
+  }
+
+  void index_update(const api::KindInfo& info, KindStore& s, const Entry* e, const Message& prev,
+                    const Message& next) {
+    if (info.kind == api::Kind::kPod) {
+      const std::string& a = static_cast<const api::Pod&>(prev).spec().node_name();
+      const std::string& b = static_cast<const api::Pod&>(next).spec().node_name();
+      if (a != b) {
+        set_erase(s.by_node, a, e);
+        s.by_node[b].insert(e);
+      }
+    }
+    const api::Labels& la = info.meta(prev).labels();
+    const api::Labels& lb = info.meta(next).labels();
+    if (same_labels(la, lb)) return;
+    for (const auto& [k, v] : la) {
+      auto it = lb.find(k);
+      if (it == lb.end() || it->second != v) remove_label(s, k, v, e);
+    }
+    for (const auto& [k, v] : lb) {
+      auto it = la.find(k);
+      if (it == la.end() || it->second != v) s.by_label[k][v].insert(e);
+    }
+  }
+
+  // ----------------------------------------------------------- fan-out
+
+  void record(const api::KindInfo& info, KindStore& s, HistoryEntry h) {
+    s.history.push_back(std::move(h));
+    const HistoryEntry& e = s.history.back();
+    if (s.watchers > 0) {
+      if (info.kind == api::Kind::kPod && !s.pinned.empty()) {
+        // The unpinned watchers plus those pinned to the pod's old or new node,
+        // visited in watch-creation order.
+        std::vector<const std::shared_ptr<Watcher>*> targets;
+        targets.reserve(s.unpinned.size() + 4);
+        for (const auto& [id, w] : s.unpinned) targets.push_back(&w);
+        auto add_node = [&](const Message* m) {
+          if (m == nullptr) return;
+          auto it = s.pinned.find(static_cast<const api::Pod&>(*m).spec().node_name());
+          if (it == s.pinned.end()) return;
+          for (const auto& [id, w] : it->second) targets.push_back(&w);
+        };
+        add_node(e.obj.get());
+        if (e.prev != nullptr && e.prev != e.obj) {
+          const std::string& a = static_cast<const api::Pod&>(*e.prev).spec().node_name();
+          const std::string& b = static_cast<const api::Pod&>(*e.obj).spec().node_name();
+          if (a != b) add_node(e.prev.get());
+        }
+        std::sort(targets.begin(), targets.end(),
+                  [](const auto* a, const auto* b) { return (*a)->id < (*b)->id; });
+        for (const auto* w : targets) offer(*w, e);
+      } else {
+        for (const auto& [id, w] : s.unpinned) offer(w, e);
+      }
+    }
+    if (static_cast<int64_t>(s.history.size()) > options_.history_size) {
+      s.history_floor = s.history.front().rv;
+      s.history.pop_front();
+    }
+  }
+
+  // Turns a change into the event this watcher sees, if any (Kubernetes'
+  // watch-cache filtering: leaving the selector is a deletion, entering it an
+  // addition).
+  void offer(const std::shared_ptr<Watcher>& w, const HistoryEntry& h) {
+    bool cur = h.type != WatchEventType::kDeleted && w->matches(*h.obj);
+    bool old = h.prev != nullptr && w->matches(*h.prev);
+    if (cur && !old) {
+      deliver(w, WatchEvent{WatchEventType::kAdded, h.obj, h.rv});
+    } else if (cur && old) {
+      deliver(w, WatchEvent{WatchEventType::kModified, h.obj, h.rv});
+    } else if (!cur && old) {
+      deliver(w, WatchEvent{WatchEventType::kDeleted, h.prev, h.rv});
+    }
+  }
+
+  void deliver(const std::shared_ptr<Watcher>& w, WatchEvent ev) {
+    loop_.post([w, ev = std::move(ev)] {
+      if (w->active) w->on_event(ev);
+    });
+  }
+
+  EventLoop& loop_;
+  RandomStream& random_;
+  StoreOptions options_;
+  std::array<KindStore, api::kKindCount> kinds_;
+  int64_t rv_ = 0;
+  uint64_t next_watcher_id_ = 1;
+  mutable int64_t last_list_candidates_ = 0;
+};
+
+// ------------------------------------------------------------------ handle
+
+namespace {
+
+class WatchImpl final : public Watch {
+ public:
+  WatchImpl(std::weak_ptr<InMemoryStore::State> state, std::shared_ptr<Watcher> w)
+      : state_(std::move(state)), w_(std::move(w)) {}
+  ~WatchImpl() override {
+    w_->active = false;
+    if (auto s = state_.lock()) s->unregister(*w_);
+  }
+
+ private:
+  std::weak_ptr<InMemoryStore::State> state_;
+  std::shared_ptr<Watcher> w_;
+};
+
+}  // namespace
+
+// ------------------------------------------------------------------- store
+
+InMemoryStore::InMemoryStore(EventLoop& loop, RandomStream& random, StoreOptions options)
+    : state_(std::make_shared<State>(loop, random, std::move(options))) {}
+
+InMemoryStore::~InMemoryStore() = default;
+
+StatusOr<api::Object> InMemoryStore::get(api::Kind kind, std::string_view ns,
+                                         std::string_view name) const {
+  return state_->get(kind, ns, name);
+}
+
+StatusOr<ListResult> InMemoryStore::list(api::Kind kind, const ListOptions& options) const {
+  return state_->list(kind, options);
+}
+
+StatusOr<api::Object> InMemoryStore::create(api::Object object) {
+  return state_->create(object);
+}
+
+StatusOr<api::Object> InMemoryStore::update(api::Object object) {
+  return state_->update(object);
+}
+
+StatusOr<api::Object> InMemoryStore::remove(api::Kind kind, std::string_view ns,
+                                            std::string_view name, const DeleteOptions& options) {
+  return state_->remove(kind, ns, name, options);
+}
+
+StatusOr<WatchHandle> InMemoryStore::watch(api::Kind kind, const WatchOptions& options,
+                                           std::function<void(const WatchEvent&)> on_event) {
+  StatusOr<std::shared_ptr<Watcher>> w = state_->watch(kind, options, std::move(on_event));
+  if (!w.is_ok()) return w.status();
+  return WatchHandle(std::make_unique<WatchImpl>(state_, std::move(*w)));
+}
+
+int64_t InMemoryStore::resource_version() const { return state_->rv(); }
+
+size_t InMemoryStore::object_count(api::Kind kind) const {
+  return state_->ks(kind).objects.size();
+}
+
+size_t InMemoryStore::watch_count(api::Kind kind) const { return state_->ks(kind).watchers; }
+
+int64_t InMemoryStore::oldest_watchable_version(api::Kind kind) const {
+  return state_->ks(kind).history_floor;
+}
+
+int64_t InMemoryStore::last_list_candidates() const { return state_->last_list_candidates(); }
+
+}  // namespace flotilla::store

@@ -1,0 +1,94 @@
+// InMemoryStore: the Store port for both worlds. Objects are immutable shared
+// snapshots under one global resourceVersion; lists use indexes (namespace,
+// spec.nodeName of pods, label key=value) and page with continue tokens;
+// watches deliver filtered, rv-ordered events through the EventLoop, replayed
+// from a per-kind history window when they resume from an older version.
+#pragma once
+
+#include <google/protobuf/message.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/ports/event_loop.h"
+#include "core/ports/random.h"
+#include "core/ports/store.h"
+#include "core/util/status.h"
+
+namespace flotilla::store {
+
+struct StoreOptions {
+  // Called on every create (old == nullptr) and update, after defaulting and
+  // before anything is written; a non-OK status is returned to the caller
+  // unchanged and nothing is stored. Empty: no validation.
+  std::function<Status(const google::protobuf::Message& obj, const google::protobuf::Message* old)>
+      validator;
+  // When true, creating a namespaced object in a namespace that has no
+  // Namespace object fails with kNotFound (`namespaces "x" not found`).
+  bool enforce_namespaces = false;
+  // Watch history kept per kind, in events. A watch (or a list continue token)
+  // from a version older than the window is kGone.
+  int64_t history_size = 10000;
+  // Sources of uids ("0b5e...-4d1c-...") and of generateName suffixes (5
+  // characters). Empty: drawn from the RandomStream given to the store.
+  std::function<std::string()> new_uid;
+  std::function<std::string()> new_name_suffix;
+};
+
+class InMemoryStore final : public Store {
+ public:
+  using Options = StoreOptions;
+
+  // `loop` delivers watch events (via post, never re-entrantly) and tells the
+  // creation time; `random` gives uids and generated names. Both must outlive
+  // the store. Single-threaded: call only on the loop's thread.
+  InMemoryStore(EventLoop& loop, RandomStream& random, StoreOptions options = {});
+  // Watches still open stop delivering (queued events included).
+  ~InMemoryStore() override;
+  InMemoryStore(const InMemoryStore&) = delete;
+  InMemoryStore& operator=(const InMemoryStore&) = delete;
+
+  StatusOr<api::Object> get(api::Kind kind, std::string_view ns,
+                            std::string_view name) const override;
+  // Candidates come from the smallest applicable index: a namespace, the pods
+  // bound to a node (field selector spec.nodeName=X, including X empty), a
+  // label key=value (or `key in (...)`), or a single name. A page continued
+  // with a token reads the current state after the token's last key and
+  // reports the token's resourceVersion, so a watch from it misses nothing;
+  // the token is kGone once that version leaves the history window.
+  StatusOr<ListResult> list(api::Kind kind, const ListOptions& options) const override;
+  // An update that changes nothing (byte-identical apart from the version) is
+  // not written: it returns the stored object and sends no event, as
+  // Kubernetes does. Generation increments when the `spec` field changes;
+  // kinds without one (Endpoints, Event) keep generation 1.
+  StatusOr<api::Object> create(api::Object object) override;
+  StatusOr<api::Object> update(api::Object object) override;
+  StatusOr<api::Object> remove(api::Kind kind, std::string_view ns, std::string_view name,
+                               const DeleteOptions& options = {}) override;
+  // A kDeleted event caused by an object leaving the selector carries the
+  // previous state of the object; every event's resource_version is the
+  // version of the change (synthetic initial events: the object's version).
+  // A version ahead of the store is kBadRequest; send_initial_events with a
+  // version > 0 is kBadRequest.
+  StatusOr<WatchHandle> watch(api::Kind kind, const WatchOptions& options,
+                              std::function<void(const WatchEvent&)> on_event) override;
+  int64_t resource_version() const override;
+
+  // --- Introspection, for tests and metrics ---
+  size_t object_count(api::Kind kind) const;
+  // Watches currently open on `kind`.
+  size_t watch_count(api::Kind kind) const;
+  // Watches from a version >= this are served from history (per kind).
+  int64_t oldest_watchable_version(api::Kind kind) const;
+  // How many stored objects the last list() examined (the index's candidates).
+  int64_t last_list_candidates() const;
+
+  class State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace flotilla::store

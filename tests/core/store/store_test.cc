@@ -1,0 +1,776 @@
+// InMemoryStore on the simulator's event loop: CRUD and defaults, optimistic
+// concurrency, preconditions, validation, indexed lists and pagination, and
+// watches (ordering, resumption, kGone, selector transitions, cancellation,
+// no re-entrant delivery).
+#include "core/store/in_memory_store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/engine/random.h"
+#include "sim/engine/simulator.h"
+
+namespace flotilla::store {
+namespace {
+
+using api::Kind;
+using api::Pod;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+
+api::Object make_pod(const std::string& ns, const std::string& name,
+                     const std::map<std::string, std::string>& labels = {},
+                     const std::string& node = "") {
+  Pod p;
+  p.mutable_metadata()->set_namespace_(ns);
+  p.mutable_metadata()->set_name(name);
+  for (const auto& [k, v] : labels) (*p.mutable_metadata()->mutable_labels())[k] = v;
+  p.mutable_spec()->set_node_name(node);
+  p.mutable_spec()->add_containers()->set_name("c");
+  return api::share(std::move(p));
+}
+
+const Pod& pod_of(const api::Object& o) { return static_cast<const Pod&>(*o); }
+
+// A modified copy of a stored pod.
+template <typename Fn>
+api::Object edit(const api::Object& o, Fn fn) {
+  Pod p = pod_of(o);
+  fn(p);
+  return api::share(std::move(p));
+}
+
+std::vector<std::string> names(const std::vector<api::Object>& items) {
+  std::vector<std::string> out;
+  for (const auto& o : items) out.push_back(api::meta_of(*o).namespace_() + "/" +
+                                            api::meta_of(*o).name());
+  return out;
+}
+
+struct Seen {
+  WatchEventType type;
+  std::string name;
+  int64_t rv;
+  std::string label_app;
+  friend bool operator==(const Seen&, const Seen&) = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const Seen& s) {
+  static const char* kTypes[] = {"ADDED", "MODIFIED", "DELETED"};
+  return os << kTypes[static_cast<int>(s.type)] << " " << s.name << " @" << s.rv << " app="
+            << s.label_app;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  explicit StoreTest(StoreOptions options = {})
+      : random_(sim::SimRandom(7).stream("store")),
+        store_(std::make_unique<InMemoryStore>(loop_, *random_, std::move(options))) {}
+
+  InMemoryStore& store() { return *store_; }
+
+  api::Object must_create(api::Object o) {
+    StatusOr<api::Object> r = store().create(std::move(o));
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? *r : nullptr;
+  }
+  api::Object must_update(api::Object o) {
+    StatusOr<api::Object> r = store().update(std::move(o));
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? *r : nullptr;
+  }
+
+  ListResult must_list(ListOptions o, Kind kind = Kind::kPod) {
+    StatusOr<ListResult> r = store().list(kind, o);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? *r : ListResult{};
+  }
+
+  // Opens a watch that appends what it sees to `out`.
+  WatchHandle must_watch(WatchOptions o, std::vector<Seen>* out, Kind kind = Kind::kPod) {
+    StatusOr<WatchHandle> w = store().watch(kind, o, [out](const WatchEvent& e) {
+      const api::ObjectMeta& m = api::meta_of(*e.object);
+      auto it = m.labels().find("app");
+      out->push_back(Seen{e.type, m.name(), e.resource_version,
+                          it == m.labels().end() ? "" : it->second});
+    });
+    EXPECT_TRUE(w.is_ok()) << w.status().to_string();
+    return w.is_ok() ? std::move(*w) : nullptr;
+  }
+
+  sim::Simulator loop_;
+  std::unique_ptr<RandomStream> random_;
+  std::unique_ptr<InMemoryStore> store_;
+};
+
+// -------------------------------------------------------------------- CRUD
+
+TEST_F(StoreTest, CreateFillsDefaults) {
+  loop_.run_for(seconds(5));
+  api::Object stored = must_create(make_pod("", "web-1"));
+  const Pod& p = pod_of(stored);
+  EXPECT_EQ(p.metadata().namespace_(), "default");
+  EXPECT_EQ(p.metadata().name(), "web-1");
+  EXPECT_THAT(p.metadata().uid(),
+              MatchesRegex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"));
+  EXPECT_EQ(p.metadata().generation(), 1);
+  EXPECT_EQ(p.metadata().creation_timestamp().nanos(), to_nanos(seconds(5)));
+  EXPECT_EQ(p.metadata().resource_version(), "1");
+  EXPECT_EQ(p.kind(), "Pod");
+  EXPECT_EQ(p.api_version(), "v1");
+  EXPECT_EQ(store().resource_version(), 1);
+
+  StatusOr<api::Object> got = store().get(Kind::kPod, "default", "web-1");
+  ASSERT_TRUE(got.is_ok());
+  EXPECT_EQ(got->get(), stored.get()) << "get shares the stored snapshot";
+  // The empty namespace means "default" on reads too.
+  EXPECT_TRUE(store().get(Kind::kPod, "", "web-1").is_ok());
+}
+
+TEST_F(StoreTest, UidsDifferAndResourceVersionIsGlobalAcrossKinds) {
+  api::Object a = must_create(make_pod("default", "a"));
+  api::Node n;
+  n.mutable_metadata()->set_name("node-1");
+  api::Object node = must_create(api::share(n));
+  api::Object b = must_create(make_pod("default", "b"));
+  EXPECT_NE(api::meta_of(*a).uid(), api::meta_of(*b).uid());
+  EXPECT_EQ(api::meta_of(*node).resource_version(), "2");
+  EXPECT_EQ(api::meta_of(*node).namespace_(), "");
+  EXPECT_EQ(api::meta_of(*b).resource_version(), "3");
+  EXPECT_TRUE(store().get(Kind::kNode, "", "node-1").is_ok());
+}
+
+TEST_F(StoreTest, ErrorsCarryKubernetesMessages) {
+  must_create(make_pod("default", "web-1"));
+  StatusOr<api::Object> dup = store().create(make_pod("default", "web-1"));
+  EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(dup.status().message(), "pods \"web-1\" already exists");
+  // Same name in another namespace is another object.
+  EXPECT_TRUE(store().create(make_pod("prod", "web-1")).is_ok());
+
+  StatusOr<api::Object> missing = store().get(Kind::kPod, "default", "web-2");
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().message(), "pods \"web-2\" not found");
+  EXPECT_EQ(store().update(make_pod("default", "web-2")).status().message(),
+            "pods \"web-2\" not found");
+  EXPECT_EQ(store().remove(Kind::kPod, "default", "web-2").status().code(),
+            StatusCode::kNotFound);
+
+  StatusOr<api::Object> unnamed = store().create(make_pod("default", ""));
+  EXPECT_EQ(unnamed.status().code(), StatusCode::kInvalid);
+  EXPECT_THAT(unnamed.status().message(), HasSubstr("name or generateName is required"));
+
+  api::Node n;
+  n.mutable_metadata()->set_name("n1");
+  n.mutable_metadata()->set_namespace_("default");
+  StatusOr<api::Object> scoped = store().create(api::share(n));
+  EXPECT_EQ(scoped.status().code(), StatusCode::kInvalid);
+  EXPECT_THAT(scoped.status().message(), HasSubstr("metadata.namespace: Forbidden"));
+
+  api::Object with_rv = edit(make_pod("default", "x"), [](Pod& p) {
+    p.mutable_metadata()->set_resource_version("4");
+  });
+  EXPECT_EQ(store().create(with_rv).status().code(), StatusCode::kBadRequest);
+  EXPECT_EQ(store().resource_version(), 2) << "failed writes do not bump the version";
+}
+
+TEST_F(StoreTest, GenerateNameAppendsAFiveCharacterSuffix) {
+  api::Object tmpl = edit(make_pod("default", ""), [](Pod& p) {
+    p.mutable_metadata()->set_generate_name("web-");
+  });
+  api::Object a = must_create(tmpl);
+  api::Object b = must_create(tmpl);
+  EXPECT_THAT(api::meta_of(*a).name(), MatchesRegex("web-[bcdfghjklmnpqrstvwxz2456789]{5}"));
+  EXPECT_NE(api::meta_of(*a).name(), api::meta_of(*b).name());
+}
+
+class GenerateNameClashTest : public StoreTest {
+ protected:
+  static StoreOptions options() {
+    StoreOptions o;
+    auto calls = std::make_shared<int>(0);
+    o.new_name_suffix = [calls] { return (*calls)++ < 2 ? std::string("aaaaa") : "bbbbb"; };
+    return o;
+  }
+  GenerateNameClashTest() : StoreTest(options()) {}
+};
+
+TEST_F(GenerateNameClashTest, RetriesOnClash) {
+  api::Object tmpl = edit(make_pod("default", ""), [](Pod& p) {
+    p.mutable_metadata()->set_generate_name("web-");
+  });
+  EXPECT_EQ(api::meta_of(*must_create(tmpl)).name(), "web-aaaaa");
+  EXPECT_EQ(api::meta_of(*must_create(tmpl)).name(), "web-bbbbb");
+}
+
+class EnforcedNamespacesTest : public StoreTest {
+ protected:
+  static StoreOptions options() {
+    StoreOptions o;
+    o.enforce_namespaces = true;
+    return o;
+  }
+  EnforcedNamespacesTest() : StoreTest(options()) {}
+};
+
+TEST_F(EnforcedNamespacesTest, CreateNeedsTheNamespace) {
+  StatusOr<api::Object> r = store().create(make_pod("prod", "web-1"));
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(r.status().message(), "namespaces \"prod\" not found");
+  api::Namespace ns;
+  ns.mutable_metadata()->set_name("prod");
+  must_create(api::share(ns));
+  EXPECT_TRUE(store().create(make_pod("prod", "web-1")).is_ok());
+}
+
+TEST_F(StoreTest, NamespacesAreNotEnforcedByDefault) {
+  EXPECT_TRUE(store().create(make_pod("nowhere", "web-1")).is_ok());
+}
+
+// ------------------------------------------------------------------ update
+
+TEST_F(StoreTest, UpdateKeepsIdentityAndBumpsVersion) {
+  loop_.run_for(seconds(1));
+  api::Object v1 = must_create(make_pod("default", "web-1", {{"app", "web"}}));
+  loop_.run_for(seconds(1));
+  api::Object v2 = must_update(edit(v1, [](Pod& p) {
+    p.mutable_metadata()->set_uid("");                                  // empty: keep
+    p.mutable_metadata()->mutable_creation_timestamp()->set_nanos(42);  // ignored
+    p.mutable_status()->set_phase("Running");
+  }));
+  EXPECT_EQ(api::meta_of(*v2).uid(), api::meta_of(*v1).uid());
+  EXPECT_EQ(api::meta_of(*v2).creation_timestamp().nanos(), to_nanos(seconds(1)));
+  EXPECT_EQ(api::meta_of(*v2).resource_version(), "2");
+  EXPECT_EQ(pod_of(v2).status().phase(), "Running");
+  EXPECT_EQ(pod_of(v1).status().phase(), "") << "snapshots are immutable";
+
+  StatusOr<api::Object> other_uid = store().update(edit(v2, [](Pod& p) {
+    p.mutable_metadata()->set_uid("someone-else");
+  }));
+  EXPECT_EQ(other_uid.status().code(), StatusCode::kInvalid);
+  EXPECT_THAT(other_uid.status().message(), HasSubstr("metadata.uid"));
+  EXPECT_THAT(other_uid.status().message(), HasSubstr("field is immutable"));
+}
+
+TEST_F(StoreTest, GenerationFollowsSpecChangesOnly) {
+  api::Object v = must_create(make_pod("default", "web-1"));
+  v = must_update(edit(v, [](Pod& p) { p.mutable_status()->set_phase("Running"); }));
+  EXPECT_EQ(api::meta_of(*v).generation(), 1) << "status-only change";
+  v = must_update(edit(v, [](Pod& p) { (*p.mutable_metadata()->mutable_labels())["a"] = "b"; }));
+  EXPECT_EQ(api::meta_of(*v).generation(), 1) << "metadata-only change";
+  v = must_update(edit(v, [](Pod& p) { p.mutable_spec()->set_node_name("n1"); }));
+  EXPECT_EQ(api::meta_of(*v).generation(), 2) << "spec change";
+  v = must_update(edit(v, [](Pod& p) {
+    p.mutable_metadata()->set_generation(99);  // clients cannot set it
+    p.mutable_spec()->set_priority(5);
+  }));
+  EXPECT_EQ(api::meta_of(*v).generation(), 3);
+}
+
+TEST_F(StoreTest, StaleResourceVersionConflicts) {
+  api::Object v1 = must_create(make_pod("default", "x"));
+  must_update(edit(v1, [](Pod& p) { p.mutable_status()->set_phase("Running"); }));
+  StatusOr<api::Object> stale =
+      store().update(edit(v1, [](Pod& p) { p.mutable_status()->set_phase("Failed"); }));
+  EXPECT_EQ(stale.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(stale.status().message(),
+            "Operation cannot be fulfilled on pods \"x\": the object has been modified; please "
+            "apply your changes to the latest version and try again");
+  EXPECT_EQ(pod_of(*store().get(Kind::kPod, "default", "x")).status().phase(), "Running");
+}
+
+TEST_F(StoreTest, ConcurrentWritersOneWinsTheOtherConflicts) {
+  must_create(make_pod("default", "x"));
+  api::Object read_a = *store().get(Kind::kPod, "default", "x");
+  api::Object read_b = *store().get(Kind::kPod, "default", "x");
+  StatusOr<api::Object> a =
+      store().update(edit(read_a, [](Pod& p) { p.mutable_spec()->set_node_name("n1"); }));
+  StatusOr<api::Object> b =
+      store().update(edit(read_b, [](Pod& p) { p.mutable_spec()->set_node_name("n2"); }));
+  ASSERT_TRUE(a.is_ok());
+  EXPECT_EQ(b.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(pod_of(*store().get(Kind::kPod, "default", "x")).spec().node_name(), "n1");
+  // The loser re-reads and retries.
+  api::Object fresh = *store().get(Kind::kPod, "default", "x");
+  EXPECT_TRUE(
+      store().update(edit(fresh, [](Pod& p) { p.mutable_status()->set_phase("Running"); })).is_ok());
+}
+
+TEST_F(StoreTest, EmptyResourceVersionIsUnconditional) {
+  api::Object v1 = must_create(make_pod("default", "x"));
+  must_update(edit(v1, [](Pod& p) { p.mutable_status()->set_phase("Running"); }));
+  api::Object forced = must_update(edit(v1, [](Pod& p) {
+    p.mutable_metadata()->set_resource_version("");
+    p.mutable_status()->set_phase("Failed");
+  }));
+  EXPECT_EQ(pod_of(forced).status().phase(), "Failed");
+  EXPECT_EQ(api::meta_of(*forced).resource_version(), "3");
+}
+
+TEST_F(StoreTest, IdenticalUpdateWritesNothing) {
+  api::Object v1 = must_create(make_pod("default", "x"));
+  std::vector<Seen> seen;
+  WatchHandle w = must_watch({}, &seen);
+  api::Object same = must_update(edit(v1, [](Pod&) {}));
+  EXPECT_EQ(same.get(), v1.get());
+  EXPECT_EQ(store().resource_version(), 1);
+  loop_.run();
+  EXPECT_TRUE(seen.empty());
+}
+
+// ------------------------------------------------------------------ remove
+
+TEST_F(StoreTest, RemoveHonoursPreconditions) {
+  api::Object v1 = must_create(make_pod("default", "web-1"));
+  const std::string uid = api::meta_of(*v1).uid();
+  StatusOr<api::Object> wrong_uid = store().remove(Kind::kPod, "default", "web-1", {"other", ""});
+  EXPECT_EQ(wrong_uid.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(wrong_uid.status().message(),
+            "Precondition failed: UID in precondition: other, UID in object meta: " + uid);
+  StatusOr<api::Object> wrong_rv = store().remove(Kind::kPod, "default", "web-1", {uid, "7"});
+  EXPECT_EQ(wrong_rv.status().code(), StatusCode::kConflict);
+  EXPECT_THAT(wrong_rv.status().message(), HasSubstr("ResourceVersion in precondition: 7"));
+  EXPECT_TRUE(store().get(Kind::kPod, "default", "web-1").is_ok());
+
+  StatusOr<api::Object> gone = store().remove(Kind::kPod, "default", "web-1", {uid, "1"});
+  ASSERT_TRUE(gone.is_ok());
+  EXPECT_EQ(gone->get(), v1.get()) << "returns the last state";
+  EXPECT_EQ(store().resource_version(), 2);
+  EXPECT_EQ(store().get(Kind::kPod, "default", "web-1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store().object_count(Kind::kPod), 0u);
+  // A new incarnation gets a new uid.
+  api::Object again = must_create(make_pod("default", "web-1"));
+  EXPECT_NE(api::meta_of(*again).uid(), uid);
+}
+
+// -------------------------------------------------------------- validation
+
+class ValidatedStoreTest : public StoreTest {
+ protected:
+  static StoreOptions options(std::vector<bool>* saw_old) {
+    StoreOptions o;
+    o.validator = [saw_old](const google::protobuf::Message& obj,
+                            const google::protobuf::Message* old) -> Status {
+      saw_old->push_back(old != nullptr);
+      if (api::meta_of(obj).labels().contains("bad")) {
+        return invalid_error("Pod \"" + api::meta_of(obj).name() +
+                             "\" is invalid: metadata.labels: bad label");
+      }
+      return Status::ok();
+    };
+    return o;
+  }
+  ValidatedStoreTest() : StoreTest(options(&saw_old_)) {}
+  std::vector<bool> saw_old_;
+};
+
+TEST_F(ValidatedStoreTest, RejectionLeavesNothingWritten) {
+  std::vector<Seen> seen;
+  WatchHandle w = must_watch({}, &seen);
+  StatusOr<api::Object> r = store().create(make_pod("default", "x", {{"bad", "1"}}));
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalid);
+  EXPECT_THAT(r.status().message(), HasSubstr("bad label"));
+  EXPECT_EQ(store().resource_version(), 0);
+  EXPECT_EQ(store().object_count(Kind::kPod), 0u);
+  EXPECT_TRUE(must_list(ListOptions{.labels = *api::LabelSelector::parse("bad")}).items.empty());
+
+  api::Object v1 = must_create(make_pod("default", "x", {{"app", "web"}}));
+  StatusOr<api::Object> u = store().update(edit(v1, [](Pod& p) {
+    (*p.mutable_metadata()->mutable_labels())["bad"] = "1";
+    p.mutable_spec()->set_node_name("n1");
+  }));
+  EXPECT_EQ(u.status().code(), StatusCode::kInvalid);
+  EXPECT_EQ(store().get(Kind::kPod, "default", "x")->get(), v1.get());
+  EXPECT_EQ(store().resource_version(), 1);
+  EXPECT_TRUE(must_list(ListOptions{.fields = *api::FieldSelector::parse("spec.nodeName=n1")})
+                  .items.empty())
+      << "the node index is untouched";
+  EXPECT_THAT(saw_old_, ElementsAre(false, false, true));
+  loop_.run();
+  EXPECT_THAT(seen, ElementsAre(Seen{WatchEventType::kAdded, "x", 1, "web"}));
+}
+
+// ------------------------------------------------------------------- lists
+
+TEST_F(StoreTest, ListIsOrderedByNamespaceThenName) {
+  for (const char* ns : {"a-x", "a", "b"}) {
+    for (const char* n : {"z", "m", "a"}) must_create(make_pod(ns, n));
+  }
+  EXPECT_THAT(names(must_list({}).items),
+              ElementsAre("a/a", "a/m", "a/z", "a-x/a", "a-x/m", "a-x/z", "b/a", "b/m", "b/z"));
+  ListResult in_a = must_list(ListOptions{.ns = "a"});
+  EXPECT_THAT(names(in_a.items), ElementsAre("a/a", "a/m", "a/z"));
+  EXPECT_EQ(in_a.resource_version, 9);
+  EXPECT_EQ(store().last_list_candidates(), 3) << "namespace lists scan only the namespace";
+  EXPECT_TRUE(must_list(ListOptions{.ns = "none"}).items.empty());
+  EXPECT_THAT(names(must_list(ListOptions{.fields = *api::FieldSelector::parse(
+                                              "metadata.namespace=b,metadata.name=m")})
+                        .items),
+              ElementsAre("b/m"));
+  EXPECT_EQ(store().last_list_candidates(), 1);
+}
+
+TEST_F(StoreTest, LabelSelectorListScansOnlyIndexedCandidates) {
+  for (int i = 0; i < 1000; ++i) {
+    std::string app = i % 100 == 0 ? "web" : i % 100 == 1 ? "db" : "batch";
+    must_create(make_pod("default", "p" + std::to_string(1000 + i),
+                         {{"app", app}, {"tier", i % 2 ? "odd" : "even"}}));
+  }
+  ListResult web = must_list(ListOptions{.labels = *api::LabelSelector::parse("app=web")});
+  EXPECT_EQ(web.items.size(), 10u);
+  EXPECT_EQ(store().last_list_candidates(), 10);
+  for (const auto& o : web.items) EXPECT_EQ(api::meta_of(*o).labels().at("app"), "web");
+
+  ListResult both = must_list(
+      ListOptions{.labels = *api::LabelSelector::parse("app in (web,db),tier=even")});
+  EXPECT_EQ(both.items.size(), 10u);  // web are even, db are odd
+  EXPECT_EQ(store().last_list_candidates(), 20);
+  EXPECT_THAT(names(both.items).front(), "default/p1000");
+
+  ListResult not_web = must_list(ListOptions{.labels = *api::LabelSelector::parse("app!=web")});
+  EXPECT_EQ(not_web.items.size(), 990u);
+  ListResult none = must_list(ListOptions{.labels = *api::LabelSelector::parse("app=nope")});
+  EXPECT_TRUE(none.items.empty());
+  EXPECT_EQ(store().last_list_candidates(), 0);
+}
+
+TEST_F(StoreTest, LabelIndexFollowsUpdatesAndDeletes) {
+  api::Object p = must_create(make_pod("default", "x", {{"app", "web"}}));
+  auto web = [&] {
+    return must_list(ListOptions{.labels = *api::LabelSelector::parse("app=web")}).items.size();
+  };
+  auto db = [&] {
+    return must_list(ListOptions{.labels = *api::LabelSelector::parse("app=db")}).items.size();
+  };
+  EXPECT_EQ(web(), 1u);
+  p = must_update(edit(p, [](Pod& q) { (*q.mutable_metadata()->mutable_labels())["app"] = "db"; }));
+  EXPECT_EQ(web(), 0u);
+  EXPECT_EQ(db(), 1u);
+  ASSERT_TRUE(store().remove(Kind::kPod, "default", "x").is_ok());
+  EXPECT_EQ(db(), 0u);
+}
+
+TEST_F(StoreTest, NodeNameFieldSelectorUsesTheNodeIndex) {
+  for (int i = 0; i < 300; ++i) {
+    must_create(make_pod("ns" + std::to_string(i % 3), "p" + std::to_string(i), {},
+                         i < 200 ? "node-" + std::to_string(i % 20) : ""));
+  }
+  ListResult on7 = must_list(ListOptions{.fields = *api::FieldSelector::parse("spec.nodeName=node-7")});
+  EXPECT_EQ(on7.items.size(), 10u);
+  EXPECT_EQ(store().last_list_candidates(), 10);
+  for (const auto& o : on7.items) EXPECT_EQ(pod_of(o).spec().node_name(), "node-7");
+
+  ListResult unscheduled = must_list(ListOptions{.fields = *api::FieldSelector::parse("spec.nodeName=")});
+  EXPECT_EQ(unscheduled.items.size(), 100u);
+  EXPECT_EQ(store().last_list_candidates(), 100);
+
+  // Binding a pod moves it in the index.
+  api::Object p = *store().get(Kind::kPod, "ns0", "p201");
+  must_update(edit(p, [](Pod& q) { q.mutable_spec()->set_node_name("node-7"); }));
+  EXPECT_EQ(must_list(ListOptions{.fields = *api::FieldSelector::parse("spec.nodeName=node-7")})
+                .items.size(),
+            11u);
+  EXPECT_EQ(must_list(ListOptions{.ns = "ns0",
+                                  .fields = *api::FieldSelector::parse("spec.nodeName=node-7")})
+                .items.size(),
+            4u);
+  EXPECT_EQ(must_list(ListOptions{.fields = *api::FieldSelector::parse(
+                                      "spec.nodeName=node-7,status.phase=Running")})
+                .items.size(),
+            0u);
+}
+
+TEST_F(StoreTest, PaginationWalksEveryItemOnce) {
+  for (int i = 0; i < 25; ++i) {
+    must_create(make_pod("default", "p" + std::to_string(100 + i), {{"app", i % 5 ? "a" : "b"}}));
+  }
+  std::vector<std::string> all;
+  ListOptions o{.limit = 10};
+  std::vector<int64_t> remaining;
+  int pages = 0;
+  while (true) {
+    ListResult r = must_list(o);
+    ++pages;
+    for (const auto& n : names(r.items)) all.push_back(n);
+    remaining.push_back(r.remaining);
+    EXPECT_EQ(r.resource_version, 25);
+    if (r.continue_token.empty()) break;
+    o.continue_token = r.continue_token;
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_THAT(remaining, ElementsAre(15, 5, 0));
+  EXPECT_EQ(all, names(must_list({}).items));
+
+  // With a selector, pages count only matching items.
+  ListOptions sel{.labels = *api::LabelSelector::parse("app=a"), .limit = 15};
+  ListResult first = must_list(sel);
+  EXPECT_EQ(first.items.size(), 15u);
+  EXPECT_EQ(first.remaining, 5);
+  sel.continue_token = first.continue_token;
+  ListResult second = must_list(sel);
+  EXPECT_EQ(second.items.size(), 5u);
+  EXPECT_TRUE(second.continue_token.empty());
+}
+
+TEST_F(StoreTest, PaginationSeesChangesAfterTheLastKeyAndKeepsTheFirstVersion) {
+  for (int i = 0; i < 6; ++i) must_create(make_pod("default", "p" + std::to_string(i)));
+  ListResult first = must_list(ListOptions{.limit = 3});
+  EXPECT_THAT(names(first.items), ElementsAre("default/p0", "default/p1", "default/p2"));
+  ASSERT_TRUE(store().remove(Kind::kPod, "default", "p3").is_ok());
+  must_create(make_pod("default", "p1a"));  // before the last key: not seen
+  must_create(make_pod("default", "p9"));
+  ListResult second = must_list(ListOptions{.limit = 3, .continue_token = first.continue_token});
+  EXPECT_THAT(names(second.items), ElementsAre("default/p4", "default/p5", "default/p9"));
+  EXPECT_EQ(second.resource_version, first.resource_version);
+}
+
+TEST_F(StoreTest, BadContinueTokenIsABadRequest) {
+  StatusOr<ListResult> r = store().list(Kind::kPod, ListOptions{.continue_token = "zz"});
+  EXPECT_EQ(r.status().code(), StatusCode::kBadRequest);
+  EXPECT_THAT(r.status().message(), HasSubstr("continue"));
+}
+
+class SmallHistoryTest : public StoreTest {
+ protected:
+  static StoreOptions options() {
+    StoreOptions o;
+    o.history_size = 3;
+    return o;
+  }
+  SmallHistoryTest() : StoreTest(options()) {}
+};
+
+TEST_F(SmallHistoryTest, ContinueTokenExpiresWithTheHistory) {
+  for (int i = 0; i < 4; ++i) must_create(make_pod("default", "p" + std::to_string(i)));
+  ListResult first = must_list(ListOptions{.limit = 2});
+  for (int i = 0; i < 5; ++i) must_create(make_pod("other", "q" + std::to_string(i)));
+  StatusOr<ListResult> r =
+      store().list(Kind::kPod, ListOptions{.limit = 2, .continue_token = first.continue_token});
+  EXPECT_EQ(r.status().code(), StatusCode::kGone);
+  EXPECT_THAT(r.status().message(), HasSubstr("continue parameter is too old"));
+}
+
+// ----------------------------------------------------------------- watches
+
+TEST_F(StoreTest, WatchDeliversOrderedEventsThroughTheLoopOnly) {
+  std::vector<Seen> seen;
+  WatchHandle w = must_watch({}, &seen);
+  api::Object p = must_create(make_pod("default", "x", {{"app", "web"}}));
+  EXPECT_TRUE(seen.empty()) << "never delivered from inside create()";
+  p = must_update(edit(p, [](Pod& q) { q.mutable_status()->set_phase("Running"); }));
+  ASSERT_TRUE(store().remove(Kind::kPod, "default", "x").is_ok());
+  EXPECT_TRUE(seen.empty());
+  loop_.run();
+  EXPECT_THAT(seen, ElementsAre(Seen{WatchEventType::kAdded, "x", 1, "web"},
+                                Seen{WatchEventType::kModified, "x", 2, "web"},
+                                Seen{WatchEventType::kDeleted, "x", 3, "web"}));
+}
+
+TEST_F(StoreTest, WatchEventsShareTheStoredSnapshot) {
+  std::vector<api::Object> got;
+  StatusOr<WatchHandle> w =
+      store().watch(Kind::kPod, {}, [&](const WatchEvent& e) { got.push_back(e.object); });
+  ASSERT_TRUE(w.is_ok());
+  api::Object p = must_create(make_pod("default", "x"));
+  loop_.run();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].get(), p.get());
+}
+
+TEST_F(StoreTest, CallbackMayWriteWithoutReentrantDelivery) {
+  std::vector<std::string> log;
+  bool inside = false;
+  StatusOr<WatchHandle> w = store().watch(Kind::kPod, {}, [&](const WatchEvent& e) {
+    EXPECT_FALSE(inside) << "delivered re-entrantly";
+    inside = true;
+    const std::string& name = api::meta_of(*e.object).name();
+    log.push_back(name);
+    if (name == "a") must_create(make_pod("default", "b"));
+    log.push_back("after-create-" + name);
+    inside = false;
+  });
+  ASSERT_TRUE(w.is_ok());
+  must_create(make_pod("default", "a"));
+  loop_.run();
+  EXPECT_THAT(log, ElementsAre("a", "after-create-a", "b", "after-create-b"));
+}
+
+TEST_F(StoreTest, WatchResumesFromAVersionWithExactlyTheLaterEvents) {
+  api::Object a = must_create(make_pod("default", "a"));
+  must_create(make_pod("default", "b"));
+  const int64_t rv = store().resource_version();
+  must_update(edit(a, [](Pod& q) { q.mutable_status()->set_phase("Running"); }));
+  must_create(make_pod("default", "c"));
+  ASSERT_TRUE(store().remove(Kind::kPod, "default", "b").is_ok());
+  std::vector<Seen> seen;
+  WatchHandle w = must_watch(WatchOptions{.resource_version = rv}, &seen);
+  must_create(make_pod("default", "d"));  // live, after the replay
+  loop_.run();
+  EXPECT_THAT(seen, ElementsAre(Seen{WatchEventType::kModified, "a", 3, ""},
+                                Seen{WatchEventType::kAdded, "c", 4, ""},
+                                Seen{WatchEventType::kDeleted, "b", 5, ""},
+                                Seen{WatchEventType::kAdded, "d", 6, ""}));
+  // From the current version: nothing to replay.
+  std::vector<Seen> none;
+  WatchHandle w2 = must_watch(WatchOptions{.resource_version = store().resource_version()}, &none);
+  loop_.run();
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_F(SmallHistoryTest, WatchFromACompactedVersionIsGone) {
+  for (int i = 0; i < 10; ++i) must_create(make_pod("default", "p" + std::to_string(i)));
+  EXPECT_EQ(store().oldest_watchable_version(Kind::kPod), 7);
+  StatusOr<WatchHandle> old = store().watch(Kind::kPod, WatchOptions{.resource_version = 2},
+                                            [](const WatchEvent&) {});
+  EXPECT_EQ(old.status().code(), StatusCode::kGone);
+  EXPECT_EQ(old.status().message(), "too old resource version: 2 (7)");
+  std::vector<Seen> seen;
+  WatchHandle w = must_watch(WatchOptions{.resource_version = 7}, &seen);
+  loop_.run();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen.front().rv, 8);
+  // Other kinds keep their own window.
+  EXPECT_TRUE(store().watch(Kind::kNode, WatchOptions{.resource_version = 2},
+                            [](const WatchEvent&) {})
+                  .is_ok());
+}
+
+TEST_F(StoreTest, WatchFromTheFutureIsRejected) {
+  must_create(make_pod("default", "a"));
+  StatusOr<WatchHandle> w = store().watch(Kind::kPod, WatchOptions{.resource_version = 5},
+                                          [](const WatchEvent&) {});
+  EXPECT_EQ(w.status().code(), StatusCode::kBadRequest);
+  EXPECT_THAT(w.status().message(), HasSubstr("Too large resource version: 5, current: 1"));
+}
+
+TEST_F(StoreTest, LabelSelectorTransitionsBecomeAddedAndDeleted) {
+  std::vector<Seen> seen;
+  WatchHandle w = must_watch(WatchOptions{.labels = *api::LabelSelector::parse("app=web")}, &seen);
+  api::Object p = must_create(make_pod("default", "x", {{"app", "db"}}));
+  must_create(make_pod("default", "y", {{"app", "web"}}));
+  p = must_update(edit(p, [](Pod& q) { (*q.mutable_metadata()->mutable_labels())["app"] = "web"; }));
+  p = must_update(edit(p, [](Pod& q) { q.mutable_status()->set_phase("Running"); }));
+  p = must_update(edit(p, [](Pod& q) { (*q.mutable_metadata()->mutable_labels())["app"] = "db"; }));
+  p = must_update(edit(p, [](Pod& q) { q.mutable_status()->set_phase("Failed"); }));
+  ASSERT_TRUE(store().remove(Kind::kPod, "default", "x").is_ok());
+  loop_.run();
+  EXPECT_THAT(seen, ElementsAre(Seen{WatchEventType::kAdded, "y", 2, "web"},
+                                Seen{WatchEventType::kAdded, "x", 3, "web"},
+                                Seen{WatchEventType::kModified, "x", 4, "web"},
+                                // The deletion carries the last state that matched.
+                                Seen{WatchEventType::kDeleted, "x", 5, "web"}));
+}
+
+TEST_F(StoreTest, NodePinnedWatchSeesPodsArriveAndLeave) {
+  std::vector<Seen> on_n1;
+  std::vector<Seen> everything;
+  WatchHandle w1 = must_watch(
+      WatchOptions{.fields = *api::FieldSelector::parse("spec.nodeName=n1")}, &on_n1);
+  WatchHandle all = must_watch({}, &everything);
+  api::Object p = must_create(make_pod("default", "x"));
+  must_create(make_pod("default", "y", {}, "n2"));
+  p = must_update(edit(p, [](Pod& q) { q.mutable_spec()->set_node_name("n1"); }));
+  p = must_update(edit(p, [](Pod& q) { q.mutable_status()->set_phase("Running"); }));
+  p = must_update(edit(p, [](Pod& q) { q.mutable_spec()->set_node_name("n2"); }));
+  ASSERT_TRUE(store().remove(Kind::kPod, "default", "x").is_ok());
+  EXPECT_EQ(store().watch_count(Kind::kPod), 2u);
+  loop_.run();
+  EXPECT_THAT(on_n1, ElementsAre(Seen{WatchEventType::kAdded, "x", 3, ""},
+                                 Seen{WatchEventType::kModified, "x", 4, ""},
+                                 Seen{WatchEventType::kDeleted, "x", 5, ""}));
+  EXPECT_EQ(everything.size(), 6u);
+}
+
+TEST_F(StoreTest, NamespacedWatchSeesOnlyItsNamespace) {
+  std::vector<Seen> seen;
+  WatchHandle w = must_watch(WatchOptions{.ns = "prod"}, &seen);
+  must_create(make_pod("default", "a"));
+  must_create(make_pod("prod", "b"));
+  loop_.run();
+  EXPECT_THAT(seen, ElementsAre(Seen{WatchEventType::kAdded, "b", 2, ""}));
+}
+
+TEST_F(StoreTest, InitialEventsComeFirstInKeyOrder) {
+  must_create(make_pod("default", "c", {{"app", "web"}}));
+  must_create(make_pod("default", "a", {{"app", "web"}}));
+  must_create(make_pod("default", "b", {{"app", "db"}}));
+  std::vector<Seen> seen;
+  WatchHandle w = must_watch(WatchOptions{.labels = *api::LabelSelector::parse("app=web"),
+                                          .send_initial_events = true},
+                             &seen);
+  must_create(make_pod("default", "d", {{"app", "web"}}));
+  loop_.run();
+  EXPECT_THAT(seen, ElementsAre(Seen{WatchEventType::kAdded, "a", 2, "web"},
+                                Seen{WatchEventType::kAdded, "c", 1, "web"},
+                                Seen{WatchEventType::kAdded, "d", 4, "web"}));
+  EXPECT_EQ(store()
+                .watch(Kind::kPod, WatchOptions{.resource_version = 1, .send_initial_events = true},
+                       [](const WatchEvent&) {})
+                .status()
+                .code(),
+            StatusCode::kBadRequest);
+}
+
+TEST_F(StoreTest, DestroyedHandleStopsEvenQueuedEvents) {
+  std::vector<Seen> seen;
+  WatchHandle w = must_watch({}, &seen);
+  must_create(make_pod("default", "a"));
+  must_create(make_pod("default", "b"));
+  w.reset();  // two events are queued in the loop
+  EXPECT_EQ(store().watch_count(Kind::kPod), 0u);
+  loop_.run();
+  EXPECT_TRUE(seen.empty());
+}
+
+TEST_F(StoreTest, HandleDestroyedFromItsOwnCallbackStopsTheRest) {
+  std::vector<std::string> seen;
+  WatchHandle w;
+  StatusOr<WatchHandle> r = store().watch(Kind::kPod, {}, [&](const WatchEvent& e) {
+    seen.push_back(api::meta_of(*e.object).name());
+    w.reset();
+  });
+  ASSERT_TRUE(r.is_ok());
+  w = std::move(*r);
+  must_create(make_pod("default", "a"));
+  must_create(make_pod("default", "b"));
+  loop_.run();
+  EXPECT_THAT(seen, ElementsAre("a"));
+}
+
+TEST_F(StoreTest, DestroyedStoreDeliversNothingMore) {
+  std::vector<Seen> seen;
+  WatchHandle w = must_watch({}, &seen);
+  must_create(make_pod("default", "a"));
+  store_.reset();
+  loop_.run();
+  EXPECT_TRUE(seen.empty());
+  w.reset();  // the handle outlives the store safely
+}
+
+TEST_F(StoreTest, ManyWatchersEachGetTheirOwnOrderedStream) {
+  std::vector<std::vector<Seen>> seen(20);
+  std::vector<WatchHandle> handles;
+  for (int i = 0; i < 20; ++i) {
+    WatchOptions o;
+    if (i % 2 == 0) o.fields = *api::FieldSelector::parse("spec.nodeName=n" + std::to_string(i % 4));
+    handles.push_back(must_watch(o, &seen[i]));
+  }
+  for (int i = 0; i < 40; ++i) {
+    must_create(make_pod("default", "p" + std::to_string(100 + i), {}, "n" + std::to_string(i % 4)));
+  }
+  loop_.run();
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(seen[i].size(), i % 2 == 0 ? 10u : 40u) << i;
+    for (size_t j = 1; j < seen[i].size(); ++j) EXPECT_LT(seen[i][j - 1].rv, seen[i][j].rv);
+  }
+}
+
+}  // namespace
+}  // namespace flotilla::store
