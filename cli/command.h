@@ -1,0 +1,14 @@
+// How a subcommand plugs into the `flotilla` binary: each lives in its own
+// file, registers itself on the CLI11 app and, when it runs, stores the process
+// exit code. main.cc lists the registration functions and nothing else.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace flotilla::cli {
+
+// Registers `flotilla validate FILE...`. When the subcommand runs, *exit_code
+// is set (0: every object valid; 1: any problem).
+void add_validate_command(CLI::App& app, int* exit_code);
+
+}  // namespace flotilla::cli
