@@ -119,7 +119,7 @@ enum class EndpointState {
 // crashes (exit `exit_code`, reason Error) after a time drawn per start.
 struct ContainerHazard {
   api::LabelSelector selector;
-  Distribution time_to_crash;
+  Distribution time_to_crash = Distribution::constant(0);
   int exit_code = 137;
   std::string name;  // for the trace ("faults[3]")
 };
