@@ -62,8 +62,21 @@ std::string dns_subdomain_error(std::string_view s) {
 
 // ------------------------------------------------------------------ lexer
 
-enum class Tok { kIdent, kIn, kNotIn, kEq, kDoubleEq, kNotEq, kBang, kOpen, kClose, kComma, kGt,
-                 kLt, kEnd };
+enum class Tok {
+  kIdent,
+  kIn,
+  kNotIn,
+  kEq,
+  kDoubleEq,
+  kNotEq,
+  kBang,
+  kOpen,
+  kClose,
+  kComma,
+  kGt,
+  kLt,
+  kEnd
+};
 
 struct Token {
   Tok tok;
@@ -134,7 +147,8 @@ class LabelParser {
       if (t.tok == Tok::kEnd) return flotilla::Status::ok();
       if (t.tok == Tok::kClose) return error("unbalanced parentheses: unexpected ')'");
       if (t.tok != Tok::kComma) {
-        return error("found " + describe(t) + " after a requirement, expected ',' or end of "
+        return error("found " + describe(t) +
+                     " after a requirement, expected ',' or end of "
                      "string");
       }
       if (peek().tok == Tok::kEnd) return error("trailing comma: a requirement must follow ','");
@@ -218,7 +232,8 @@ class LabelParser {
         return value_set(std::string(op.text), &r->values);
       case Tok::kGt:
       case Tok::kLt:
-        return error("operator " + describe(op) + " is not supported (supported: =, ==, !=, in, "
+        return error("operator " + describe(op) +
+                     " is not supported (supported: =, ==, !=, in, "
                      "notin, and 'key' / '!key' for existence)");
       case Tok::kBang:
         return error("found '!' after key " + quote(r->key) + "; did you mean '!='?");
@@ -230,8 +245,10 @@ class LabelParser {
 
   flotilla::Status value_set(const std::string& op, std::vector<std::string>* values) {
     if (peek().tok != Tok::kOpen) {
-      return error("'" + op + "' must be followed by a parenthesized list of values, as in "
-                   "'key " + op + " (a,b)'; found " + describe(peek()));
+      return error("'" + op +
+                   "' must be followed by a parenthesized list of values, as in "
+                   "'key " +
+                   op + " (a,b)'; found " + describe(peek()));
     }
     next();
     if (peek().tok == Tok::kClose) {
@@ -249,8 +266,8 @@ class LabelParser {
       if (t.tok != Tok::kComma) {
         return error("found " + describe(t) + " in the value list, expected ',' or ')'");
       }
-      if (peek().tok == Tok::kClose) return error("trailing comma in the value list for '" + op +
-                                                  "'");
+      if (peek().tok == Tok::kClose)
+        return error("trailing comma in the value list for '" + op + "'");
     }
     std::sort(values->begin(), values->end());
     values->erase(std::unique(values->begin(), values->end()), values->end());
@@ -263,10 +280,11 @@ class LabelParser {
 };
 
 void sort_requirements(std::vector<LabelRequirement>* rs) {
-  std::stable_sort(rs->begin(), rs->end(), [](const LabelRequirement& a, const LabelRequirement& b) {
-    if (a.key != b.key) return a.key < b.key;
-    return a.op < b.op;
-  });
+  std::stable_sort(rs->begin(), rs->end(),
+                   [](const LabelRequirement& a, const LabelRequirement& b) {
+                     if (a.key != b.key) return a.key < b.key;
+                     return a.op < b.op;
+                   });
 }
 
 // ----------------------------------------------------------- field selectors
@@ -428,8 +446,8 @@ const std::string* LabelSelector::exact_value(std::string_view key) const {
 // ------------------------------------------------------------ FieldSelector
 
 const std::vector<std::string_view>& FieldSelector::supported_fields() {
-  static const std::vector<std::string_view> kFields = {kFieldName, kFieldNamespace,
-                                                        kFieldNodeName, kFieldPhase};
+  static const std::vector<std::string_view> kFields = {kFieldName, kFieldNamespace, kFieldNodeName,
+                                                        kFieldPhase};
   return kFields;
 }
 
@@ -512,7 +530,8 @@ StatusOr<FieldSelector> FieldSelector::parse(std::string_view text) {
       }
       return error("field label not supported: " + quote(name) + " (supported: " + list + ")");
     }
-    sel.requirements_.push_back(FieldRequirement{std::move(name), op == 1, std::string(trim(value))});
+    sel.requirements_.push_back(
+        FieldRequirement{std::move(name), op == 1, std::string(trim(value))});
   }
   std::stable_sort(sel.requirements_.begin(), sel.requirements_.end(),
                    [](const FieldRequirement& a, const FieldRequirement& b) {

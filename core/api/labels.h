@@ -62,8 +62,8 @@ class LabelSelector {
 };
 
 struct FieldRequirement {
-  std::string field;  // "metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"
-  bool equals = true; // false for !=
+  std::string field;   // "metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"
+  bool equals = true;  // false for !=
   std::string value;
   friend bool operator==(const FieldRequirement&, const FieldRequirement&) = default;
 };

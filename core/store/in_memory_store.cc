@@ -12,13 +12,14 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
-#include <cstdio>
 #include <deque>
 #include <map>
 #include <set>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "core/api/names.h"
 
 namespace flotilla::store {
 
@@ -125,28 +126,6 @@ Status not_found(const api::KindInfo& info, std::string_view name) {
 
 Status invalid_field(const api::KindInfo& info, std::string_view name, const std::string& what) {
   return invalid_error(std::string(info.name) + " " + quoted(name) + " is invalid: " + what);
-}
-
-// UUID version 4 text from 128 random bits.
-std::string random_uid(RandomStream& random) {
-  uint64_t hi = random.next_u64();
-  uint64_t lo = random.next_u64();
-  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
-  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  char buf[37];
-  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
-                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
-                static_cast<unsigned>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
-  return buf;
-}
-
-// Kubernetes' generateName suffix: 5 characters without vowels or look-alikes.
-std::string random_suffix(RandomStream& random) {
-  static constexpr std::string_view kAlphabet = "bcdfghjklmnpqrstvwxz2456789";
-  std::string s;
-  for (int i = 0; i < 5; ++i) s += kAlphabet[random.next_below(kAlphabet.size())];
-  return s;
 }
 
 // Continue tokens: hex of "<rv>\n<namespace>\n<name>". Opaque to clients.
@@ -374,10 +353,10 @@ class InMemoryStore::State {
     if (!meta.resource_version().empty()) {
       int64_t given = 0;
       if (!parse_int64(meta.resource_version(), &given)) {
-        return invalid_field(info, meta.name(),
-                             "metadata.resourceVersion: Invalid value: " +
-                                 quoted(meta.resource_version()) +
-                                 ": must be a resourceVersion the store returned");
+        return invalid_field(
+            info, meta.name(),
+            "metadata.resourceVersion: Invalid value: " + quoted(meta.resource_version()) +
+                ": must be a resourceVersion the store returned");
       }
       if (given != slot.rv) {
         return conflict_error("Operation cannot be fulfilled on " +
@@ -389,9 +368,9 @@ class InMemoryStore::State {
     if (meta.uid().empty()) {
       meta.set_uid(old_meta.uid());
     } else if (meta.uid() != old_meta.uid()) {
-      return invalid_field(info, meta.name(),
-                           "metadata.uid: Invalid value: " + quoted(meta.uid()) +
-                               ": field is immutable");
+      return invalid_field(
+          info, meta.name(),
+          "metadata.uid: Invalid value: " + quoted(meta.uid()) + ": field is immutable");
     }
     *meta.mutable_creation_timestamp() = old_meta.creation_timestamp();
     meta.set_generation(old_meta.generation());
@@ -423,9 +402,9 @@ class InMemoryStore::State {
                             ", UID in object meta: " + meta.uid());
     }
     if (!o.resource_version.empty() && o.resource_version != meta.resource_version()) {
-      return conflict_error("Precondition failed: ResourceVersion in precondition: " +
-                            o.resource_version +
-                            ", ResourceVersion in object meta: " + meta.resource_version());
+      return conflict_error(
+          "Precondition failed: ResourceVersion in precondition: " + o.resource_version +
+          ", ResourceVersion in object meta: " + meta.resource_version());
     }
     int64_t rv = ++rv_;
     api::Object last = it->second.obj;
@@ -450,14 +429,13 @@ class InMemoryStore::State {
                                std::to_string(o.resource_version));
     }
     if (o.resource_version > rv_) {
-      return bad_request_error("Too large resource version: " +
-                               std::to_string(o.resource_version) +
+      return bad_request_error("Too large resource version: " + std::to_string(o.resource_version) +
                                ", current: " + std::to_string(rv_));
     }
     if (o.resource_version > 0 && o.resource_version < s.history_floor) {
-      return Status(StatusCode::kGone, "too old resource version: " +
-                                           std::to_string(o.resource_version) + " (" +
-                                           std::to_string(s.history_floor) + ")");
+      return Status(StatusCode::kGone,
+                    "too old resource version: " + std::to_string(o.resource_version) + " (" +
+                        std::to_string(s.history_floor) + ")");
     }
     auto w = std::make_shared<Watcher>();
     w->id = next_watcher_id_++;
@@ -479,9 +457,8 @@ class InMemoryStore::State {
         }
       });
     } else if (o.resource_version > 0) {
-      auto from = std::upper_bound(
-          s.history.begin(), s.history.end(), o.resource_version,
-          [](int64_t v, const HistoryEntry& h) { return v < h.rv; });
+      auto from = std::upper_bound(s.history.begin(), s.history.end(), o.resource_version,
+                                   [](int64_t v, const HistoryEntry& h) { return v < h.rv; });
       for (auto h = from; h != s.history.end(); ++h) offer(w, *h);
     }
     (w->node_pinned ? s.pinned[w->pinned_node] : s.unpinned).emplace(w->id, w);
@@ -516,9 +493,10 @@ class InMemoryStore::State {
     return Status::ok();
   }
 
-  std::string next_uid() { return options_.new_uid ? options_.new_uid() : random_uid(random_); }
+  std::string next_uid() { return options_.new_uid ? options_.new_uid() : api::new_uid(random_); }
   std::string next_suffix() {
-    return options_.new_name_suffix ? options_.new_name_suffix() : random_suffix(random_);
+    return options_.new_name_suffix ? options_.new_name_suffix()
+                                    : api::generate_name_suffix(random_);
   }
 
   static bool matches(const api::KindInfo& info, const api::Object& obj, const std::string& ns,
@@ -604,8 +582,8 @@ class InMemoryStore::State {
       }
       case Source::kNamespace: {
         ObjKey start{scope_ns, ""};
-        auto it = after && start < *after ? s.objects.upper_bound(*after)
-                                          : s.objects.lower_bound(start);
+        auto it =
+            after && start < *after ? s.objects.upper_bound(*after) : s.objects.lower_bound(start);
         for (; it != s.objects.end() && it->first.ns == scope_ns; ++it) fn(*it);
         break;
       }
@@ -797,13 +775,9 @@ StatusOr<ListResult> InMemoryStore::list(api::Kind kind, const ListOptions& opti
   return state_->list(kind, options);
 }
 
-StatusOr<api::Object> InMemoryStore::create(api::Object object) {
-  return state_->create(object);
-}
+StatusOr<api::Object> InMemoryStore::create(api::Object object) { return state_->create(object); }
 
-StatusOr<api::Object> InMemoryStore::update(api::Object object) {
-  return state_->update(object);
-}
+StatusOr<api::Object> InMemoryStore::update(api::Object object) { return state_->update(object); }
 
 StatusOr<api::Object> InMemoryStore::remove(api::Kind kind, std::string_view ns,
                                             std::string_view name, const DeleteOptions& options) {
@@ -819,9 +793,7 @@ StatusOr<WatchHandle> InMemoryStore::watch(api::Kind kind, const WatchOptions& o
 
 int64_t InMemoryStore::resource_version() const { return state_->rv(); }
 
-size_t InMemoryStore::object_count(api::Kind kind) const {
-  return state_->ks(kind).objects.size();
-}
+size_t InMemoryStore::object_count(api::Kind kind) const { return state_->ks(kind).objects.size(); }
 
 size_t InMemoryStore::watch_count(api::Kind kind) const { return state_->ks(kind).watchers; }
 

@@ -47,25 +47,21 @@ TEST_P(LabelCanonical, ParsesToCanonicalFormThatRoundTrips) {
 
 INSTANTIATE_TEST_SUITE_P(
     Forms, LabelCanonical,
-    ::testing::Values(CanonicalCase{"", ""}, CanonicalCase{"   ", ""},
-                      CanonicalCase{"app=web", "app=web"}, CanonicalCase{"app==web", "app=web"},
-                      CanonicalCase{"app!=web", "app!=web"},
-                      CanonicalCase{" app = web ", "app=web"},
-                      CanonicalCase{"tier in (b,a)", "tier in (a,b)"},
-                      CanonicalCase{"tier in(a, b ,a)", "tier in (a,b)"},
-                      CanonicalCase{"tier notin (x)", "tier notin (x)"},
-                      CanonicalCase{"app", "app"}, CanonicalCase{"!app", "!app"},
-                      CanonicalCase{"! app", "!app"},
-                      CanonicalCase{"z=1,a=2", "a=2,z=1"},
-                      CanonicalCase{"app=web,app", "app=web,app"},
-                      CanonicalCase{"app,app=web", "app=web,app"},
-                      CanonicalCase{"a=", "a="}, CanonicalCase{"a!=", "a!="},
-                      CanonicalCase{"x in (in,notin)", "x in (in,notin)"},
-                      CanonicalCase{"a=in", "a=in"},
-                      CanonicalCase{"example.com/app=web,k8s.io/x-y_z.w=V-1",
-                                    "example.com/app=web,k8s.io/x-y_z.w=V-1"},
-                      CanonicalCase{"env in (prod,qa),tier notin (front),!legacy,app=web",
-                                    "app=web,env in (prod,qa),!legacy,tier notin (front)"}));
+    ::testing::Values(
+        CanonicalCase{"", ""}, CanonicalCase{"   ", ""}, CanonicalCase{"app=web", "app=web"},
+        CanonicalCase{"app==web", "app=web"}, CanonicalCase{"app!=web", "app!=web"},
+        CanonicalCase{" app = web ", "app=web"}, CanonicalCase{"tier in (b,a)", "tier in (a,b)"},
+        CanonicalCase{"tier in(a, b ,a)", "tier in (a,b)"},
+        CanonicalCase{"tier notin (x)", "tier notin (x)"}, CanonicalCase{"app", "app"},
+        CanonicalCase{"!app", "!app"}, CanonicalCase{"! app", "!app"},
+        CanonicalCase{"z=1,a=2", "a=2,z=1"}, CanonicalCase{"app=web,app", "app=web,app"},
+        CanonicalCase{"app,app=web", "app=web,app"}, CanonicalCase{"a=", "a="},
+        CanonicalCase{"a!=", "a!="}, CanonicalCase{"x in (in,notin)", "x in (in,notin)"},
+        CanonicalCase{"a=in", "a=in"},
+        CanonicalCase{"example.com/app=web,k8s.io/x-y_z.w=V-1",
+                      "example.com/app=web,k8s.io/x-y_z.w=V-1"},
+        CanonicalCase{"env in (prod,qa),tier notin (front),!legacy,app=web",
+                      "app=web,env in (prod,qa),!legacy,tier notin (front)"}));
 
 TEST(LabelSelectorParse, KeepsRequirementStructure) {
   LabelSelector s = must_parse("tier in (b,a),app!=web,!old,new");
@@ -75,8 +71,7 @@ TEST(LabelSelectorParse, KeepsRequirementStructure) {
   EXPECT_EQ(s.requirements()[1], (LabelRequirement{"new", LabelRequirement::Op::kExists, {}}));
   EXPECT_EQ(s.requirements()[2],
             (LabelRequirement{"old", LabelRequirement::Op::kDoesNotExist, {}}));
-  EXPECT_EQ(s.requirements()[3],
-            (LabelRequirement{"tier", LabelRequirement::Op::kIn, {"a", "b"}}));
+  EXPECT_EQ(s.requirements()[3], (LabelRequirement{"tier", LabelRequirement::Op::kIn, {"a", "b"}}));
 }
 
 TEST(LabelSelectorParse, ExactValue) {
@@ -119,17 +114,15 @@ INSTANTIATE_TEST_SUITE_P(
     Semantics, LabelMatch,
     ::testing::Values(
         MatchCase{"", {}, true}, MatchCase{"", {{"a", "b"}}, true},
-        MatchCase{"app=web", {{"app", "web"}}, true},
-        MatchCase{"app=web", {{"app", "db"}}, false}, MatchCase{"app=web", {}, false},
-        MatchCase{"app==web", {{"app", "web"}}, true},
+        MatchCase{"app=web", {{"app", "web"}}, true}, MatchCase{"app=web", {{"app", "db"}}, false},
+        MatchCase{"app=web", {}, false}, MatchCase{"app==web", {{"app", "web"}}, true},
         MatchCase{"app!=web", {{"app", "db"}}, true},
         MatchCase{"app!=web", {{"app", "web"}}, false},
         // != also matches objects WITHOUT the key
         MatchCase{"app!=web", {}, true}, MatchCase{"app!=web", {{"other", "web"}}, true},
         MatchCase{"tier in (a,b)", {{"tier", "a"}}, true},
         MatchCase{"tier in (a,b)", {{"tier", "b"}}, true},
-        MatchCase{"tier in (a,b)", {{"tier", "c"}}, false},
-        MatchCase{"tier in (a,b)", {}, false},
+        MatchCase{"tier in (a,b)", {{"tier", "c"}}, false}, MatchCase{"tier in (a,b)", {}, false},
         MatchCase{"tier notin (a,b)", {{"tier", "c"}}, true},
         MatchCase{"tier notin (a,b)", {{"tier", "a"}}, false},
         // notin also matches when the key is absent
@@ -178,8 +171,7 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"tier notin a,b", "parenthesized list"},
         InvalidCase{"tier in (a,b", "missing ')'"}, InvalidCase{"tier in (a", "missing ')'"},
         InvalidCase{"tier in (a b)", "expected ',' or ')'"},
-        InvalidCase{"tier in (a,)", "trailing comma"},
-        InvalidCase{"tier in (,a)", "empty value"},
+        InvalidCase{"tier in (a,)", "trailing comma"}, InvalidCase{"tier in (,a)", "empty value"},
         InvalidCase{"tier in ((a))", "expected a label value"},
         InvalidCase{"app=web)", "unbalanced parentheses"},
         InvalidCase{"app)", "unbalanced parentheses"},
@@ -269,8 +261,8 @@ TEST(FieldSelector, MatchesPods) {
   EXPECT_TRUE(must_parse_fields("status.phase!=Running").matches(pending));
   EXPECT_FALSE(must_parse_fields("status.phase!=Running").matches(running));
   EXPECT_TRUE(must_parse_fields("metadata.name=web-1,metadata.namespace=prod").matches(running));
-  EXPECT_FALSE(must_parse_fields("metadata.name=web-1,metadata.namespace=default")
-                   .matches(running));
+  EXPECT_FALSE(
+      must_parse_fields("metadata.name=web-1,metadata.namespace=default").matches(running));
   EXPECT_TRUE(FieldSelector().matches(running));
 }
 
@@ -307,18 +299,18 @@ TEST_P(FieldInvalid, IsRejectedWithAClearMessage) {
 
 INSTANTIATE_TEST_SUITE_P(
     Forms, FieldInvalid,
-    ::testing::Values(
-        FieldInvalidCase{"spec.foo=x", "field label not supported: \"spec.foo\""},
-        FieldInvalidCase{"spec.foo=x",
-                         "(supported: metadata.name, metadata.namespace, spec.nodeName, "
-                         "status.phase)"},
-        FieldInvalidCase{"spec.nodename=x", "not supported"},
-        FieldInvalidCase{"spec.nodeName", "has no operator"},
-        FieldInvalidCase{"=x", "empty field name"},
-        FieldInvalidCase{"spec.nodeName=a,", "trailing comma"},
-        FieldInvalidCase{"spec.nodeName=a,,status.phase=b", "empty requirement"},
-        FieldInvalidCase{"metadata.name=a\\x", "invalid escape sequence"},
-        FieldInvalidCase{"metadata.name=a\\", "escapes nothing"}));
+    ::testing::Values(FieldInvalidCase{"spec.foo=x", "field label not supported: \"spec.foo\""},
+                      FieldInvalidCase{
+                          "spec.foo=x",
+                          "(supported: metadata.name, metadata.namespace, spec.nodeName, "
+                          "status.phase)"},
+                      FieldInvalidCase{"spec.nodename=x", "not supported"},
+                      FieldInvalidCase{"spec.nodeName", "has no operator"},
+                      FieldInvalidCase{"=x", "empty field name"},
+                      FieldInvalidCase{"spec.nodeName=a,", "trailing comma"},
+                      FieldInvalidCase{"spec.nodeName=a,,status.phase=b", "empty requirement"},
+                      FieldInvalidCase{"metadata.name=a\\x", "invalid escape sequence"},
+                      FieldInvalidCase{"metadata.name=a\\", "escapes nothing"}));
 
 }  // namespace
 }  // namespace flotilla::api

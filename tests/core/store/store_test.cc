@@ -2,8 +2,6 @@
 // concurrency, preconditions, validation, indexed lists and pagination, and
 // watches (ordering, resumption, kGone, selector transitions, cancellation,
 // no re-entrant delivery).
-#include "core/store/in_memory_store.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/store/in_memory_store.h"
 #include "sim/engine/random.h"
 #include "sim/engine/simulator.h"
 
@@ -49,8 +48,8 @@ api::Object edit(const api::Object& o, Fn fn) {
 
 std::vector<std::string> names(const std::vector<api::Object>& items) {
   std::vector<std::string> out;
-  for (const auto& o : items) out.push_back(api::meta_of(*o).namespace_() + "/" +
-                                            api::meta_of(*o).name());
+  for (const auto& o : items)
+    out.push_back(api::meta_of(*o).namespace_() + "/" + api::meta_of(*o).name());
   return out;
 }
 
@@ -64,8 +63,8 @@ struct Seen {
 
 std::ostream& operator<<(std::ostream& os, const Seen& s) {
   static const char* kTypes[] = {"ADDED", "MODIFIED", "DELETED"};
-  return os << kTypes[static_cast<int>(s.type)] << " " << s.name << " @" << s.rv << " app="
-            << s.label_app;
+  return os << kTypes[static_cast<int>(s.type)] << " " << s.name << " @" << s.rv
+            << " app=" << s.label_app;
 }
 
 class StoreTest : public ::testing::Test {
@@ -98,8 +97,8 @@ class StoreTest : public ::testing::Test {
     StatusOr<WatchHandle> w = store().watch(kind, o, [out](const WatchEvent& e) {
       const api::ObjectMeta& m = api::meta_of(*e.object);
       auto it = m.labels().find("app");
-      out->push_back(Seen{e.type, m.name(), e.resource_version,
-                          it == m.labels().end() ? "" : it->second});
+      out->push_back(
+          Seen{e.type, m.name(), e.resource_version, it == m.labels().end() ? "" : it->second});
     });
     EXPECT_TRUE(w.is_ok()) << w.status().to_string();
     return w.is_ok() ? std::move(*w) : nullptr;
@@ -160,8 +159,7 @@ TEST_F(StoreTest, ErrorsCarryKubernetesMessages) {
   EXPECT_EQ(missing.status().message(), "pods \"web-2\" not found");
   EXPECT_EQ(store().update(make_pod("default", "web-2")).status().message(),
             "pods \"web-2\" not found");
-  EXPECT_EQ(store().remove(Kind::kPod, "default", "web-2").status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(store().remove(Kind::kPod, "default", "web-2").status().code(), StatusCode::kNotFound);
 
   StatusOr<api::Object> unnamed = store().create(make_pod("default", ""));
   EXPECT_EQ(unnamed.status().code(), StatusCode::kInvalid);
@@ -174,17 +172,15 @@ TEST_F(StoreTest, ErrorsCarryKubernetesMessages) {
   EXPECT_EQ(scoped.status().code(), StatusCode::kInvalid);
   EXPECT_THAT(scoped.status().message(), HasSubstr("metadata.namespace: Forbidden"));
 
-  api::Object with_rv = edit(make_pod("default", "x"), [](Pod& p) {
-    p.mutable_metadata()->set_resource_version("4");
-  });
+  api::Object with_rv = edit(make_pod("default", "x"),
+                             [](Pod& p) { p.mutable_metadata()->set_resource_version("4"); });
   EXPECT_EQ(store().create(with_rv).status().code(), StatusCode::kBadRequest);
   EXPECT_EQ(store().resource_version(), 2) << "failed writes do not bump the version";
 }
 
 TEST_F(StoreTest, GenerateNameAppendsAFiveCharacterSuffix) {
-  api::Object tmpl = edit(make_pod("default", ""), [](Pod& p) {
-    p.mutable_metadata()->set_generate_name("web-");
-  });
+  api::Object tmpl = edit(make_pod("default", ""),
+                          [](Pod& p) { p.mutable_metadata()->set_generate_name("web-"); });
   api::Object a = must_create(tmpl);
   api::Object b = must_create(tmpl);
   EXPECT_THAT(api::meta_of(*a).name(), MatchesRegex("web-[bcdfghjklmnpqrstvwxz2456789]{5}"));
@@ -203,9 +199,8 @@ class GenerateNameClashTest : public StoreTest {
 };
 
 TEST_F(GenerateNameClashTest, RetriesOnClash) {
-  api::Object tmpl = edit(make_pod("default", ""), [](Pod& p) {
-    p.mutable_metadata()->set_generate_name("web-");
-  });
+  api::Object tmpl = edit(make_pod("default", ""),
+                          [](Pod& p) { p.mutable_metadata()->set_generate_name("web-"); });
   EXPECT_EQ(api::meta_of(*must_create(tmpl)).name(), "web-aaaaa");
   EXPECT_EQ(api::meta_of(*must_create(tmpl)).name(), "web-bbbbb");
 }
@@ -251,9 +246,8 @@ TEST_F(StoreTest, UpdateKeepsIdentityAndBumpsVersion) {
   EXPECT_EQ(pod_of(v2).status().phase(), "Running");
   EXPECT_EQ(pod_of(v1).status().phase(), "") << "snapshots are immutable";
 
-  StatusOr<api::Object> other_uid = store().update(edit(v2, [](Pod& p) {
-    p.mutable_metadata()->set_uid("someone-else");
-  }));
+  StatusOr<api::Object> other_uid =
+      store().update(edit(v2, [](Pod& p) { p.mutable_metadata()->set_uid("someone-else"); }));
   EXPECT_EQ(other_uid.status().code(), StatusCode::kInvalid);
   EXPECT_THAT(other_uid.status().message(), HasSubstr("metadata.uid"));
   EXPECT_THAT(other_uid.status().message(), HasSubstr("field is immutable"));
@@ -299,8 +293,9 @@ TEST_F(StoreTest, ConcurrentWritersOneWinsTheOtherConflicts) {
   EXPECT_EQ(pod_of(*store().get(Kind::kPod, "default", "x")).spec().node_name(), "n1");
   // The loser re-reads and retries.
   api::Object fresh = *store().get(Kind::kPod, "default", "x");
-  EXPECT_TRUE(
-      store().update(edit(fresh, [](Pod& p) { p.mutable_status()->set_phase("Running"); })).is_ok());
+  EXPECT_TRUE(store()
+                  .update(edit(fresh, [](Pod& p) { p.mutable_status()->set_phase("Running"); }))
+                  .is_ok());
 }
 
 TEST_F(StoreTest, EmptyResourceVersionIsUnconditional) {
@@ -428,8 +423,8 @@ TEST_F(StoreTest, LabelSelectorListScansOnlyIndexedCandidates) {
   EXPECT_EQ(store().last_list_candidates(), 10);
   for (const auto& o : web.items) EXPECT_EQ(api::meta_of(*o).labels().at("app"), "web");
 
-  ListResult both = must_list(
-      ListOptions{.labels = *api::LabelSelector::parse("app in (web,db),tier=even")});
+  ListResult both =
+      must_list(ListOptions{.labels = *api::LabelSelector::parse("app in (web,db),tier=even")});
   EXPECT_EQ(both.items.size(), 10u);  // web are even, db are odd
   EXPECT_EQ(store().last_list_candidates(), 20);
   EXPECT_THAT(names(both.items).front(), "default/p1000");
@@ -462,12 +457,14 @@ TEST_F(StoreTest, NodeNameFieldSelectorUsesTheNodeIndex) {
     must_create(make_pod("ns" + std::to_string(i % 3), "p" + std::to_string(i), {},
                          i < 200 ? "node-" + std::to_string(i % 20) : ""));
   }
-  ListResult on7 = must_list(ListOptions{.fields = *api::FieldSelector::parse("spec.nodeName=node-7")});
+  ListResult on7 =
+      must_list(ListOptions{.fields = *api::FieldSelector::parse("spec.nodeName=node-7")});
   EXPECT_EQ(on7.items.size(), 10u);
   EXPECT_EQ(store().last_list_candidates(), 10);
   for (const auto& o : on7.items) EXPECT_EQ(pod_of(o).spec().node_name(), "node-7");
 
-  ListResult unscheduled = must_list(ListOptions{.fields = *api::FieldSelector::parse("spec.nodeName=")});
+  ListResult unscheduled =
+      must_list(ListOptions{.fields = *api::FieldSelector::parse("spec.nodeName=")});
   EXPECT_EQ(unscheduled.items.size(), 100u);
   EXPECT_EQ(store().last_list_candidates(), 100);
 
@@ -627,8 +624,8 @@ TEST_F(StoreTest, WatchResumesFromAVersionWithExactlyTheLaterEvents) {
 TEST_F(SmallHistoryTest, WatchFromACompactedVersionIsGone) {
   for (int i = 0; i < 10; ++i) must_create(make_pod("default", "p" + std::to_string(i)));
   EXPECT_EQ(store().oldest_watchable_version(Kind::kPod), 7);
-  StatusOr<WatchHandle> old = store().watch(Kind::kPod, WatchOptions{.resource_version = 2},
-                                            [](const WatchEvent&) {});
+  StatusOr<WatchHandle> old =
+      store().watch(Kind::kPod, WatchOptions{.resource_version = 2}, [](const WatchEvent&) {});
   EXPECT_EQ(old.status().code(), StatusCode::kGone);
   EXPECT_EQ(old.status().message(), "too old resource version: 2 (7)");
   std::vector<Seen> seen;
@@ -637,15 +634,15 @@ TEST_F(SmallHistoryTest, WatchFromACompactedVersionIsGone) {
   ASSERT_EQ(seen.size(), 3u);
   EXPECT_EQ(seen.front().rv, 8);
   // Other kinds keep their own window.
-  EXPECT_TRUE(store().watch(Kind::kNode, WatchOptions{.resource_version = 2},
-                            [](const WatchEvent&) {})
+  EXPECT_TRUE(store()
+                  .watch(Kind::kNode, WatchOptions{.resource_version = 2}, [](const WatchEvent&) {})
                   .is_ok());
 }
 
 TEST_F(StoreTest, WatchFromTheFutureIsRejected) {
   must_create(make_pod("default", "a"));
-  StatusOr<WatchHandle> w = store().watch(Kind::kPod, WatchOptions{.resource_version = 5},
-                                          [](const WatchEvent&) {});
+  StatusOr<WatchHandle> w =
+      store().watch(Kind::kPod, WatchOptions{.resource_version = 5}, [](const WatchEvent&) {});
   EXPECT_EQ(w.status().code(), StatusCode::kBadRequest);
   EXPECT_THAT(w.status().message(), HasSubstr("Too large resource version: 5, current: 1"));
 }
@@ -655,7 +652,8 @@ TEST_F(StoreTest, LabelSelectorTransitionsBecomeAddedAndDeleted) {
   WatchHandle w = must_watch(WatchOptions{.labels = *api::LabelSelector::parse("app=web")}, &seen);
   api::Object p = must_create(make_pod("default", "x", {{"app", "db"}}));
   must_create(make_pod("default", "y", {{"app", "web"}}));
-  p = must_update(edit(p, [](Pod& q) { (*q.mutable_metadata()->mutable_labels())["app"] = "web"; }));
+  p = must_update(
+      edit(p, [](Pod& q) { (*q.mutable_metadata()->mutable_labels())["app"] = "web"; }));
   p = must_update(edit(p, [](Pod& q) { q.mutable_status()->set_phase("Running"); }));
   p = must_update(edit(p, [](Pod& q) { (*q.mutable_metadata()->mutable_labels())["app"] = "db"; }));
   p = must_update(edit(p, [](Pod& q) { q.mutable_status()->set_phase("Failed"); }));
@@ -671,8 +669,8 @@ TEST_F(StoreTest, LabelSelectorTransitionsBecomeAddedAndDeleted) {
 TEST_F(StoreTest, NodePinnedWatchSeesPodsArriveAndLeave) {
   std::vector<Seen> on_n1;
   std::vector<Seen> everything;
-  WatchHandle w1 = must_watch(
-      WatchOptions{.fields = *api::FieldSelector::parse("spec.nodeName=n1")}, &on_n1);
+  WatchHandle w1 =
+      must_watch(WatchOptions{.fields = *api::FieldSelector::parse("spec.nodeName=n1")}, &on_n1);
   WatchHandle all = must_watch({}, &everything);
   api::Object p = must_create(make_pod("default", "x"));
   must_create(make_pod("default", "y", {}, "n2"));
@@ -702,9 +700,9 @@ TEST_F(StoreTest, InitialEventsComeFirstInKeyOrder) {
   must_create(make_pod("default", "a", {{"app", "web"}}));
   must_create(make_pod("default", "b", {{"app", "db"}}));
   std::vector<Seen> seen;
-  WatchHandle w = must_watch(WatchOptions{.labels = *api::LabelSelector::parse("app=web"),
-                                          .send_initial_events = true},
-                             &seen);
+  WatchHandle w = must_watch(
+      WatchOptions{.labels = *api::LabelSelector::parse("app=web"), .send_initial_events = true},
+      &seen);
   must_create(make_pod("default", "d", {{"app", "web"}}));
   loop_.run();
   EXPECT_THAT(seen, ElementsAre(Seen{WatchEventType::kAdded, "a", 2, "web"},
@@ -759,11 +757,13 @@ TEST_F(StoreTest, ManyWatchersEachGetTheirOwnOrderedStream) {
   std::vector<WatchHandle> handles;
   for (int i = 0; i < 20; ++i) {
     WatchOptions o;
-    if (i % 2 == 0) o.fields = *api::FieldSelector::parse("spec.nodeName=n" + std::to_string(i % 4));
+    if (i % 2 == 0)
+      o.fields = *api::FieldSelector::parse("spec.nodeName=n" + std::to_string(i % 4));
     handles.push_back(must_watch(o, &seen[i]));
   }
   for (int i = 0; i < 40; ++i) {
-    must_create(make_pod("default", "p" + std::to_string(100 + i), {}, "n" + std::to_string(i % 4)));
+    must_create(
+        make_pod("default", "p" + std::to_string(100 + i), {}, "n" + std::to_string(i % 4)));
   }
   loop_.run();
   for (int i = 0; i < 20; ++i) {
