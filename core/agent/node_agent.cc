@@ -16,7 +16,6 @@ namespace {
 enum ProbeKind { kLiveness = 0, kReadiness = 1, kStartup = 2 };
 constexpr std::array<const char*, 3> kProbeNames = {"Liveness", "Readiness", "Startup"};
 constexpr int kMaxWriteAttempts = 4;
-constexpr size_t kMaxEventKeys = 32;
 constexpr int kKilledExitCode = 137;  // 128 + SIGKILL, what Kubernetes reports
 
 bool has_action(const api::Probe& p) {
@@ -159,8 +158,6 @@ struct NodeAgent::PodRecord {
   bool traced_running = false;
   bool traced_ready = false;
   bool traced_finished = false;
-  // Event aggregation: reason + message -> stored Event name.
-  std::map<std::string, std::string> events;
 };
 
 template <typename F>
@@ -183,6 +180,7 @@ NodeAgent::NodeAgent(std::string node_name, EventLoop& loop, Store& store,
       trace_(trace),
       timing_(std::move(timing)),
       node_(std::move(node)),
+      recorder_(store, loop, "kubelet", node_name_),
       alive_(std::make_shared<int>(0)) {
   if (node_.allocatable.empty()) node_.allocatable = node_.capacity;
   for (const auto& [type, address] : node_.addresses) {
@@ -593,7 +591,14 @@ void NodeAgent::wake_at(PodRecord& pod, TimePoint t) {
 Duration NodeAgent::grace_period(const PodRecord& pod) const {
   const api::Pod& p = *pod.pod;
   if (p.metadata().has_deletion_grace_period_seconds()) {
-    return seconds(std::max<int64_t>(0, p.metadata().deletion_grace_period_seconds()));
+    // What is left of it: an agent that sees the deletion late (or restarted
+    // meanwhile) still stops the pod by its deadline.
+    Duration grace = seconds(std::max<int64_t>(0, p.metadata().deletion_grace_period_seconds()));
+    if (p.metadata().has_deletion_timestamp()) {
+      Duration left = time_from_nanos(p.metadata().deletion_timestamp().nanos()) - loop_.now();
+      grace = std::clamp(left, Duration(0), grace);
+    }
+    return grace;
   }
   if (p.spec().has_termination_grace_period_seconds()) {
     return seconds(std::max<int64_t>(0, p.spec().termination_grace_period_seconds()));
@@ -1234,45 +1239,13 @@ void NodeAgent::write_status(PodRecord& pod) {
 
 void NodeAgent::record_event(PodRecord& pod, const std::string& type, const std::string& reason,
                              const std::string& message) {
-  int64_t now = to_nanos(loop_.now());
-  std::string key = reason + "\n" + message;
-  auto it = pod.events.find(key);
-  if (it != pod.events.end()) {
-    // Same reason and message again: count it on the existing Event.
-    StatusOr<api::Object> existing = store_.get(api::Kind::kEvent, pod.ns, it->second);
-    if (existing.is_ok()) {
-      api::Event e = *api::as<api::Event>(*existing);
-      e.set_count(e.count() + 1);
-      e.mutable_last_timestamp()->set_nanos(now);
-      if (store_.update(api::share(std::move(e))).is_ok()) return;
-    }
-    pod.events.erase(it);
-  }
-  api::Event e;
-  e.set_api_version("v1");
-  e.set_kind("Event");
-  e.mutable_metadata()->set_generate_name(pod.name + ".");
-  e.mutable_metadata()->set_namespace_(pod.ns);
-  api::ObjectReference* ref = e.mutable_involved_object();
-  ref->set_kind("Pod");
-  ref->set_api_version("v1");
-  ref->set_namespace_(pod.ns);
-  ref->set_name(pod.name);
-  ref->set_uid(pod.uid);
-  e.set_reason(reason);
-  e.set_message(message);
-  e.set_type(type);
-  e.mutable_source()->set_component("kubelet");
-  e.mutable_source()->set_host(node_name_);
-  e.mutable_first_timestamp()->set_nanos(now);
-  e.mutable_last_timestamp()->set_nanos(now);
-  e.set_count(1);
-  e.set_reporting_component("kubelet");
-  e.set_reporting_instance(node_name_);
-  StatusOr<api::Object> created = store_.create(api::share(std::move(e)));
-  if (!created.is_ok()) return;  // events are best effort
-  if (pod.events.size() >= kMaxEventKeys) pod.events.clear();
-  pod.events[key] = api::meta_of(**created).name();
+  api::ObjectReference ref;
+  ref.set_kind("Pod");
+  ref.set_api_version("v1");
+  ref.set_namespace_(pod.ns);
+  ref.set_name(pod.name);
+  ref.set_uid(pod.uid);
+  recorder_.event(ref, type, reason, message);
 }
 
 void NodeAgent::trace(trace::EventType type, const PodRecord& pod, const std::string& container,

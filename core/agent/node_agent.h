@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/api/types.pb.h"
+#include "core/controllers/event_recorder.h"
 #include "core/ports/container_runtime.h"
 #include "core/ports/event_loop.h"
 #include "core/ports/network.h"
@@ -128,6 +129,7 @@ class NodeAgent final {
   TraceSink& trace_;
   TimingProfile timing_;
   NodeDescription node_;
+  ctrl::EventRecorder recorder_;
   std::string host_ip_;
 
   bool running_ = false;
