@@ -1,0 +1,77 @@
+// EventRecorder: Event objects in the store, repeats folded into one Event.
+#include "core/controllers/event_recorder.h"
+
+#include "tests/core/controllers/harness.h"
+
+namespace flotilla::ctrl {
+namespace {
+
+using testing::ControllerTest;
+
+class EventRecorderTest : public ControllerTest {};
+
+TEST_F(EventRecorderTest, RepeatedIdenticalEventsIncrementCountOnOneEvent) {
+  api::Object rc = create(make_rc("web", 1));
+  EventRecorder rec(store_, sim_, "replication-controller");
+  rec.warning(*rc, "FailedCreate", "Error creating: quota");
+  run_for(seconds(5));
+  rec.warning(*rc, "FailedCreate", "Error creating: quota");
+  run_for(seconds(5));
+  rec.warning(*rc, "FailedCreate", "Error creating: quota");
+  rec.normal(*rc, "SuccessfulCreate", "Created pod: web-abcde");
+
+  auto failed = events("FailedCreate");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].count(), 3);
+  EXPECT_EQ(failed[0].type(), "Warning");
+  EXPECT_EQ(failed[0].first_timestamp().nanos(), 0);
+  EXPECT_EQ(failed[0].last_timestamp().nanos(), to_nanos(seconds(10)));
+  EXPECT_EQ(failed[0].involved_object().kind(), "ReplicationController");
+  EXPECT_EQ(failed[0].involved_object().name(), "web");
+  EXPECT_EQ(failed[0].involved_object().uid(), api::meta_of(*rc).uid());
+  EXPECT_EQ(failed[0].source().component(), "replication-controller");
+  EXPECT_EQ(failed[0].metadata().namespace_(), "default");
+  auto created = events("SuccessfulCreate");
+  ASSERT_EQ(created.size(), 1u);
+  EXPECT_EQ(created[0].count(), 1);
+  EXPECT_EQ(created[0].type(), "Normal");
+}
+
+TEST_F(EventRecorderTest, DifferentMessagesAreSeparateEventsEvenAtOneInstant) {
+  api::Object rc = create(make_rc("web", 1));
+  EventRecorder rec(store_, sim_, "replication-controller");
+  rec.normal(*rc, "SuccessfulCreate", "Created pod: web-1");
+  rec.normal(*rc, "SuccessfulCreate", "Created pod: web-2");
+  EXPECT_EQ(events("SuccessfulCreate").size(), 2u);
+  EXPECT_EQ(rec.dropped(), 0u);
+}
+
+TEST_F(EventRecorderTest, AnEventRemovedMeanwhileIsStartedAgain) {
+  api::Object rc = create(make_rc("web", 1));
+  EventRecorder rec(store_, sim_, "kubelet", "node-1");
+  rec.normal(*rc, "Pulled", "image pulled");
+  auto first = events("Pulled");
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].source().host(), "node-1");
+  ASSERT_TRUE(store_.remove(api::Kind::kEvent, "default", first[0].metadata().name()).is_ok());
+  run_for(seconds(1));
+  rec.normal(*rc, "Pulled", "image pulled");
+  auto again = events("Pulled");
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].count(), 1);
+}
+
+TEST_F(EventRecorderTest, NodeEventsLiveInDefaultNamespace) {
+  heartbeat("node-1");
+  auto node = get<api::Node>("", "node-1");
+  EventRecorder rec(store_, sim_, "node-controller");
+  rec.normal(*node, "NodeNotReady", "Node node-1 status is now: NodeNotReady");
+  auto e = events("NodeNotReady");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].metadata().namespace_(), "default");
+  EXPECT_EQ(e[0].involved_object().kind(), "Node");
+  EXPECT_EQ(e[0].involved_object().namespace_(), "");
+}
+
+}  // namespace
+}  // namespace flotilla::ctrl
