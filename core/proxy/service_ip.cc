@@ -261,7 +261,7 @@ Status ServiceIPAllocator::start() {
 }
 
 void ServiceIPAllocator::enqueue(const std::string& key) {
-  queue_.insert(key);
+  if (queued_.insert(key).second) queue_.push_back(key);
   if (drain_posted_) return;
   drain_posted_ = true;
   std::weak_ptr<bool> alive = alive_;
@@ -273,8 +273,9 @@ void ServiceIPAllocator::enqueue(const std::string& key) {
 
 void ServiceIPAllocator::drain() {
   drain_posted_ = false;
-  std::set<std::string> batch;
+  std::deque<std::string> batch;
   batch.swap(queue_);
+  queued_.clear();
   for (const auto& key : batch) {
     Status s = reconcile(key);
     if (s.is_ok()) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -149,7 +150,8 @@ class ServiceIPAllocator {
   ServiceIPAllocatorOptions options_;
   ClusterIPPool pool_;
   WatchHandle watch_;
-  std::set<std::string> queue_;  // pending keys, deduplicated, drained in order
+  std::deque<std::string> queue_;  // pending keys in arrival order (FIFO, like client-go)
+  std::set<std::string> queued_;   // dedup: a key waits in the queue at most once
   bool drain_posted_ = false;
   std::map<std::string, int> retries_;
   std::map<std::string, TimerHandle> retry_timers_;
