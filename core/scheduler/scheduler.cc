@@ -217,6 +217,12 @@ void Scheduler::on_timer() {
     bool backoff_done = p.state == State::kBackoff && now >= p.backoff_until;
     bool flush = p.state == State::kUnschedulable &&
                  now >= p.unschedulable_since + options_.unschedulable_flush;
+    if (flush && now < p.backoff_until) {
+      // Flushed while still backing off: wait out the backoff first.
+      p.state = State::kBackoff;
+      timers_.insert({p.backoff_until, key});
+      continue;
+    }
     if (backoff_done || flush) ready.push_back(key);
   }
   ensure_ordered_active(ready);
