@@ -1,0 +1,216 @@
+// EndpointsController: ready / not-ready separation, named target ports,
+// deterministic order, writes only on change, traces, deletion with the service.
+#include "core/controllers/endpoints.h"
+
+#include "tests/core/controllers/harness.h"
+
+namespace flotilla::ctrl {
+namespace {
+
+using testing::ControllerTest;
+
+class EndpointsTest : public ControllerTest {
+ protected:
+  void start() {
+    ec_ = std::make_unique<EndpointsController>(context());
+    ASSERT_TRUE(ec_->start().is_ok());
+  }
+  api::Service make_service(const std::string& name, api::IntOrString target) {
+    api::Service s;
+    s.mutable_metadata()->set_name(name);
+    s.mutable_metadata()->set_namespace_("default");
+    (*s.mutable_spec()->mutable_selector())["app"] = "web";
+    auto* p = s.mutable_spec()->add_ports();
+    p->set_name("http");
+    p->set_port(80);
+    *p->mutable_target_port() = target;
+    return s;
+  }
+  static api::IntOrString named(const std::string& n) {
+    api::IntOrString t;
+    t.set_str_val(n);
+    return t;
+  }
+  static api::IntOrString number(int n) {
+    api::IntOrString t;
+    t.set_int_val(n);
+    return t;
+  }
+  void make_pod(const std::string& name, const std::string& app = "web", int port = 8080) {
+    api::Pod p;
+    p.mutable_metadata()->set_name(name);
+    p.mutable_metadata()->set_namespace_("default");
+    (*p.mutable_metadata()->mutable_labels())["app"] = app;
+    auto* c = p.mutable_spec()->add_containers();
+    c->set_name("main");
+    auto* cp = c->add_ports();
+    cp->set_name("http");
+    cp->set_container_port(port);
+    create(p);
+  }
+  std::shared_ptr<const api::Endpoints> endpoints(const std::string& name = "web") {
+    return get<api::Endpoints>("default", name);
+  }
+  static std::vector<std::string> ips(const google::protobuf::RepeatedPtrField<api::EndpointAddress>& a) {
+    std::vector<std::string> out;
+    for (const auto& x : a) out.push_back(x.ip());
+    return out;
+  }
+  std::unique_ptr<EndpointsController> ec_;
+};
+
+TEST_F(EndpointsTest, ReadyAndNotReadyAddressesWithNamedTargetPort) {
+  start();
+  make_pod("p-c");
+  make_pod("p-a");
+  make_pod("p-b");
+  make_pod("p-noip");
+  make_pod("p-gone");
+  make_pod("other", "db");
+  set_pod_state("p-c", "n1", "10.0.0.30", true);
+  set_pod_state("p-a", "n2", "10.0.0.4", true);
+  set_pod_state("p-b", "n1", "10.0.0.20", false);
+  set_pod_state("p-gone", "n1", "10.0.0.50", true);
+  set_pod_state("other", "n1", "10.0.0.60", true);
+  {
+    auto p = get<api::Pod>("default", "p-gone");
+    api::Pod copy = *p;
+    copy.mutable_metadata()->mutable_deletion_timestamp()->set_nanos(to_nanos(seconds(30)));
+    ASSERT_TRUE(store_.update(api::share(std::move(copy))).is_ok());
+  }
+  create(make_service("web", named("http")));
+  run_for(seconds(1));
+  auto ep = endpoints();
+  ASSERT_NE(ep, nullptr);
+  ASSERT_EQ(ep->subsets_size(), 1);
+  const auto& s = ep->subsets(0);
+  // Sorted by IP (as strings), whatever the creation order.
+  EXPECT_EQ(ips(s.addresses()), (std::vector<std::string>{"10.0.0.30", "10.0.0.4"}));
+  EXPECT_EQ(ips(s.not_ready_addresses()), (std::vector<std::string>{"10.0.0.20"}));
+  ASSERT_EQ(s.ports_size(), 1);
+  EXPECT_EQ(s.ports(0).port(), 8080);
+  EXPECT_EQ(s.ports(0).name(), "http");
+  EXPECT_EQ(s.ports(0).protocol(), "TCP");
+  EXPECT_EQ(s.addresses(0).target_ref().kind(), "Pod");
+  EXPECT_EQ(s.addresses(0).target_ref().name(), "p-c");
+  EXPECT_EQ(s.addresses(0).node_name(), "n1");
+  auto added = trace_.of(trace::ENDPOINT_ADDED);
+  ASSERT_EQ(added.size(), 2u);
+  EXPECT_EQ(added[0].service(), "default/web");
+  EXPECT_EQ(added[0].endpoint(), "10.0.0.30:8080");
+}
+
+TEST_F(EndpointsTest, FollowsReadinessChangesAndPodChurnWithTraces) {
+  start();
+  create(make_service("web", number(9000)));
+  make_pod("p1");
+  make_pod("p2");
+  set_pod_state("p1", "n1", "10.0.0.1", true);
+  set_pod_state("p2", "n1", "10.0.0.2", false);
+  run_for(seconds(1));
+  EXPECT_EQ(ips(endpoints()->subsets(0).addresses()), (std::vector<std::string>{"10.0.0.1"}));
+  EXPECT_EQ(endpoints()->subsets(0).ports(0).port(), 9000);  // a number is taken as is
+  trace_.records.clear();
+
+  set_pod_state("p2", "n1", "10.0.0.2", true);
+  run_for(seconds(1));
+  EXPECT_EQ(ips(endpoints()->subsets(0).addresses()),
+            (std::vector<std::string>{"10.0.0.1", "10.0.0.2"}));
+  EXPECT_EQ(endpoints()->subsets(0).not_ready_addresses_size(), 0);
+  ASSERT_EQ(trace_.of(trace::ENDPOINT_ADDED).size(), 1u);
+  EXPECT_EQ(trace_.of(trace::ENDPOINT_ADDED)[0].endpoint(), "10.0.0.2:9000");
+
+  set_pod_state("p1", "n1", "10.0.0.1", false);
+  run_for(seconds(1));
+  EXPECT_EQ(ips(endpoints()->subsets(0).addresses()), (std::vector<std::string>{"10.0.0.2"}));
+  EXPECT_EQ(ips(endpoints()->subsets(0).not_ready_addresses()),
+            (std::vector<std::string>{"10.0.0.1"}));
+  ASSERT_EQ(trace_.of(trace::ENDPOINT_REMOVED).size(), 1u);
+  EXPECT_EQ(trace_.of(trace::ENDPOINT_REMOVED)[0].endpoint(), "10.0.0.1:9000");
+  EXPECT_EQ(trace_.of(trace::ENDPOINT_REMOVED)[0].name(), "p1");
+
+  ASSERT_TRUE(store_.remove(api::Kind::kPod, "default", "p2").is_ok());
+  run_for(seconds(1));
+  EXPECT_EQ(endpoints()->subsets(0).addresses_size(), 0);
+  EXPECT_EQ(trace_.of(trace::ENDPOINT_REMOVED).size(), 2u);
+
+  // A pod relabeled out of the selector leaves.
+  auto p1 = get<api::Pod>("default", "p1");
+  api::Pod copy = *p1;
+  (*copy.mutable_metadata()->mutable_labels())["app"] = "other";
+  ASSERT_TRUE(store_.update(api::share(std::move(copy))).is_ok());
+  run_for(seconds(1));
+  EXPECT_EQ(endpoints()->subsets_size(), 0);
+}
+
+TEST_F(EndpointsTest, WritesOnlyWhenSomethingChanged) {
+  start();
+  create(make_service("web", named("http")));
+  make_pod("p1");
+  set_pod_state("p1", "n1", "10.0.0.1", true);
+  run_for(seconds(1));
+  const uint64_t writes = ec_->writes();
+  const std::string version = endpoints()->metadata().resource_version();
+  // A change the endpoints do not reflect (an annotation) writes nothing.
+  auto p = get<api::Pod>("default", "p1");
+  api::Pod copy = *p;
+  (*copy.mutable_metadata()->mutable_annotations())["note"] = "x";
+  ASSERT_TRUE(store_.update(api::share(std::move(copy))).is_ok());
+  run_for(seconds(1));
+  EXPECT_EQ(ec_->writes(), writes);
+  EXPECT_EQ(endpoints()->metadata().resource_version(), version);
+}
+
+TEST_F(EndpointsTest, PodsResolvingPortsDifferentlyGetSeparateSubsetsAndUnresolvedAreSkipped) {
+  start();
+  make_pod("a", "web", 8080);
+  make_pod("b", "web", 9090);
+  api::Pod nohttp;
+  nohttp.mutable_metadata()->set_name("c");
+  nohttp.mutable_metadata()->set_namespace_("default");
+  (*nohttp.mutable_metadata()->mutable_labels())["app"] = "web";
+  nohttp.mutable_spec()->add_containers()->set_name("main");
+  create(nohttp);
+  set_pod_state("a", "n1", "10.0.0.1", true);
+  set_pod_state("b", "n1", "10.0.0.2", true);
+  set_pod_state("c", "n1", "10.0.0.3", true);
+  create(make_service("web", named("http")));
+  run_for(seconds(1));
+  auto ep = endpoints();
+  ASSERT_EQ(ep->subsets_size(), 2);
+  EXPECT_EQ(ep->subsets(0).ports(0).port(), 8080);
+  EXPECT_EQ(ips(ep->subsets(0).addresses()), (std::vector<std::string>{"10.0.0.1"}));
+  EXPECT_EQ(ep->subsets(1).ports(0).port(), 9090);
+  EXPECT_EQ(ips(ep->subsets(1).addresses()), (std::vector<std::string>{"10.0.0.2"}));
+}
+
+TEST_F(EndpointsTest, DeletedWithTheServiceAndRecreatedIfRemovedByOthers) {
+  start();
+  create(make_service("web", named("http")));
+  make_pod("p1");
+  set_pod_state("p1", "n1", "10.0.0.1", true);
+  run_for(seconds(1));
+  ASSERT_TRUE(store_.remove(api::Kind::kEndpoints, "default", "web").is_ok());
+  run_for(seconds(1));
+  ASSERT_NE(endpoints(), nullptr);
+  EXPECT_EQ(endpoints()->subsets(0).addresses_size(), 1);
+  trace_.records.clear();
+  ASSERT_TRUE(store_.remove(api::Kind::kService, "default", "web").is_ok());
+  run_for(seconds(1));
+  EXPECT_EQ(endpoints(), nullptr);
+  EXPECT_EQ(trace_.of(trace::ENDPOINT_REMOVED).size(), 1u);
+}
+
+TEST_F(EndpointsTest, ServiceWithoutSelectorIsLeftAlone) {
+  start();
+  api::Service s = make_service("manual", number(80));
+  s.mutable_spec()->clear_selector();
+  create(s);
+  make_pod("p1");
+  set_pod_state("p1", "n1", "10.0.0.1", true);
+  run_for(seconds(1));
+  EXPECT_EQ(endpoints("manual"), nullptr);
+}
+
+}  // namespace
+}  // namespace flotilla::ctrl
