@@ -214,3 +214,41 @@ TEST_F(EndpointsTest, ServiceWithoutSelectorIsLeftAlone) {
 
 }  // namespace
 }  // namespace flotilla::ctrl
+
+#include "core/controllers/controller_manager.h"
+
+namespace flotilla::ctrl {
+namespace {
+
+class ControllerManagerTest : public testing::ControllerTest {};
+
+TEST_F(ControllerManagerTest, AllControllersTogetherServeAReplicatedService) {
+  ControllerManager cm(context());
+  ASSERT_TRUE(cm.start().is_ok());
+  create(make_rc("web", 2));
+  api::Service s;
+  s.mutable_metadata()->set_name("web");
+  s.mutable_metadata()->set_namespace_("default");
+  (*s.mutable_spec()->mutable_selector())["app"] = "web";
+  auto* port = s.mutable_spec()->add_ports();
+  port->set_port(80);
+  port->mutable_target_port()->set_str_val("http");
+  create(s);
+  run_for(seconds(1));
+  int ip = 1;
+  for (const auto& p : pods("web")) {
+    set_pod_state(p->metadata().name(), "n1", "10.1.0." + std::to_string(ip++), true);
+  }
+  run_for(seconds(1));
+  auto ep = get<api::Endpoints>("default", "web");
+  ASSERT_NE(ep, nullptr);
+  EXPECT_EQ(ep->subsets(0).addresses_size(), 2);
+  EXPECT_EQ(ep->subsets(0).ports(0).port(), 8080);
+  ASSERT_TRUE(store_.remove(api::Kind::kReplicationController, "default", "web").is_ok());
+  run_for(seconds(1));
+  for (const auto& p : pods("web")) EXPECT_TRUE(api::is_terminating(*p));
+  EXPECT_EQ(get<api::Endpoints>("default", "web")->subsets_size(), 0);
+}
+
+}  // namespace
+}  // namespace flotilla::ctrl
