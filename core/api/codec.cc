@@ -4,6 +4,8 @@
 // thrown leaves this file.
 #include "core/api/codec.h"
 
+#include <google/protobuf/struct.pb.h>
+
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/reflection.h>
 
@@ -98,6 +100,10 @@ class Decoder {
     const pb::Descriptor* d = msg->GetDescriptor();
     if (is_time(d)) return time(node, msg, path);
     if (is_int_or_string(d)) return int_or_string(node, msg, path);
+    if (d == pb::Value::descriptor()) {
+      any_value(node, static_cast<pb::Value*>(msg));
+      return flotilla::Status::ok();
+    }
     if (!node.IsMap()) return error(node, path, "expected a mapping, got " + describe(node));
     for (auto it = node.begin(); it != node.end(); ++it) {
       const YAML::Node& key = it->first;
@@ -124,6 +130,37 @@ class Decoder {
   }
 
  private:
+  // google.protobuf.Value holds any YAML as is: free-form parts of a schema
+  // that a more specific parser reads later.
+  static void any_value(const YAML::Node& node, pb::Value* out) {
+    if (!node.IsDefined() || node.IsNull()) {
+      out->set_null_value(pb::NULL_VALUE);
+    } else if (node.IsScalar()) {
+      const std::string& text = node.Scalar();
+      if (node.Tag() == "!") {  // quoted: always a string
+        out->set_string_value(text);
+      } else if (text == "true" || text == "false") {
+        out->set_bool_value(text == "true");
+      } else {
+        char* end = nullptr;
+        double v = std::strtod(text.c_str(), &end);
+        if (!text.empty() && end == text.c_str() + text.size() && std::isfinite(v)) {
+          out->set_number_value(v);
+        } else {
+          out->set_string_value(text);
+        }
+      }
+    } else if (node.IsSequence()) {
+      pb::ListValue* list = out->mutable_list_value();
+      for (const auto& item : node) any_value(item, list->add_values());
+    } else if (node.IsMap()) {
+      pb::Struct* st = out->mutable_struct_value();
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        any_value(it->second, &(*st->mutable_fields())[it->first.Scalar()]);
+      }
+    }
+  }
+
   static const FD* find_field(const pb::Descriptor* d, const std::string& json_name) {
     for (int i = 0; i < d->field_count(); ++i) {
       const FD* f = d->field(i);
@@ -505,6 +542,29 @@ std::string number_text(T v) {
 
 Value encode_message(const pb::Message& msg);
 
+Value encode_any(const pb::Value& v) {
+  switch (v.kind_case()) {
+    case pb::Value::kBoolValue: return Value::of_bool(v.bool_value());
+    case pb::Value::kNumberValue: return Value::number(number_text(v.number_value()));
+    case pb::Value::kStringValue: return Value::string(v.string_value());
+    case pb::Value::kListValue: {
+      Value out;
+      out.type = Value::Type::kList;
+      for (const auto& item : v.list_value().values()) out.list.push_back(encode_any(item));
+      return out;
+    }
+    case pb::Value::kStructValue: {
+      Value out;
+      out.type = Value::Type::kMap;
+      std::map<std::string, const pb::Value*> sorted;
+      for (const auto& [k, item] : v.struct_value().fields()) sorted[k] = &item;
+      for (const auto& [k, item] : sorted) out.map.emplace_back(k, encode_any(*item));
+      return out;
+    }
+    default: return Value();
+  }
+}
+
 Value scalar_value(const pb::Message& msg, const FD* f, int index) {
   const pb::Reflection* r = msg.GetReflection();
   bool rep = index >= 0;
@@ -566,6 +626,7 @@ Value encode_message(const pb::Message& msg) {
   if (is_time(d)) {
     return Value::string(format_time(r->GetInt64(msg, d->FindFieldByName("nanos"))));
   }
+  if (d == pb::Value::descriptor()) return encode_any(static_cast<const pb::Value&>(msg));
   if (is_int_or_string(d)) {
     const FD* int_val = d->FindFieldByName("int_val");
     if (r->HasField(msg, int_val)) return Value::number(number_text(r->GetInt32(msg, int_val)));
