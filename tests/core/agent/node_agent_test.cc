@@ -571,5 +571,20 @@ TEST_F(NodeAgentTest, SandboxGetsVolumesAndHostPorts) {
   EXPECT_EQ(cfg.ports[0].container_port, 8080);
 }
 
+TEST_F(NodeAgentTest, FullNodeIsQuietInSteadyState) {
+  start_agent();
+  for (int i = 0; i < 110; ++i) create(make_pod("p-" + std::to_string(i)));
+  run_for(seconds(30));
+  EXPECT_EQ(agent_->tracked_pods(), 110u);
+  EXPECT_EQ(runtime_.running_containers(), 110);
+  int64_t rv = store_.resource_version();
+  uint64_t syncs = agent_->syncs();
+  run_for(minutes(5));
+  // Resyncs every 10 s visit each pod, but only heartbeats (one per 10 s) write.
+  EXPECT_EQ(store_.resource_version() - rv, 30);
+  EXPECT_EQ(agent_->syncs() - syncs, 110u * 30u);
+  EXPECT_EQ(runtime_.sandboxes_created, 110);
+}
+
 }  // namespace
 }  // namespace flotilla::agent
