@@ -56,6 +56,29 @@ struct EntryLess {
 };
 using EntrySet = std::set<const Entry*, EntryLess>;
 
+// Point lookups (get, update, remove) by (namespace, name) without building a key.
+struct KeyView {
+  std::string_view ns;
+  std::string_view name;
+};
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(const KeyView& k) const {
+    size_t h = std::hash<std::string_view>()(k.ns);
+    return h ^
+           (std::hash<std::string_view>()(k.name) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+  }
+  size_t operator()(const ObjKey& k) const { return (*this)(KeyView{k.ns, k.name}); }
+};
+struct KeyEq {
+  using is_transparent = void;
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return std::string_view(a.ns) == std::string_view(b.ns) &&
+           std::string_view(a.name) == std::string_view(b.name);
+  }
+};
+
 struct HistoryEntry {
   int64_t rv;
   WatchEventType type;
@@ -188,6 +211,7 @@ using WatcherMap = std::map<uint64_t, std::shared_ptr<Watcher>>;
 
 struct KindStore {
   std::map<ObjKey, Slot> objects;
+  std::unordered_map<ObjKey, Entry*, KeyHash, KeyEq> by_key;  // the same entries, hashed
   std::unordered_map<std::string, int64_t> ns_count;
   std::unordered_map<std::string, EntrySet> by_node;  // pods only; "" = unscheduled
   std::unordered_map<std::string, std::unordered_map<std::string, EntrySet>> by_label;
@@ -223,14 +247,23 @@ class InMemoryStore::State {
                   std::string(name)};
   }
 
+  static KeyView view_of(const api::KindInfo& info, std::string_view ns, std::string_view name) {
+    if (!info.namespaced) return KeyView{"", name};
+    return KeyView{ns.empty() ? api::kDefaultNamespace : ns, name};
+  }
+
+  static Entry* find(const KindStore& s, KeyView k) {
+    auto it = s.by_key.find(k);
+    return it == s.by_key.end() ? nullptr : it->second;
+  }
+
   // ------------------------------------------------------------- reads
 
   StatusOr<api::Object> get(api::Kind kind, std::string_view ns, std::string_view name) const {
     const api::KindInfo& info = api::kind_info(kind);
-    const KindStore& s = ks(kind);
-    auto it = s.objects.find(key_of(info, ns, name));
-    if (it == s.objects.end()) return not_found(info, name);
-    return it->second.obj;
+    const Entry* e = find(ks(kind), view_of(info, ns, name));
+    if (e == nullptr) return not_found(info, name);
+    return e->second.obj;
   }
 
   StatusOr<ListResult> list(api::Kind kind, const ListOptions& o) const {
@@ -302,7 +335,7 @@ class InMemoryStore::State {
       std::string base = meta.generate_name().substr(0, kMaxGeneratedBaseLength);
       for (int i = 0; i < kGenerateNameAttempts; ++i) {
         std::string candidate = base + next_suffix();
-        if (!s.objects.contains(ObjKey{meta.namespace_(), candidate})) {
+        if (find(s, KeyView{meta.namespace_(), candidate}) == nullptr) {
           meta.set_name(std::move(candidate));
           break;
         }
@@ -320,7 +353,7 @@ class InMemoryStore::State {
     set_type_meta(*m, info);
     if (options_.validator) FLOTILLA_RETURN_IF_ERROR(options_.validator(*m, nullptr));
     ObjKey key{meta.namespace_(), meta.name()};
-    if (s.objects.contains(key)) {
+    if (find(s, KeyView{key.ns, key.name}) != nullptr) {
       return already_exists_error(resource_name(info, meta.name()) + " already exists");
     }
     // Commit.
@@ -329,6 +362,7 @@ class InMemoryStore::State {
     api::Object obj(std::move(m));
     auto [it, inserted] = s.objects.emplace(std::move(key), Slot{obj, rv});
     (void)inserted;
+    s.by_key.emplace(it->first, &*it);
     ++s.ns_count[it->first.ns];
     index_add(info, s, &*it);
     record(info, s, HistoryEntry{rv, WatchEventType::kAdded, obj, nullptr});
@@ -346,9 +380,9 @@ class InMemoryStore::State {
     api::ObjectMeta& meta = *info.mutable_meta(*m);
     FLOTILLA_RETURN_IF_ERROR(check_namespace(info, meta));
     if (meta.name().empty()) return bad_request_error("resource name may not be empty");
-    auto it = s.objects.find(ObjKey{meta.namespace_(), meta.name()});
-    if (it == s.objects.end()) return not_found(info, meta.name());
-    const Slot& slot = it->second;
+    Entry* entry = find(s, KeyView{meta.namespace_(), meta.name()});
+    if (entry == nullptr) return not_found(info, meta.name());
+    const Slot& slot = entry->second;
     const api::ObjectMeta& old_meta = info.meta(*slot.obj);
     if (!meta.resource_version().empty()) {
       int64_t given = 0;
@@ -376,16 +410,17 @@ class InMemoryStore::State {
     meta.set_generation(old_meta.generation());
     meta.set_resource_version(old_meta.resource_version());
     set_type_meta(*m, info);
+    // Nothing changed: nothing to write (the stored object was validated).
+    if (deterministic_bytes(*m) == deterministic_bytes(*slot.obj)) return slot.obj;
     if (spec_bytes(*m) != spec_bytes(*slot.obj)) meta.set_generation(old_meta.generation() + 1);
     if (options_.validator) FLOTILLA_RETURN_IF_ERROR(options_.validator(*m, slot.obj.get()));
-    if (deterministic_bytes(*m) == deterministic_bytes(*slot.obj)) return slot.obj;  // no-op
     // Commit.
     int64_t rv = ++rv_;
     meta.set_resource_version(to_decimal(rv));
     api::Object obj(std::move(m));
     api::Object prev = slot.obj;
-    index_update(info, s, &*it, *prev, *obj);
-    it->second = Slot{obj, rv};
+    index_update(info, s, entry, *prev, *obj);
+    entry->second = Slot{obj, rv};
     record(info, s, HistoryEntry{rv, WatchEventType::kModified, obj, prev});
     return obj;
   }
@@ -394,9 +429,9 @@ class InMemoryStore::State {
                                const DeleteOptions& o) {
     const api::KindInfo& info = api::kind_info(kind);
     KindStore& s = ks(kind);
-    auto it = s.objects.find(key_of(info, ns, name));
-    if (it == s.objects.end()) return not_found(info, name);
-    const api::ObjectMeta& meta = info.meta(*it->second.obj);
+    Entry* entry = find(s, view_of(info, ns, name));
+    if (entry == nullptr) return not_found(info, name);
+    const api::ObjectMeta& meta = info.meta(*entry->second.obj);
     if (!o.uid.empty() && o.uid != meta.uid()) {
       return conflict_error("Precondition failed: UID in precondition: " + o.uid +
                             ", UID in object meta: " + meta.uid());
@@ -407,10 +442,12 @@ class InMemoryStore::State {
           ", ResourceVersion in object meta: " + meta.resource_version());
     }
     int64_t rv = ++rv_;
-    api::Object last = it->second.obj;
-    index_remove(info, s, &*it);
-    if (--s.ns_count[it->first.ns] == 0) s.ns_count.erase(it->first.ns);
-    s.objects.erase(it);
+    api::Object last = entry->second.obj;
+    index_remove(info, s, entry);
+    if (--s.ns_count[entry->first.ns] == 0) s.ns_count.erase(entry->first.ns);
+    ObjKey key = entry->first;
+    s.by_key.erase(key);
+    s.objects.erase(key);
     record(info, s, HistoryEntry{rv, WatchEventType::kDeleted, last, last});
     return last;
   }
