@@ -24,7 +24,7 @@ struct Fixture {
     // A few hundred other Services so the lookup tables are not trivially small.
     for (int s = 0; s < 500; ++s) {
       (void)w.store.create(api::share(testing::make_service(
-          "svc-" + std::to_string(s), {{"", 80}}, "10.96.1." + std::to_string(s % 250 + 1 + 0) ,
+          "svc-" + std::to_string(s), {{"", 80}}, "10.96." + std::to_string(1 + s / 250) + "." + std::to_string(s % 250 + 1),
           {}, "ns" + std::to_string(s / 250))));
     }
     auto o = ServiceProxyOptions::from_timing(TimingProfile::kubernetes(), "node-1");
