@@ -23,12 +23,12 @@ struct QueueEntry {
 };
 
 // Strict weak order of the queue: earlier time first, then smaller key.
-// Written as one 128-bit comparison so it compiles without branches.
+// Written as one signed 128-bit comparison (time in the high half) so it
+// compiles to cmp + sbb + setl, without branches.
 inline bool entry_before(const QueueEntry& a, const QueueEntry& b) {
-  __extension__ typedef unsigned __int128 U128;
-  constexpr uint64_t kSign = uint64_t{1} << 63;
-  U128 ka = (U128(uint64_t(a.time) ^ kSign) << 64) | a.key;
-  U128 kb = (U128(uint64_t(b.time) ^ kSign) << 64) | b.key;
+  __extension__ typedef __int128 I128;
+  I128 ka = (I128(a.time) << 64) | I128(a.key);
+  I128 kb = (I128(b.time) << 64) | I128(b.key);
   return ka < kb;
 }
 
@@ -62,7 +62,7 @@ class EventQueue {
 // leaf, then sift up") variant, which saves about half the comparisons.
 template <int D>
 class DaryHeapQueue final : public EventQueue {
-  static_assert(D == 2 || D == 4, "arity must be 2 or 4");
+  static_assert(D == 2 || D == 4 || D == 8, "arity must be 2, 4 or 8");
 
  public:
   DaryHeapQueue() = default;
@@ -102,33 +102,46 @@ class DaryHeapQueue final : public EventQueue {
   size_t memory_bytes() const override {
     return capacity_ == 0 ? 0 : (capacity_ + kPad + D) * sizeof(QueueEntry);
   }
-  std::string_view name() const override { return D == 2 ? "binary_heap" : "quaternary_heap"; }
+  std::string_view name() const override {
+    return D == 2 ? "binary_heap" : D == 4 ? "quaternary_heap" : "octonary_heap";
+  }
 
  private:
-  // data_[1] (the first child group) sits on a cache-line boundary.
-  static constexpr size_t kPad = 64 / sizeof(QueueEntry) - 1;
+  // data_[1] (the first child group) sits on a kAlign boundary, so every
+  // sibling group is aligned to its own size (or to a cache line if smaller).
+  static constexpr size_t kAlign = D * sizeof(QueueEntry) > 64 ? D * sizeof(QueueEntry) : 64;
+  static constexpr size_t kPad = kAlign / sizeof(QueueEntry) - 1;
   static constexpr QueueEntry kSentinel{INT64_MAX, UINT64_MAX};
 
-  // Branch-free: compiles to a compare and a conditional move.
+  // Branch-free: the comparison's result is used arithmetically, so the
+  // compiler cannot turn the select into a (badly predicted) jump.
   static size_t lesser(const QueueEntry* d, size_t a, size_t b) {
-    return entry_before(d[b], d[a]) ? b : a;
+    return a + ((b - a) & (size_t{0} - size_t{entry_before(d[b], d[a])}));
   }
-  // Index of the least of the D children starting at `first` (ties: lowest).
-  size_t least_child(size_t first) const {
+  // Index of the least of the D children starting at `first` (ties: lowest),
+  // as a tournament: log2(D) levels of independent comparisons.
+  static size_t least_child(const QueueEntry* d, size_t first) {
     if constexpr (D == 2) {
-      return lesser(data_, first, first + 1);
+      return first + size_t{entry_before(d[first + 1], d[first])};
+    } else if constexpr (D == 4) {
+      size_t x = first + size_t{entry_before(d[first + 1], d[first])};
+      size_t y = first + 2 + size_t{entry_before(d[first + 3], d[first + 2])};
+      return lesser(d, x, y);
     } else {
-      size_t x = lesser(data_, first, first + 1);
-      size_t y = lesser(data_, first + 2, first + 3);
-      return lesser(data_, x, y);
+      size_t a = first + size_t{entry_before(d[first + 1], d[first])};
+      size_t b = first + 2 + size_t{entry_before(d[first + 3], d[first + 2])};
+      size_t c = first + 4 + size_t{entry_before(d[first + 5], d[first + 4])};
+      size_t e = first + 6 + size_t{entry_before(d[first + 7], d[first + 6])};
+      return lesser(d, lesser(d, a, b), lesser(d, c, e));
     }
   }
+  size_t least_child(size_t first) const { return least_child(data_, first); }
 
   void grow(size_t capacity) {
     // D trailing sentinel slots keep the last sibling group complete.
     size_t bytes = (capacity + kPad + D) * sizeof(QueueEntry);
-    bytes = (bytes + 63) / 64 * 64;
-    auto* base = static_cast<QueueEntry*>(std::aligned_alloc(64, bytes));
+    bytes = (bytes + kAlign - 1) / kAlign * kAlign;
+    auto* base = static_cast<QueueEntry*>(std::aligned_alloc(kAlign, bytes));
     if (base == nullptr) std::abort();
     QueueEntry* data = base + kPad;
     for (size_t i = 0; i < size_; ++i) data[i] = data_[i];
@@ -158,11 +171,13 @@ class DaryHeapQueue final : public EventQueue {
     for (;;) {
       size_t first = hole * D + 1;
       if (first >= n) break;
-      if constexpr (D == 4) {
+      if constexpr (D >= 4) {
         // The grandchildren groups of this level: fetch while we compare.
         size_t grand = first * D + 1;
         if (grand < n) {
-          for (int k = 0; k < D; ++k) __builtin_prefetch(&data_[grand + size_t(k) * D]);
+          for (size_t k = 0; k < size_t{D} * D; k += 64 / sizeof(QueueEntry)) {
+            __builtin_prefetch(&data_[grand + k]);
+          }
         }
       }
       size_t best = least_child(first);
@@ -197,6 +212,7 @@ class DaryHeapQueue final : public EventQueue {
 
 using BinaryHeapQueue = DaryHeapQueue<2>;
 using QuaternaryHeapQueue = DaryHeapQueue<4>;
+using OctonaryHeapQueue = DaryHeapQueue<8>;
 
 enum class QueueKind { kBinaryHeap, kQuaternaryHeap };
 

@@ -149,6 +149,7 @@ BENCHMARK_TEMPLATE(BM_Hold, BinaryHeapQueue) HOLD_SIZES;
 BENCHMARK_TEMPLATE(BM_Hold, QuaternaryHeapQueue) HOLD_SIZES;
 BENCHMARK_TEMPLATE(BM_HoldReplaceTop, BinaryHeapQueue) HOLD_SIZES;
 BENCHMARK_TEMPLATE(BM_HoldReplaceTop, QuaternaryHeapQueue) HOLD_SIZES;
+BENCHMARK_TEMPLATE(BM_HoldReplaceTop, OctonaryHeapQueue) HOLD_SIZES;
 BENCHMARK_TEMPLATE(BM_HoldVirtual, QueueKind::kBinaryHeap) HOLD_SIZES;
 BENCHMARK_TEMPLATE(BM_HoldVirtual, QueueKind::kQuaternaryHeap) HOLD_SIZES;
 BENCHMARK_TEMPLATE(BM_SimulatorHold, QueueKind::kBinaryHeap) HOLD_SIZES;
