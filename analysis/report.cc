@@ -88,7 +88,6 @@ std::string gp_quote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
     if (c == '"' || c == '\\') out += '\\';
-    if (c == '_') out += "\\\\";  // keep enhanced-text mode from subscripting
     out += c;
   }
   return out + "\"";
@@ -120,7 +119,7 @@ Grouped group(const Csv& csv, size_t key_col, const std::vector<size_t>& value_c
 
 std::string preamble(const std::string& svg, const std::string& title, const std::string& ylabel) {
   std::ostringstream gp;
-  gp << "set terminal svg size 900,360 dynamic font 'sans,11'\n"
+  gp << "set terminal svg size 900,360 dynamic noenhanced font 'sans,11'\n"
      << "set output " << gp_quote(svg) << "\n"
      << "set title " << gp_quote(title) << "\n"
      << "set xlabel 'simulated time (h)'\n"

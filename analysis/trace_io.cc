@@ -5,6 +5,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <openssl/evp.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -135,6 +136,21 @@ Status read_trace(const std::string& path,
     if (!visit(r)) break;
   }
   return Status::ok();
+}
+
+std::string trace_type_name(trace::EventType type) {
+  const std::string& upper = trace::EventType_Name(type);
+  std::string out;
+  bool start = true;
+  for (char c : upper) {
+    if (c == '_') {
+      start = true;
+    } else {
+      out += start ? c : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      start = false;
+    }
+  }
+  return out.empty() ? "Unknown" : out;
 }
 
 StatusOr<std::string> sha256_file(const std::string& path) {

@@ -60,6 +60,9 @@ class TeeTraceSink final : public TraceSink {
 // is reported too, never silently skipped).
 Status read_trace(const std::string& path, const std::function<bool(const trace::Record&)>& visit);
 
+// "NodeDown" for NODE_DOWN: the trace's event type names in JSON output.
+std::string trace_type_name(trace::EventType type);
+
 // SHA-256 of a file's bytes, hex; for checking a recorded digest.
 StatusOr<std::string> sha256_file(const std::string& path);
 

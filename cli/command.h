@@ -11,4 +11,8 @@ namespace flotilla::cli {
 // is set (0: every object valid; 1: any problem).
 void add_validate_command(CLI::App& app, int* exit_code);
 
+// Registers `flotilla sim`, `flotilla report` and `flotilla trace`. Exit
+// codes: 0 success, 2 bad input, 3 an assertion failed.
+void add_sim_commands(CLI::App& app, int* exit_code);
+
 }  // namespace flotilla::cli

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "flotilla 0.1.0");
   int exit_code = 0;
   flotilla::cli::add_validate_command(app, &exit_code);
+  flotilla::cli::add_sim_commands(app, &exit_code);
   try {
     CLI11_PARSE(app, argc, argv);
   } catch (const std::exception& e) {

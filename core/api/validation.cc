@@ -2,6 +2,8 @@
 // and apimachinery's validation helpers, sized to the fields of types.proto.
 #include "core/api/validation.h"
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -793,8 +795,10 @@ std::vector<FieldError> validate_update(const google::protobuf::Message& old_obj
       }
       a.clear_active_deadline_seconds();
       b.clear_active_deadline_seconds();
+      // Binding (the scheduler's pods/binding) sets spec.nodeName once.
+      if (a.node_name().empty()) a.set_node_name(b.node_name());
     }
-    if (!same_shape || a.SerializeAsString() != b.SerializeAsString()) {
+    if (!same_shape || !google::protobuf::util::MessageDifferencer::Equals(a, b)) {
       forbidden(e, "spec",
                 "pod updates may not change fields other than `spec.containers[*].image`, "
                 "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`");
