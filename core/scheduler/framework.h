@@ -19,16 +19,17 @@ namespace flotilla::sched {
 
 // The result of a filter. Reasons are string_views that must outlive the
 // scheduling cycle: string literals, or strings interned in the Snapshot
-// (ResourceNames). Success carries no reason and allocates nothing.
+// (ResourceNames). Never allocates.
 class FilterStatus {
  public:
   enum class Code { kSuccess, kUnschedulable, kError };
+  // Reasons kept per status; more are dropped (a node has few shortfalls).
+  static constexpr int kMaxReasons = 8;
   FilterStatus() = default;
   static FilterStatus success() { return {}; }
   static FilterStatus unschedulable(std::string_view reason) {
     FilterStatus s;
-    s.code_ = Code::kUnschedulable;
-    s.reasons_.push_back(reason);
+    s.add_reason(reason);
     return s;
   }
   static FilterStatus error(std::string_view reason) {
@@ -38,15 +39,17 @@ class FilterStatus {
   }
   void add_reason(std::string_view reason) {
     code_ = code_ == Code::kSuccess ? Code::kUnschedulable : code_;
-    reasons_.push_back(reason);
+    if (count_ < kMaxReasons) reasons_[count_++] = reason;
   }
   bool is_success() const { return code_ == Code::kSuccess; }
   Code code() const { return code_; }
-  const std::vector<std::string_view>& reasons() const { return reasons_; }
+  std::span<const std::string_view> reasons() const { return {reasons_, static_cast<size_t>(count_)}; }
+  std::vector<std::string_view> reason_list() const { return {reasons_, reasons_ + count_}; }
 
  private:
   Code code_ = Code::kSuccess;
-  std::vector<std::string_view> reasons_;
+  int count_ = 0;
+  std::string_view reasons_[kMaxReasons];
 };
 
 // Scores are 0..kMaxNodeScore; the framework multiplies by the plugin's weight.

@@ -53,23 +53,27 @@ PlacementResult GreedyPlacer::place(const PodInfo& pod, const Snapshot& snapshot
 
   const int want = num_feasible_nodes_to_find(n, options_);
   feasible_.clear();
-  // Reasons are gathered only while nothing fits; they are needed only then.
-  std::map<std::string_view, int> counts;
   if (next_start_ >= nodes.size()) next_start_ = 0;
   int processed = 0;
+  size_t at = next_start_;
   for (; processed < n && static_cast<int>(feasible_.size()) < want; ++processed) {
-    int index = nodes[(next_start_ + static_cast<size_t>(processed)) % nodes.size()];
-    FilterStatus s = framework_.run_filters(pod, snapshot.node(index), snapshot);
-    if (s.is_success()) {
+    int index = nodes[at];
+    if (++at == nodes.size()) at = 0;
+    if (framework_.run_filters(pod, snapshot.node(index), snapshot).is_success()) {
       feasible_.push_back(index);
-    } else {
-      for (std::string_view r : s.reasons()) ++counts[r];
     }
   }
-  next_start_ = (next_start_ + static_cast<size_t>(processed)) % nodes.size();
+  next_start_ = at;
   result.evaluated = processed;
   result.feasible = static_cast<int>(feasible_.size());
   if (feasible_.empty()) {
+    // Every node was filtered and none fits: filter again, counting reasons
+    // (cheaper than counting on the common path).
+    std::map<std::string_view, int> counts;
+    for (int index : nodes) {
+      FilterStatus s = framework_.run_filters(pod, snapshot.node(index), snapshot);
+      for (std::string_view r : s.reasons()) ++counts[r];
+    }
     result.message = failed_scheduling_message(n, counts);
     return result;
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <vector>
 
 namespace flotilla::sched {
 
@@ -22,13 +23,9 @@ FilterStatus NodeNameFilter::filter(const PodInfo& pod, const NodeInfo& node,
 FilterStatus NodeSelectorFilter::filter(const PodInfo& pod, const NodeInfo& node,
                                         const Snapshot&) const {
   if (pod.node_selector.empty()) return FilterStatus::success();
-  const auto* labels = node.labels();
-  if (labels == nullptr) return FilterStatus::unschedulable(kReasonNodeSelector);
   for (const auto& [k, v] : pod.node_selector) {
-    auto it = labels->find(k);
-    if (it == labels->end() || it->second != v) {
-      return FilterStatus::unschedulable(kReasonNodeSelector);
-    }
+    const std::string* value = node.label(k);
+    if (value == nullptr || *value != v) return FilterStatus::unschedulable(kReasonNodeSelector);
   }
   return FilterStatus::success();
 }
@@ -118,12 +115,19 @@ void SelectorSpreadScore::normalize(const PodInfo& pod, const Snapshot& snapshot
   int64_t max_node = 0;
   int64_t max_zone = 0;
   bool have_zones = false;
+  // Zone counts looked up once per zone, not per node.
+  std::vector<int64_t> zone_count(static_cast<size_t>(snapshot.num_zones()), -1);
+  auto count_in = [&](int zone) {
+    int64_t& c = zone_count[static_cast<size_t>(zone)];
+    if (c < 0) c = snapshot.zone_owner_count(pod.spread_id, zone);
+    return c;
+  };
   for (size_t i = 0; i < nodes.size(); ++i) {
     max_node = std::max(max_node, scores[i]);
     int zone = snapshot.node(nodes[i]).zone;
     if (zone != 0) {
       have_zones = true;
-      max_zone = std::max<int64_t>(max_zone, snapshot.zone_owner_count(pod.spread_id, zone));
+      max_zone = std::max<int64_t>(max_zone, count_in(zone));
     }
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
@@ -137,7 +141,7 @@ void SelectorSpreadScore::normalize(const PodInfo& pod, const Snapshot& snapshot
       double zf = kMaxNodeScore;
       if (max_zone > 0) {
         zf = static_cast<double>(kMaxNodeScore) *
-             static_cast<double>(max_zone - snapshot.zone_owner_count(pod.spread_id, zone)) /
+             static_cast<double>(max_zone - count_in(zone)) /
              static_cast<double>(max_zone);
       }
       f = f * (1.0 / 3.0) + zf * (2.0 / 3.0);

@@ -205,8 +205,12 @@ StatusOr<PodInfo> PodInfo::from_pod(std::shared_ptr<const api::Pod> pod, Resourc
   return info;
 }
 
-const google::protobuf::Map<std::string, std::string>* NodeInfo::labels() const {
-  return node ? &node->metadata().labels() : nullptr;
+const std::string* NodeInfo::label(std::string_view key) const {
+  auto it = std::lower_bound(labels.begin(), labels.end(), key,
+                             [](const std::pair<std::string, std::string>& e, std::string_view k) {
+                               return std::string_view(e.first) < k;
+                             });
+  return it != labels.end() && it->first == key ? &it->second : nullptr;
 }
 
 int32_t NodeInfo::owner_count(int spread_id) const {
@@ -256,6 +260,8 @@ StatusOr<int> Snapshot::upsert_node(std::shared_ptr<const api::Node> node) {
   int old_zone = n.zone;
   n.allocatable = std::move(alloc);
   const auto& labels = node->metadata().labels();
+  n.labels.assign(labels.begin(), labels.end());
+  std::sort(n.labels.begin(), n.labels.end());
   std::string_view zone = label_or_empty(labels, kZoneLabel);
   if (zone.empty()) zone = label_or_empty(labels, "failure-domain.beta.kubernetes.io/zone");
   n.zone = intern_zone(zone);
@@ -283,6 +289,7 @@ void Snapshot::remove_node(std::string_view name) {
   int index = node_index(name);
   if (index < 0 || !nodes_[index].exists()) return;
   nodes_[index].node = nullptr;
+  nodes_[index].labels.clear();
   nodes_[index].ready = false;
   nodes_[index].schedulable = false;
   ++nodes_[index].generation;

@@ -109,8 +109,12 @@ struct NodeInfo {
   std::vector<std::pair<int, int32_t>> owner_counts;
   int64_t generation = 0;  // bumps on every change to this node's info
 
+  // The node's labels, sorted by key: cheaper to search than the proto map.
+  std::vector<std::pair<std::string, std::string>> labels;
+
   bool exists() const { return node != nullptr; }
-  const google::protobuf::Map<std::string, std::string>* labels() const;
+  // The value of label `key`, or nullptr.
+  const std::string* label(std::string_view key) const;
   int32_t owner_count(int spread_id) const;
 };
 

@@ -92,7 +92,8 @@ TEST(FlowPlacementTest, ThousandPodsOnHeterogeneousNodesRespectEveryFilter) {
     const NodeInfo& n = flow_snap.node(f.node[i]);
     EXPECT_TRUE(n.ready) << n.name;
     for (const auto& [k, v] : pods[i].node_selector) {
-      EXPECT_EQ(n.labels()->at(k), v) << n.name;
+      ASSERT_NE(n.label(k), nullptr) << n.name;
+      EXPECT_EQ(*n.label(k), v) << n.name;
     }
   }
   EXPECT_EQ(flow_snap.num_pods(), f.placed());

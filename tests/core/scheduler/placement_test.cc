@@ -95,8 +95,8 @@ TEST(FilterTest, NodeReady) {
   int not_ready = snap.upsert_node(make_node({.name = "nr", .ready = false})).value();
   int cordoned = snap.upsert_node(make_node({.name = "c", .unschedulable = true})).value();
   EXPECT_TRUE(f.filter(p, snap.node(ready), snap).is_success());
-  EXPECT_EQ(f.filter(p, snap.node(not_ready), snap).reasons().at(0), kReasonNotReady);
-  EXPECT_EQ(f.filter(p, snap.node(cordoned), snap).reasons().at(0), kReasonUnschedulable);
+  EXPECT_EQ(f.filter(p, snap.node(not_ready), snap).reason_list().at(0), kReasonNotReady);
+  EXPECT_EQ(f.filter(p, snap.node(cordoned), snap).reason_list().at(0), kReasonUnschedulable);
 }
 
 TEST(FilterTest, NodeResourcesFitNamesEveryShortfall) {
@@ -111,13 +111,13 @@ TEST(FilterTest, NodeResourcesFitNamesEveryShortfall) {
   snap.add_pod(pod_info(snap, {.name = "b", .cpu = "1500m", .memory = "512Mi"}), "n");
   FilterStatus s = f.filter(fits, snap.node(n), snap);
   ASSERT_FALSE(s.is_success());
-  EXPECT_EQ(s.reasons(), (std::vector<std::string_view>{kReasonCpu, kReasonMemory}));
+  EXPECT_EQ(s.reason_list(), (std::vector<std::string_view>{kReasonCpu, kReasonMemory}));
   PodInfo small = pod_info(snap, {.name = "c", .cpu = "100m"});
   EXPECT_TRUE(f.filter(small, snap.node(n), snap).is_success());
   snap.add_pod(small, "n");
   PodInfo tiny = pod_info(snap, {.name = "d", .cpu = "1m", .extended = {{"alibaba.com/gpu", "2"}}});
   FilterStatus t = f.filter(tiny, snap.node(n), snap);
-  EXPECT_EQ(t.reasons(),
+  EXPECT_EQ(t.reason_list(),
             (std::vector<std::string_view>{kReasonTooManyPods, "Insufficient alibaba.com/gpu"}));
 }
 
@@ -127,7 +127,7 @@ TEST(FilterTest, NodePortsSelectorAndName) {
   snap.add_pod(pod_info(snap, {.name = "web", .host_ports = {8080}}), "n");
   NodePortsFilter ports;
   EXPECT_EQ(ports.filter(pod_info(snap, {.name = "x", .host_ports = {8080}}), snap.node(n), snap)
-                .reasons()
+                .reason_list()
                 .at(0),
             kReasonPorts);
   EXPECT_TRUE(ports.filter(pod_info(snap, {.name = "y", .host_ports = {8081}}), snap.node(n), snap)
@@ -139,7 +139,7 @@ TEST(FilterTest, NodePortsSelectorAndName) {
                   .is_success());
   EXPECT_EQ(sel.filter(pod_info(snap, {.name = "h", .node_selector = {{"disk", "hdd"}}}),
                        snap.node(n), snap)
-                .reasons()
+                .reason_list()
                 .at(0),
             kReasonNodeSelector);
 
@@ -147,7 +147,7 @@ TEST(FilterTest, NodePortsSelectorAndName) {
   EXPECT_TRUE(name.filter(pod_info(snap, {.name = "m", .node_name = "n"}), snap.node(n), snap)
                   .is_success());
   EXPECT_EQ(name.filter(pod_info(snap, {.name = "o", .node_name = "other"}), snap.node(n), snap)
-                .reasons()
+                .reason_list()
                 .at(0),
             kReasonNodeName);
 }
