@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 namespace flotilla::sim {
 
@@ -102,6 +103,16 @@ class DaryHeapQueue final : public EventQueue {
   size_t memory_bytes() const override {
     return capacity_ == 0 ? 0 : (capacity_ + kPad + D) * sizeof(QueueEntry);
   }
+  // Replaces the contents with [first, first + count) in O(count).
+  void assign(const QueueEntry* first, size_t count) {
+    clear();
+    reserve(count);
+    for (size_t i = 0; i < count; ++i) data_[i] = first[i];
+    size_ = count;
+    heapify();
+  }
+  // The entries in heap (not sorted) order.
+  const QueueEntry* entries() const { return data_; }
   std::string_view name() const override {
     return D == 2 ? "binary_heap" : D == 4 ? "quaternary_heap" : "octonary_heap";
   }
@@ -214,7 +225,164 @@ using BinaryHeapQueue = DaryHeapQueue<2>;
 using QuaternaryHeapQueue = DaryHeapQueue<4>;
 using OctonaryHeapQueue = DaryHeapQueue<8>;
 
-enum class QueueKind { kBinaryHeap, kQuaternaryHeap };
+// A one-rung ladder queue (after Tang, Goh and Thng's ladder queue): a small
+// 4-ary heap holds the earliest entries ("bottom"); later entries wait
+// unsorted in a rung of equal-width time buckets, and entries beyond the rung
+// in an unsorted "top" list. When the bottom empties, the next non-empty
+// bucket is heapified into it; when the rung is used up it is rebuilt from the
+// top list, with about two entries per bucket and a power-of-two width. Push
+// is O(1) (a shift and an append), pop is a pop from a heap of a few dozen
+// entries, and each entry is moved O(1) times amortized, so hold time stays
+// flat up to millions of pending events where a heap's random root-to-leaf
+// path misses the cache at every level. Entries with equal times always share
+// a bucket, so (time, key) order is exact. With very skewed times (say one
+// entry at kTimeMax among short timers) most entries end up in one bucket and
+// the queue degrades gracefully to the 4-ary heap it contains.
+class LadderQueue final : public EventQueue {
+ public:
+  LadderQueue() = default;
+
+  void push(QueueEntry e) override {
+    ++size_;
+    if (!place_above(e)) {
+      bottom_.push(e);
+      if (bottom_.size() > bottom_limit_) rebuild();
+    } else if (bottom_.empty()) {
+      refill();
+    }
+    if (size_ > grow_limit_) rebuild();
+  }
+  const QueueEntry& top() const override { return bottom_.top(); }
+  void pop() override {
+    --size_;
+    bottom_.pop();
+    if (bottom_.empty() && size_ > 0) refill();
+  }
+  void replace_top(QueueEntry e) override {
+    if (!place_above(e)) {
+      bottom_.replace_top(e);
+      return;
+    }
+    bottom_.pop();
+    if (bottom_.empty()) refill();
+  }
+  size_t size() const override { return size_; }
+  void clear() override {
+    bottom_.clear();
+    std::vector<Bucket>().swap(buckets_);
+    Bucket().swap(top_);
+    reset_rung();
+    size_ = 0;
+    bottom_limit_ = kMinBottomLimit;
+    grow_limit_ = kMinBottomLimit;
+  }
+  void reserve(size_t n) override { bottom_.reserve(n < kMinBottomLimit ? n : kMinBottomLimit); }
+  void remove_if(const std::function<bool(const QueueEntry&)>& drop) override {
+    bottom_.remove_if(drop);
+    size_t n = bottom_.size();
+    for (size_t i = cur_; i < buckets_.size(); ++i) {
+      std::erase_if(buckets_[i], drop);
+      n += buckets_[i].size();
+    }
+    std::erase_if(top_, drop);
+    size_ = n + top_.size();
+    if (bottom_.empty() && size_ > 0) refill();
+  }
+  size_t memory_bytes() const override {
+    size_t bytes = bottom_.memory_bytes() + buckets_.capacity() * sizeof(Bucket) +
+                   top_.capacity() * sizeof(QueueEntry);
+    for (const Bucket& b : buckets_) bytes += b.capacity() * sizeof(QueueEntry);
+    return bytes;
+  }
+  std::string_view name() const override { return "ladder"; }
+
+ private:
+  using Bucket = std::vector<QueueEntry>;
+  static constexpr size_t kMinBottomLimit = 4096;
+
+  // Appends `e` to its bucket or to the top list and returns true, or returns
+  // false when `e` belongs in the bottom heap (before the next bucket).
+  bool place_above(const QueueEntry& e) {
+    if (e.time < rung_start_) return false;
+    uint64_t index = (uint64_t(e.time) - uint64_t(rung_start_)) >> shift_;
+    if (index < cur_) return false;
+    if (index < buckets_.size()) {
+      buckets_[index].push_back(e);
+    } else {
+      top_.push_back(e);
+    }
+    return true;
+  }
+
+  void reset_rung() {
+    rung_start_ = INT64_MAX;
+    shift_ = 0;
+    cur_ = 0;
+  }
+
+  // Requires an empty bottom and size_ > 0: moves the next bucket into it.
+  void refill() {
+    while (cur_ < buckets_.size() && buckets_[cur_].empty()) ++cur_;
+    if (cur_ == buckets_.size()) {
+      rebuild();
+      return;
+    }
+    Bucket& b = buckets_[cur_++];
+    bottom_.assign(b.data(), b.size());
+    Bucket().swap(b);  // bucket sizes vary along the rung: keep no capacity
+  }
+
+  // Gathers every entry and spreads them over a fresh rung.
+  void rebuild() {
+    Bucket all;
+    all.swap(top_);
+    all.reserve(size_);
+    all.insert(all.end(), bottom_.entries(), bottom_.entries() + bottom_.size());
+    bottom_.clear();
+    for (size_t i = cur_; i < buckets_.size(); ++i) {
+      all.insert(all.end(), buckets_[i].begin(), buckets_[i].end());
+    }
+    std::vector<Bucket>().swap(buckets_);
+    reset_rung();
+    grow_limit_ = 2 * all.size() > kMinBottomLimit ? 2 * all.size() : kMinBottomLimit;
+    if (all.empty()) return;
+    int64_t lo = all[0].time;
+    int64_t hi = all[0].time;
+    for (const QueueEntry& e : all) {
+      lo = e.time < lo ? e.time : lo;
+      hi = e.time > hi ? e.time : hi;
+    }
+    size_t count = 2;
+    while (count * 4 <= all.size()) count *= 2;  // about two entries per bucket
+    const uint64_t span = uint64_t(hi) - uint64_t(lo);
+    int shift = 0;
+    while ((span >> shift) >= count) ++shift;
+    rung_start_ = lo;
+    shift_ = shift;
+    buckets_.resize(count);
+    std::vector<uint32_t> sizes(count, 0);
+    for (const QueueEntry& e : all) ++sizes[(uint64_t(e.time) - uint64_t(lo)) >> shift];
+    for (size_t i = 0; i < count; ++i) buckets_[i].reserve(sizes[i]);
+    for (const QueueEntry& e : all)
+      buckets_[(uint64_t(e.time) - uint64_t(lo)) >> shift].push_back(e);
+    Bucket().swap(all);
+    refill();
+    size_t b = 2 * bottom_.size();
+    bottom_limit_ = b > kMinBottomLimit ? b : kMinBottomLimit;
+  }
+
+  QuaternaryHeapQueue bottom_;
+  std::vector<Bucket> buckets_;
+  Bucket top_;
+  int64_t rung_start_ = INT64_MAX;
+  int shift_ = 0;
+  size_t cur_ = 0;  // buckets before cur_ have been moved to the bottom
+  size_t size_ = 0;
+  size_t bottom_limit_ = kMinBottomLimit;
+  size_t grow_limit_ = kMinBottomLimit;
+};
+
+enum class QueueKind { kBinaryHeap, kQuaternaryHeap, kOctonaryHeap, kLadder };
 
 std::unique_ptr<EventQueue> make_event_queue(QueueKind kind);
 

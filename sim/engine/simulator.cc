@@ -13,6 +13,10 @@ std::unique_ptr<EventQueue> make_event_queue(QueueKind kind) {
       return std::make_unique<BinaryHeapQueue>();
     case QueueKind::kQuaternaryHeap:
       return std::make_unique<QuaternaryHeapQueue>();
+    case QueueKind::kOctonaryHeap:
+      return std::make_unique<OctonaryHeapQueue>();
+    case QueueKind::kLadder:
+      return std::make_unique<LadderQueue>();
   }
   return std::make_unique<QuaternaryHeapQueue>();
 }
@@ -50,9 +54,7 @@ Simulator::Simulator(SimulatorOptions options)
                           : std::min(options.sequence_limit, kDefaultSequenceLimit)),
       self_(std::make_shared<Simulator*>(this)) {}
 
-Simulator::~Simulator() {
-  *self_ = nullptr;
-}
+Simulator::~Simulator() { *self_ = nullptr; }
 
 TimePoint Simulator::saturating_add(TimePoint t, Duration d) {
   if (d <= Duration::zero()) return t;
@@ -188,9 +190,7 @@ TimePoint Simulator::next_event_time() {
   return settle_head() ? time_from_nanos(queue_->top().time) : kTimeMax;
 }
 
-bool Simulator::should_stop() {
-  return stop_requested_ || (stop_predicate_ && stop_predicate_());
-}
+bool Simulator::should_stop() { return stop_requested_ || (stop_predicate_ && stop_predicate_()); }
 
 uint64_t Simulator::run() {
   stop_requested_ = false;

@@ -3,7 +3,7 @@
 // operations, so two runs with different counts give the instructions per
 // operation by difference, free of setup cost and repeatable on a loaded box.
 //   valgrind --tool=callgrind hold_profile quaternary 1000 2000000
-// Variants: binary, quaternary (replace_top), quaternary_poppush, virtual,
+// Variants: binary, quaternary, octonary, ladder (replace_top), quaternary_poppush, virtual,
 // simulator.
 #include <cmath>
 #include <cstdint>
@@ -69,8 +69,10 @@ int64_t simulator_hold(const std::vector<int64_t>& inc, int64_t n, int64_t ops) 
 int main(int argc, char** argv) {
   using namespace flotilla::sim;
   if (argc != 4) {
-    std::fprintf(stderr, "usage: %s binary|quaternary|quaternary_poppush|virtual|simulator N OPS\n",
-                 argv[0]);
+    std::fprintf(
+        stderr,
+        "usage: %s binary|quaternary|octonary|ladder|quaternary_poppush|virtual|simulator N OPS\n",
+        argv[0]);
     return 2;
   }
   std::string_view variant = argv[1];
@@ -86,6 +88,9 @@ int main(int argc, char** argv) {
     result = hold_replace_top(q, inc, n, ops);
   } else if (variant == "octonary") {
     OctonaryHeapQueue q;
+    result = hold_replace_top(q, inc, n, ops);
+  } else if (variant == "ladder") {
+    LadderQueue q;
     result = hold_replace_top(q, inc, n, ops);
   } else if (variant == "quaternary_poppush") {
     QuaternaryHeapQueue q;

@@ -74,6 +74,46 @@ TEST_P(EventQueueTest, MatchesAReferenceUnderRandomOperations) {
   EXPECT_TRUE(q_->empty());
 }
 
+// The hold model with many pending entries, spread-out times, one entry at the
+// far end of time and negative times: every pop is the least entry.
+TEST_P(EventQueueTest, HoldsManyEntriesWithWideAndSkewedTimes) {
+  Xoshiro256StarStar rng = SimRandom(3).make_stream("hold-test");
+  std::set<QueueEntry, Before> ref;
+  uint64_t key = 0;
+  auto add = [&](int64_t t) {
+    QueueEntry e{t, key++};
+    q_->push(e);
+    ref.insert(e);
+  };
+  add(INT64_MAX);
+  add(-5000);
+  for (int i = 0; i < 20000; ++i) add(static_cast<int64_t>(rng.next_below(1000000)) - 1000);
+  for (int round = 0; round < 200000; ++round) {
+    ASSERT_EQ(q_->top(), *ref.begin()) << "round " << round;
+    QueueEntry top = q_->top();
+    ref.erase(ref.begin());
+    if (top.time == INT64_MAX) {
+      q_->pop();
+      continue;
+    }
+    // Mostly short increments, some long ones, some ties.
+    uint64_t kind = rng.next_below(10);
+    int64_t inc = kind == 0   ? 0
+                  : kind == 1 ? static_cast<int64_t>(rng.next_below(50000000))
+                              : static_cast<int64_t>(rng.next_below(100000));
+    QueueEntry e{top.time + inc, key++};
+    q_->replace_top(e);
+    ref.insert(e);
+    ASSERT_EQ(q_->size(), ref.size());
+  }
+  while (!ref.empty()) {
+    ASSERT_EQ(q_->top(), *ref.begin());
+    q_->pop();
+    ref.erase(ref.begin());
+  }
+  EXPECT_TRUE(q_->empty());
+}
+
 TEST_P(EventQueueTest, UsesAtMostAboutSixteenBytesPerEntryOnceFull) {
   for (uint64_t i = 0; i < 100000; ++i) q_->push({static_cast<int64_t>(i * 7919 % 1000), i});
   EXPECT_LE(q_->memory_bytes(), 100000u * 16u * 2u);  // doubling growth at worst
@@ -82,11 +122,20 @@ TEST_P(EventQueueTest, UsesAtMostAboutSixteenBytesPerEntryOnceFull) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Queues, EventQueueTest,
-                         ::testing::Values(QueueKind::kBinaryHeap, QueueKind::kQuaternaryHeap),
+                         ::testing::Values(QueueKind::kBinaryHeap, QueueKind::kQuaternaryHeap,
+                                           QueueKind::kOctonaryHeap, QueueKind::kLadder),
                          [](const auto& param_info) {
-                           return param_info.param == QueueKind::kBinaryHeap
-                                      ? std::string("Binary")
-                                      : std::string("Quaternary");
+                           switch (param_info.param) {
+                             case QueueKind::kBinaryHeap:
+                               return std::string("Binary");
+                             case QueueKind::kQuaternaryHeap:
+                               return std::string("Quaternary");
+                             case QueueKind::kOctonaryHeap:
+                               return std::string("Octonary");
+                             case QueueKind::kLadder:
+                               return std::string("Ladder");
+                           }
+                           return std::string("Unknown");
                          });
 
 // A small randomized world: events at random delays schedule more events and
