@@ -202,7 +202,8 @@ Status DockerClient::stream(std::string_view target, const std::function<void()>
   while (!parser.is_done()) {
     parser.get().body().data = tmp;
     parser.get().body().size = sizeof tmp;
-    http::read(sock, buf, parser, ec);
+    // read_some: hand over what arrived instead of waiting for a full buffer.
+    http::read_some(sock, buf, parser, ec);
     const size_t n = sizeof tmp - parser.get().body().size;
     if (n > 0) on_data(std::string_view(tmp, n));
     if (ec == http::error::need_buffer) continue;
