@@ -24,6 +24,7 @@ run: build
 	@bash scripts/run-main.sh $(BUILD_DIR)/cli/flotilla $(SCENARIO)
 
 test: build-test
+	@bash scripts/ensure-docker.sh
 	cd $(TEST_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 bench: deps

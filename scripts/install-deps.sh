@@ -11,7 +11,9 @@ BUILD_PKGS=(
   libyaml-cpp-dev libcli11-dev
   nlohmann-json3-dev libssl-dev
   gnuplot-nox
+  busybox-static curl
 )
+# docker.io is installed by scripts/ensure-docker.sh, only for the live path.
 
 want=("${BUILD_PKGS[@]}" "$@")
 missing=()
