@@ -19,12 +19,11 @@ namespace flotilla::sched {
 
 // The result of a filter. Reasons are string_views that must outlive the
 // scheduling cycle: string literals, or strings interned in the Snapshot
-// (ResourceNames). Never allocates.
+// (ResourceNames). Success (the common case, thousands per pod) is a few
+// zeroed words and never allocates.
 class FilterStatus {
  public:
-  enum class Code { kSuccess, kUnschedulable, kError };
-  // Reasons kept per status; more are dropped (a node has few shortfalls).
-  static constexpr int kMaxReasons = 8;
+  enum class Code : uint8_t { kSuccess, kUnschedulable, kError };
   FilterStatus() = default;
   static FilterStatus success() { return {}; }
   static FilterStatus unschedulable(std::string_view reason) {
@@ -37,19 +36,29 @@ class FilterStatus {
     s.code_ = Code::kError;
     return s;
   }
+  // The first reason is stored inline; only a second one allocates.
   void add_reason(std::string_view reason) {
     code_ = code_ == Code::kSuccess ? Code::kUnschedulable : code_;
-    if (count_ < kMaxReasons) reasons_[count_++] = reason;
+    if (first_.empty()) {
+      first_ = reason;
+    } else {
+      more_.push_back(reason);
+    }
   }
   bool is_success() const { return code_ == Code::kSuccess; }
   Code code() const { return code_; }
-  std::span<const std::string_view> reasons() const { return {reasons_, static_cast<size_t>(count_)}; }
-  std::vector<std::string_view> reason_list() const { return {reasons_, reasons_ + count_}; }
+  int reason_count() const { return first_.empty() ? 0 : 1 + static_cast<int>(more_.size()); }
+  std::string_view reason(int i) const { return i == 0 ? first_ : more_[static_cast<size_t>(i - 1)]; }
+  std::vector<std::string_view> reason_list() const {
+    std::vector<std::string_view> all;
+    for (int i = 0; i < reason_count(); ++i) all.push_back(reason(i));
+    return all;
+  }
 
  private:
   Code code_ = Code::kSuccess;
-  int count_ = 0;
-  std::string_view reasons_[kMaxReasons];
+  std::string_view first_;
+  std::vector<std::string_view> more_;
 };
 
 // Scores are 0..kMaxNodeScore; the framework multiplies by the plugin's weight.

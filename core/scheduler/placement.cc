@@ -46,7 +46,7 @@ PlacementResult GreedyPlacer::place(const PodInfo& pod, const Snapshot& snapshot
   FilterStatus pre = framework_.run_pre_filter(pod, snapshot);
   if (!pre.is_success()) {
     std::map<std::string_view, int> counts;
-    for (std::string_view r : pre.reasons()) counts[r] = n;
+    for (int i = 0; i < pre.reason_count(); ++i) counts[pre.reason(i)] = n;
     result.message = failed_scheduling_message(n, counts);
     return result;
   }
@@ -72,7 +72,7 @@ PlacementResult GreedyPlacer::place(const PodInfo& pod, const Snapshot& snapshot
     std::map<std::string_view, int> counts;
     for (int index : nodes) {
       FilterStatus s = framework_.run_filters(pod, snapshot.node(index), snapshot);
-      for (std::string_view r : s.reasons()) ++counts[r];
+      for (int i = 0; i < s.reason_count(); ++i) ++counts[s.reason(i)];
     }
     result.message = failed_scheduling_message(n, counts);
     return result;
