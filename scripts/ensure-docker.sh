@@ -36,17 +36,35 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
+# A live (not zombie) dockerd process exists.
+dockerd_alive() {
+  ps -C dockerd -o stat= 2>/dev/null | grep -qv '^Z'
+}
+
+start_dockerd() {
+  # A daemon killed hard leaves its containerd behind (and a stale pid file and
+  # socket), which makes the next daemon time out; end that orphan by its pid.
+  local p
+  for p in $(pgrep -f '/var/run/docker/containerd/containerd.toml' 2>/dev/null || true); do
+    echo "ensure-docker: ending containerd $p left by a dead dockerd"
+    $SUDO kill "$p" 2>/dev/null || true
+  done
+  $SUDO rm -f /var/run/docker.pid "$SOCK" /var/run/docker/containerd/containerd.pid
+  echo "ensure-docker: starting dockerd (log: $LOG)"
+  mkdir -p "$LOG_DIR"
+  $SUDO sh -c "nohup setsid dockerd >>'$LOG' 2>&1 </dev/null &"
+}
+
 if ! ping_ok; then
-  # A stale pid file or socket from a killed daemon would stop a new one.
-  if ! pgrep -x dockerd >/dev/null 2>&1; then
-    $SUDO rm -f /var/run/docker.pid "$SOCK"
-    # containerd may be left over from a killed daemon; dockerd starts its own.
-    echo "ensure-docker: starting dockerd (log: $LOG)"
-    mkdir -p "$LOG_DIR"
-    $SUDO sh -c "nohup dockerd >>'$LOG' 2>&1 </dev/null &"
-  fi
+  started=0
   end=$(( $(date +%s) + DEADLINE_S ))
   until ping_ok; do
+    # Start one when none runs (also when a daemon that was still dying when
+    # we looked has gone since); up to 3 attempts.
+    if [ "$started" -lt 3 ] && ! dockerd_alive; then
+      start_dockerd
+      started=$((started + 1))
+    fi
     if [ "$(date +%s)" -ge "$end" ]; then
       echo "ensure-docker: dockerd did not answer on $SOCK within ${DEADLINE_S}s; last lines of $LOG:" >&2
       tail -n 30 "$LOG" >&2 || true
