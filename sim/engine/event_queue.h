@@ -123,6 +123,7 @@ class DaryHeapQueue final : public EventQueue {
   static constexpr size_t kAlign = D * sizeof(QueueEntry) > 64 ? D * sizeof(QueueEntry) : 64;
   static constexpr size_t kPad = kAlign / sizeof(QueueEntry) - 1;
   static constexpr QueueEntry kSentinel{INT64_MAX, UINT64_MAX};
+  static constexpr size_t kPrefetchFrom = 8192;  // entries: 128 KiB
 
   // Branch-free: the comparison's result is used arithmetically, so the
   // compiler cannot turn the select into a (badly predicted) jump.
@@ -177,25 +178,52 @@ class DaryHeapQueue final : public EventQueue {
   // then places `e` there and sifts it up. Leaves size_ unchanged; requires
   // the slot at size_ to hold a sentinel.
   void sift_down_bottom_up(QueueEntry e) {
-    size_t hole = 0;
-    const size_t n = size_;
-    for (;;) {
-      size_t first = hole * D + 1;
-      if (first >= n) break;
-      if constexpr (D >= 4) {
-        // The grandchildren groups of this level: fetch while we compare.
-        size_t grand = first * D + 1;
-        if (grand < n) {
-          for (size_t k = 0; k < size_t{D} * D; k += 64 / sizeof(QueueEntry)) {
-            __builtin_prefetch(&data_[grand + k]);
-          }
-        }
-      }
-      size_t best = least_child(first);
-      data_[hole] = data_[best];
-      hole = best;
-    }
+    // Prefetching only pays once the heap outgrows the L1/L2 caches.
+    size_t hole = size_ >= kPrefetchFrom ? descend<D >= 4>() : descend<false>();
     sift_up(hole, e);
+  }
+
+  // Moves the hole at the root to a leaf along the least children; returns
+  // the leaf. Works on byte offsets so that every step is a handful of
+  // loads, compares and adds.
+  template <bool kPrefetch>
+  size_t descend() {
+    char* const base = reinterpret_cast<char*>(data_);
+    const size_t end = size_ * sizeof(QueueEntry);
+    auto at = [base](size_t off) -> QueueEntry& {
+      return *reinterpret_cast<QueueEntry*>(base + off);
+    };
+    constexpr size_t kE = sizeof(QueueEntry);
+    size_t hole = 0;
+    size_t first = kE;  // offset of the hole's first child
+    while (first < end) {
+      if constexpr (kPrefetch) {
+        // The grandchildren groups: fetch them while this level compares.
+        size_t grand = first * D + kE;
+        for (size_t k = 0; k < size_t{D} * D * kE; k += 64) __builtin_prefetch(base + grand + k);
+      }
+      size_t best;
+      if constexpr (D == 2) {
+        best = first + kE * size_t{entry_before(at(first + kE), at(first))};
+      } else {
+        size_t x = first + kE * size_t{entry_before(at(first + kE), at(first))};
+        size_t y =
+            first + 2 * kE + kE * size_t{entry_before(at(first + 3 * kE), at(first + 2 * kE))};
+        if constexpr (D == 8) {
+          size_t u =
+              first + 4 * kE + kE * size_t{entry_before(at(first + 5 * kE), at(first + 4 * kE))};
+          size_t v =
+              first + 6 * kE + kE * size_t{entry_before(at(first + 7 * kE), at(first + 6 * kE))};
+          x = x + ((y - x) & (size_t{0} - size_t{entry_before(at(y), at(x))}));
+          y = u + ((v - u) & (size_t{0} - size_t{entry_before(at(v), at(u))}));
+        }
+        best = x + ((y - x) & (size_t{0} - size_t{entry_before(at(y), at(x))}));
+      }
+      at(hole) = at(best);
+      hole = best;
+      first = best * D + kE;
+    }
+    return hole / kE;
   }
 
   void heapify() {
