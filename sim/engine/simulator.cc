@@ -93,22 +93,34 @@ uint32_t Simulator::allocate_slot() {
 }
 
 void Simulator::free_slot(uint32_t slot) {
+  // Destroy the callback after the slot is free: its destructors may cancel
+  // other timers.
+  std::function<void()> doomed = std::move(slots_[slot].fn);
+  slots_[slot].fn = nullptr;
+  release_slot(slot);
+}
+
+void Simulator::release_slot(uint32_t slot) {
   Slot& s = slots_[slot];
-  std::function<void()> doomed = std::move(s.fn);
-  s.fn = nullptr;
   s.state = SlotState::kFree;
   ++s.generation;
   s.next_free = free_head_;
   free_head_ = slot;
 }
 
-uint32_t Simulator::schedule(TimePoint t, std::function<void()> fn) {
+uint32_t Simulator::schedule(TimePoint t, std::function<void()>&& fn) {
   if (next_seq_ >= sequence_limit_) renumber_sequences();
   uint32_t slot = allocate_slot();
   Slot& s = slots_[slot];
   s.fn = std::move(fn);
   s.state = SlotState::kPending;
-  queue_->push(QueueEntry{to_nanos(t), (next_seq_++ << kSlotBits) | slot});
+  QueueEntry entry{to_nanos(t), (next_seq_++ << kSlotBits) | slot};
+  if (head_taken_) {
+    head_taken_ = false;
+    queue_->replace_top(entry);
+  } else {
+    queue_->push(entry);
+  }
   ++live_events_;
   return slot;
 }
@@ -136,6 +148,7 @@ bool Simulator::is_pending(uint32_t slot, uint32_t generation) const {
 }
 
 void Simulator::purge_cancelled() {
+  flush_taken_head();
   queue_->remove_if([this](const QueueEntry& e) {
     uint32_t slot = static_cast<uint32_t>(e.key & kSlotMask);
     if (slots_[slot].state != SlotState::kCancelled) return false;
@@ -148,6 +161,7 @@ void Simulator::purge_cancelled() {
 void Simulator::renumber_sequences() {
   // Pops every entry in order and pushes it back with sequence 0, 1, 2, ...:
   // the relative order of pending events is unchanged.
+  flush_taken_head();
   std::vector<QueueEntry> entries;
   entries.reserve(queue_->size());
   while (!queue_->empty()) {
@@ -162,6 +176,7 @@ void Simulator::renumber_sequences() {
 }
 
 bool Simulator::settle_head() {
+  flush_taken_head();
   while (!queue_->empty()) {
     uint32_t slot = static_cast<uint32_t>(queue_->top().key & kSlotMask);
     if (slots_[slot].state == SlotState::kPending) return true;
@@ -173,17 +188,20 @@ bool Simulator::settle_head() {
 }
 
 void Simulator::run_head() {
-  QueueEntry e = queue_->top();
-  queue_->pop();
+  const QueueEntry& e = queue_->top();
   uint32_t slot = static_cast<uint32_t>(e.key & kSlotMask);
-  // Move the callback out and free the slot first: the callback may schedule
-  // (growing the slab) and its timer must read as no longer pending.
-  std::function<void()> fn = std::move(slots_[slot].fn);
-  free_slot(slot);
-  --live_events_;
   now_ = time_from_nanos(e.time);
+  // Move the callback out and free the slot first: the callback may schedule
+  // (growing the slab) and its timer must read as no longer pending. The
+  // entry stays in the queue for now (see head_taken_). Moving from a
+  // std::function leaves it empty, so the slot keeps no captured state.
+  std::function<void()> fn = std::move(slots_[slot].fn);
+  release_slot(slot);
+  --live_events_;
   ++events_processed_;
+  head_taken_ = true;
   fn();
+  flush_taken_head();
 }
 
 TimePoint Simulator::next_event_time() {

@@ -71,7 +71,10 @@ class Simulator final : public EventLoop {
   TimePoint next_event_time();
   // Bytes held by the queue and the callback slab (capacity).
   size_t memory_bytes() const;
-  const EventQueue& queue() const { return *queue_; }
+  const EventQueue& queue() const {
+    flush_taken_head();
+    return *queue_;
+  }
 
  private:
   class TimerImpl;
@@ -88,9 +91,19 @@ class Simulator final : public EventLoop {
 
   static TimePoint saturating_add(TimePoint t, Duration d);
   // Returns the slot index; the entry is in the queue.
-  uint32_t schedule(TimePoint t, std::function<void()> fn);
+  uint32_t schedule(TimePoint t, std::function<void()>&& fn);
   uint32_t allocate_slot();
   void free_slot(uint32_t slot);
+  // free_slot() for a slot whose callback has already been moved out.
+  void release_slot(uint32_t slot);
+  // Pops the entry of the running callback if it is still in the queue (see
+  // head_taken_). Every queue access other than schedule()'s calls it first.
+  void flush_taken_head() const {
+    if (head_taken_) {
+      head_taken_ = false;
+      queue_->pop();
+    }
+  }
   void cancel(uint32_t slot, uint32_t generation);
   bool is_pending(uint32_t slot, uint32_t generation) const;
   // Pops cancelled entries off the head; true when a live event is at the head.
@@ -111,6 +124,12 @@ class Simulator final : public EventLoop {
   size_t cancelled_in_queue_ = 0;
   uint64_t events_processed_ = 0;
   bool stop_requested_ = false;
+  // While a callback runs, its own entry stays at the head of the queue: if
+  // the callback schedules an event, the first schedule() replaces the head
+  // (one sift instead of a pop and a push: the common "event schedules its
+  // successor" case); otherwise it is popped when the callback returns or
+  // before any other use of the queue. Mutable so const readers can flush it.
+  mutable bool head_taken_ = false;
   std::function<bool()> stop_predicate_;
   // Shared with every TimerHandle so a handle that outlives the simulator
   // sees nullptr instead of a dangling pointer.

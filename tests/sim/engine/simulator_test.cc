@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "sim/engine/random.h"
 
 namespace flotilla::sim {
 namespace {
@@ -61,7 +64,9 @@ TEST_P(SimulatorTest, DestroyingOrCancellingTheHandlePreventsTheCallback) {
   int fired = 0;
   auto keep = sim_.run_after(seconds(1), [&] { fired += 1; });
   auto cancelled = sim_.run_after(seconds(1), [&] { fired += 10; });
-  { auto dropped = sim_.run_after(seconds(1), [&] { fired += 100; }); }
+  {
+    auto dropped = sim_.run_after(seconds(1), [&] { fired += 100; });
+  }
   EXPECT_TRUE(cancelled->pending());
   cancelled->cancel();
   cancelled->cancel();  // idempotent
@@ -225,11 +230,75 @@ TEST_P(SimulatorTest, RenumberingSequencesKeepsFifoOrder) {
   EXPECT_EQ(order, expected);
 }
 
+// Callbacks that schedule, cancel (forcing bulk purges), read the queue, step
+// the simulator re-entrantly and cross sequence renumberings: every event runs
+// exactly once, in strictly increasing (time, scheduling order).
+TEST_P(SimulatorTest, EventsRunInTimeThenSchedulingOrderWhateverCallbacksDo) {
+  Simulator sim(SimulatorOptions{.queue = GetParam(), .sequence_limit = 4096});
+  SimRandom random(17);
+  auto rng = random.stream("callbacks");
+  struct Ran {
+    int64_t time;
+    uint64_t order;
+  };
+  std::vector<Ran> ran;
+  std::vector<TimerHandle> timers;
+  uint64_t scheduled = 0;
+  uint64_t cancelled = 0;
+  std::function<void(uint64_t)> fire;
+  auto add = [&](Duration d) {
+    uint64_t order = scheduled++;
+    if (rng->next_below(3) == 0) {
+      timers.push_back(sim.run_after(d, [&fire, order] { fire(order); }));
+    } else {
+      sim.schedule_after(d, [&fire, order] { fire(order); });
+    }
+  };
+  fire = [&](uint64_t order) {
+    ran.push_back({to_nanos(sim.now()), order});
+    if (scheduled >= 40000) return;
+    uint64_t action = rng->next_below(10);
+    if (action == 0) {
+      EXPECT_GE(sim.next_event_time(), sim.now());
+    } else if (action == 1) {
+      EXPECT_GE(sim.queue().size(), sim.pending_events());
+    } else if (action == 2 && ran.size() % 7 == 0) {
+      sim.step();  // re-entrant: runs the next event from inside this one
+    } else if (action == 3) {
+      for (int k = 0; k < 300 && !timers.empty(); ++k) {
+        if (timers.back()->pending()) ++cancelled;
+        timers.pop_back();
+      }
+    }
+    uint64_t children = 1 + rng->next_below(2);
+    for (uint64_t k = 0; k < children; ++k) add(Duration(rng->next_below(4) * 1000));
+  };
+  for (int i = 0; i < 2000; ++i) add(Duration(rng->next_below(4) * 1000));
+  sim.run();
+  ASSERT_EQ(ran.size() + cancelled, scheduled);
+  EXPECT_GE(scheduled, 40000u);
+  EXPECT_GT(ran.size(), 20000u);
+  for (size_t i = 1; i < ran.size(); ++i) {
+    bool increasing = ran[i - 1].time < ran[i].time ||
+                      (ran[i - 1].time == ran[i].time && ran[i - 1].order < ran[i].order);
+    ASSERT_TRUE(increasing) << "event " << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Queues, SimulatorTest,
-                         ::testing::Values(QueueKind::kBinaryHeap, QueueKind::kQuaternaryHeap),
+                         ::testing::Values(QueueKind::kBinaryHeap, QueueKind::kQuaternaryHeap,
+                                           QueueKind::kLadder),
                          [](const auto& param_info) {
-                           return param_info.param == QueueKind::kBinaryHeap ? std::string("Binary")
-                                                                       : std::string("Quaternary");
+                           switch (param_info.param) {
+                             case QueueKind::kBinaryHeap:
+                               return std::string("Binary");
+                             case QueueKind::kQuaternaryHeap:
+                               return std::string("Quaternary");
+                             case QueueKind::kLadder:
+                               return std::string("Ladder");
+                             default:
+                               return std::string("Other");
+                           }
                          });
 
 }  // namespace
