@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "cli/serve.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Flotilla: a cluster manager in the Kubernetes mould, simulated and live."};
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "flotilla 0.1.0");
   int exit_code = 0;
   flotilla::cli::add_validate_command(app, &exit_code);
+  flotilla::cli::add_serve_commands(app, &exit_code);
   flotilla::cli::add_sim_commands(app, &exit_code);
   try {
     CLI11_PARSE(app, argc, argv);

@@ -1,0 +1,72 @@
+// ApiServer: the Kubernetes core/v1 REST API over HTTP/1.1 (Boost.Beast),
+// serving a Store. Sockets run on an Asio io_context whose handlers must run
+// on the EventLoop's thread (live::AsioEventLoop's own io_context does), so
+// every store call and watch delivery happens on that one thread. Watches
+// stream as chunked newline-delimited JSON. Optional bearer-token auth.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/ports/event_loop.h"
+#include "core/ports/store.h"
+#include "core/util/status.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace flotilla::live {
+class AsioEventLoop;
+}
+
+namespace flotilla::apiserver {
+
+struct ApiServerOptions {
+  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
+  uint16_t port = 6443;                // 0: an ephemeral port (see ApiServer::port())
+  // Non-empty: every request needs "Authorization: Bearer <token>" (else 401).
+  std::string token;
+  size_t max_body_bytes = 3 * 1024 * 1024;  // larger bodies get 413
+};
+
+class ApiServer {
+ public:
+  // `io` must run its handlers on `loop`'s thread. All three must outlive
+  // the server.
+  ApiServer(EventLoop& loop, boost::asio::io_context& io, Store& store,
+            ApiServerOptions options);
+  // Sockets on the loop's own io_context.
+  ApiServer(live::AsioEventLoop& loop, Store& store, ApiServerOptions options);
+  // Stops the server (see stop()).
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Binds and listens. Errors: kInvalid for a bad address, kUnavailable when
+  // the port cannot be bound (in use, no permission). Loop thread.
+  Status start();
+  // Closes the listener and every connection; open watches end. Idempotent.
+  // Loop thread.
+  void stop();
+
+  // The bound port (after start()).
+  uint16_t port() const;
+  // "http://127.0.0.1:<port>".
+  std::string url() const;
+  // Connections open now; watches streaming now.
+  size_t connection_count() const;
+  size_t watch_count() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool is_loopback_address(const std::string& address);
+
+}  // namespace flotilla::apiserver

@@ -1,0 +1,144 @@
+#include "cli/serve.h"
+
+#include <boost/asio/signal_set.hpp>
+
+#include <csignal>
+#include <iostream>
+#include <random>
+
+#include "backends/apiserver/api_server.h"
+#include "backends/apiserver/splitmix_random.h"
+#include "backends/live/asio_event_loop.h"
+#include "core/api/validation.h"
+#include "core/store/in_memory_store.h"
+
+namespace flotilla::cli {
+namespace {
+
+struct ServeFlags {
+  std::string listen = "127.0.0.1:6443";
+  std::string token;
+};
+
+// Splits "host:port" ("[::1]:6443" for IPv6).
+bool split_listen(const std::string& text, std::string* host, uint16_t* port) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 == text.size()) return false;
+  *host = text.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  try {
+    unsigned long p = std::stoul(text.substr(colon + 1));
+    if (p > 65535) return false;
+    *port = static_cast<uint16_t>(p);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return !host->empty();
+}
+
+int run_serve(const ServeFlags& flags) {
+  apiserver::ApiServerOptions options;
+  if (!split_listen(flags.listen, &options.address, &options.port)) {
+    std::cerr << "flotilla serve: --listen wants HOST:PORT, got \"" << flags.listen << "\"\n";
+    return 2;
+  }
+  if (!apiserver::is_loopback_address(options.address)) {
+    std::cerr << "flotilla serve: refusing to listen on " << options.address
+              << ": a non-loopback address needs TLS and a bearer token, and this build "
+                 "serves plain HTTP only; listen on 127.0.0.1 (or ::1) and reach it through "
+                 "an SSH tunnel or a TLS-terminating proxy\n";
+    return 2;
+  }
+  options.token = flags.token;
+
+  live::AsioEventLoop loop;
+  apiserver::SplitMix64Stream random(std::random_device{}() ^
+                                     (static_cast<uint64_t>(std::random_device{}()) << 32));
+  store::StoreOptions store_options;
+  store_options.enforce_namespaces = true;
+  store_options.validator = [](const google::protobuf::Message& obj,
+                               const google::protobuf::Message* old) {
+    return api::invalid_status(obj, old ? api::validate_update(*old, obj) : api::validate(obj));
+  };
+  store::InMemoryStore store(loop, random, store_options);
+  for (const char* name : {"default", "kube-system"}) {
+    api::Namespace ns;
+    ns.mutable_metadata()->set_name(name);
+    ns.mutable_status()->set_phase("Active");
+    auto created = store.create(api::share(ns));
+    if (!created.is_ok()) {
+      std::cerr << "flotilla serve: creating namespace " << name << ": "
+                << created.status().message() << "\n";
+      return 1;
+    }
+  }
+  apiserver::ApiServer server(loop, store, options);
+  Status started = server.start();
+  if (!started.is_ok()) {
+    std::cerr << "flotilla serve: " << started.message() << "\n";
+    return 1;
+  }
+  boost::asio::signal_set signals(loop.io_context(), SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    server.stop();
+    loop.stop();
+  });
+  std::cerr << "flotilla serve: Kubernetes API on " << server.url()
+            << (options.token.empty() ? "" : " (bearer token required)")
+            << "; `flotilla kubeconfig --server " << server.url()
+            << "` prints a kubeconfig for kubectl\n";
+  loop.run();
+  std::cerr << "flotilla serve: stopped\n";
+  return 0;
+}
+
+}  // namespace
+
+std::string kubeconfig_text(const std::string& server_url, const std::string& token) {
+  std::string out =
+      "apiVersion: v1\n"
+      "kind: Config\n"
+      "clusters:\n"
+      "- name: flotilla\n"
+      "  cluster:\n"
+      "    server: " + server_url + "\n"
+      "users:\n"
+      "- name: flotilla\n"
+      "  user:";
+  out += token.empty() ? " {}\n" : "\n    token: " + token + "\n";
+  out +=
+      "contexts:\n"
+      "- name: flotilla\n"
+      "  context:\n"
+      "    cluster: flotilla\n"
+      "    user: flotilla\n"
+      "    namespace: default\n"
+      "current-context: flotilla\n";
+  return out;
+}
+
+void add_serve_commands(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* serve = app.add_subcommand(
+      "serve", "Serve the Kubernetes core/v1 API over Flotilla's object store (kubectl works)");
+  serve->add_option("--listen", flags->listen, "HOST:PORT to listen on (loopback only)")
+      ->capture_default_str();
+  serve->add_option("--token", flags->token, "Require this bearer token on every request");
+  serve->callback([flags, exit_code] { *exit_code = run_serve(*flags); });
+
+  auto server = std::make_shared<std::string>("http://127.0.0.1:6443");
+  auto token = std::make_shared<std::string>();
+  CLI::App* kubeconfig =
+      app.add_subcommand("kubeconfig", "Print a kubeconfig for `flotilla serve`");
+  kubeconfig->add_option("--server", *server, "The server's URL")->capture_default_str();
+  kubeconfig->add_option("--token", *token, "The bearer token the server wants");
+  kubeconfig->callback([server, token, exit_code] {
+    std::cout << kubeconfig_text(*server, *token);
+    *exit_code = 0;
+  });
+}
+
+}  // namespace flotilla::cli
