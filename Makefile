@@ -2,7 +2,7 @@
 JOBS        ?= $(shell nproc)
 BUILD_DIR   ?= build/release
 TEST_DIR    ?= build/dev
-SCENARIO    ?= scenarios/apache-always-up.yaml
+SCENARIO    ?= scenarios/library/apache-always-up.yaml
 CTEST_ARGS  ?=
 
 .PHONY: all deps build build-test run test bench clean format
