@@ -16,7 +16,9 @@
 namespace flotilla::sim {
 
 struct SimulatorOptions {
-  QueueKind queue = QueueKind::kQuaternaryHeap;
+  // The ladder queue: a 4-ary heap below 4096 pending events, flat hold time
+  // above (see docs/simulator.md, Benchmarks).
+  QueueKind queue = QueueKind::kLadder;
   TimePoint start = kTimeZero;
   // Insertion sequence numbers are renumbered (order kept) when they reach this
   // limit; tests lower it to exercise that path. 0 means the built-in limit.

@@ -159,6 +159,7 @@ BENCHMARK_TEMPLATE(BM_SimulatorHold, QueueKind::kBinaryHeap) HOLD_SIZES;
 BENCHMARK_TEMPLATE(BM_SimulatorHold, QueueKind::kQuaternaryHeap) HOLD_SIZES;
 BENCHMARK_TEMPLATE(BM_SimulatorHold, QueueKind::kLadder) HOLD_SIZES;
 BENCHMARK_TEMPLATE(BM_SimulatorHoldTimers, QueueKind::kQuaternaryHeap) HOLD_SIZES;
+BENCHMARK_TEMPLATE(BM_SimulatorHoldTimers, QueueKind::kLadder) HOLD_SIZES;
 
 }  // namespace
 }  // namespace flotilla::sim

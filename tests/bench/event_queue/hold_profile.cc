@@ -4,7 +4,7 @@
 // operation by difference, free of setup cost and repeatable on a loaded box.
 //   valgrind --tool=callgrind hold_profile quaternary 1000 2000000
 // Variants: binary, quaternary, octonary, ladder (replace_top), quaternary_poppush, virtual,
-// simulator.
+// simulator (4-ary heap), simulator_ladder.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -55,8 +55,8 @@ int64_t hold_pop_push(Queue& q, const std::vector<int64_t>& inc, int64_t n, int6
 
 // As BM_SimulatorHold: the callback captures one pointer, so it fits
 // std::function's small buffer and scheduling it allocates nothing.
-int64_t simulator_hold(const std::vector<int64_t>& inc, int64_t n, int64_t ops) {
-  Simulator sim;
+int64_t simulator_hold(QueueKind kind, const std::vector<int64_t>& inc, int64_t n, int64_t ops) {
+  Simulator sim(SimulatorOptions{.queue = kind});
   struct Ctx {
     Simulator* sim;
     const std::vector<int64_t>* inc;
@@ -77,10 +77,11 @@ int64_t simulator_hold(const std::vector<int64_t>& inc, int64_t n, int64_t ops) 
 int main(int argc, char** argv) {
   using namespace flotilla::sim;
   if (argc != 4) {
-    std::fprintf(
-        stderr,
-        "usage: %s binary|quaternary|octonary|ladder|quaternary_poppush|virtual|simulator N OPS\n",
-        argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s "
+                 "binary|quaternary|octonary|ladder|quaternary_poppush|virtual|simulator|simulator_"
+                 "ladder N OPS\n",
+                 argv[0]);
     return 2;
   }
   std::string_view variant = argv[1];
@@ -107,7 +108,9 @@ int main(int argc, char** argv) {
     std::unique_ptr<EventQueue> q = make_event_queue(QueueKind::kQuaternaryHeap);
     result = hold_pop_push(*q, inc, n, ops);
   } else if (variant == "simulator") {
-    result = simulator_hold(inc, n, ops);
+    result = simulator_hold(QueueKind::kQuaternaryHeap, inc, n, ops);
+  } else if (variant == "simulator_ladder") {
+    result = simulator_hold(QueueKind::kLadder, inc, n, ops);
   } else {
     std::fprintf(stderr, "unknown variant %s\n", argv[1]);
     return 2;

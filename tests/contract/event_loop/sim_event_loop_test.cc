@@ -25,7 +25,8 @@ struct SimFactory {
 };
 
 using SimLoops = ::testing::Types<SimFactory<sim::QueueKind::kBinaryHeap>,
-                                  SimFactory<sim::QueueKind::kQuaternaryHeap>>;
+                                  SimFactory<sim::QueueKind::kQuaternaryHeap>,
+                                  SimFactory<sim::QueueKind::kLadder>>;
 INSTANTIATE_TYPED_TEST_SUITE_P(Simulator, EventLoopContractTest, SimLoops);
 
 }  // namespace
