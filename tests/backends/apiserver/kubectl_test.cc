@@ -1,0 +1,287 @@
+// The real kubectl against an in-process API server: apply, get in every
+// output form, get -w, describe with events, scale, delete, create namespace,
+// and Kubernetes' error wording. Skipped when kubectl is not installed.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "tests/backends/apiserver/test_server.h"
+
+namespace flotilla::apiserver::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+std::string find_kubectl() {
+  const char* path = std::getenv("PATH");
+  if (path == nullptr) return "";
+  std::string p(path);
+  size_t i = 0;
+  while (i <= p.size()) {
+    size_t j = p.find(':', i);
+    if (j == std::string::npos) j = p.size();
+    fs::path candidate = fs::path(p.substr(i, j - i)) / "kubectl";
+    std::error_code ec;
+    if (fs::exists(candidate, ec) && access(candidate.c_str(), X_OK) == 0) return candidate;
+    i = j + 1;
+  }
+  return "";
+}
+
+std::string source_dir() {
+  const char* d = std::getenv("FLOTILLA_SOURCE_DIR");
+  return d != nullptr ? d : ".";
+}
+
+struct KubectlRun {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+class KubectlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kubectl_ = find_kubectl();
+    if (kubectl_.empty()) GTEST_SKIP() << "kubectl is not installed (command -v kubectl)";
+    server_ = std::make_unique<TestServer>();
+    dir_ = fs::temp_directory_path() /
+           ("flotilla-kubectl-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "kubeconfig")
+        << "apiVersion: v1\nkind: Config\nclusters:\n- name: f\n  cluster:\n    server: "
+        << server_->url()
+        << "\nusers:\n- name: f\n  user: {}\ncontexts:\n- name: f\n  context:\n"
+           "    cluster: f\n    user: f\n    namespace: default\ncurrent-context: f\n";
+  }
+  void TearDown() override {
+    server_.reset();
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+
+  std::vector<std::string> argv(const std::vector<std::string>& args) {
+    std::vector<std::string> a = {kubectl_, "--kubeconfig", (dir_ / "kubeconfig").string(),
+                                  "--cache-dir", (dir_ / "cache").string()};
+    a.insert(a.end(), args.begin(), args.end());
+    return a;
+  }
+  std::vector<std::string> env() { return {"HOME=" + dir_.string()}; }
+
+  KubectlRun kubectl(const std::vector<std::string>& args) {
+    Subprocess p(argv(args), env());
+    int code = p.wait(30s);
+    return {code, p.out(), p.err()};
+  }
+
+  std::string write(const std::string& name, const std::string& text) {
+    fs::path f = dir_ / name;
+    std::ofstream(f) << text;
+    return f.string();
+  }
+
+  // Puts a running pod straight into the store, as an agent would report it.
+  void add_running_pod(const std::string& name, const std::string& app, const std::string& node,
+                       const std::string& ip) {
+    server_->on_loop([&] {
+      api::Pod p;
+      p.mutable_metadata()->set_name(name);
+      (*p.mutable_metadata()->mutable_labels())["app"] = app;
+      api::Container* c = p.mutable_spec()->add_containers();
+      c->set_name("web");
+      c->set_image("nginx:1");
+      p.mutable_spec()->set_node_name(node);
+      p.mutable_status()->set_phase("Running");
+      p.mutable_status()->set_pod_ip(ip);
+      api::ContainerStatus* cs = p.mutable_status()->add_container_statuses();
+      cs->set_name("web");
+      cs->set_ready(true);
+      cs->mutable_state()->mutable_running();
+      ASSERT_TRUE(server_->store().create(api::share(p)).is_ok());
+    });
+  }
+
+  std::string kubectl_;
+  std::unique_ptr<TestServer> server_;
+  fs::path dir_;
+};
+
+TEST_F(KubectlTest, ApplyRcAndServiceThenGetInEveryForm) {
+  KubectlRun apply = kubectl({"apply", "-f", source_dir() + "/examples/apache-rc.yaml"});
+  ASSERT_EQ(apply.code, 0) << apply.err;
+  EXPECT_NE(apply.out.find("replicationcontroller/apache created"), std::string::npos);
+  EXPECT_NE(apply.out.find("service/apache created"), std::string::npos);
+  EXPECT_TRUE(server_->on_loop([&] {
+    return server_->store().get(api::Kind::kService, "default", "apache").is_ok();
+  }));
+
+  KubectlRun rc = kubectl({"get", "rc"});
+  ASSERT_EQ(rc.code, 0) << rc.err;
+  EXPECT_EQ(rc.out.substr(0, rc.out.find('\n')),
+            "NAME     DESIRED   CURRENT   READY   AGE");
+  EXPECT_EQ(rc.out.find("apache   3         0         0"), rc.out.find('\n') + 1) << rc.out;
+
+  KubectlRun svc = kubectl({"get", "svc", "-o", "wide"});
+  ASSERT_EQ(svc.code, 0) << svc.err;
+  EXPECT_NE(svc.out.find("PORT(S)"), std::string::npos);
+  EXPECT_NE(svc.out.find("80/TCP"), std::string::npos);
+  EXPECT_NE(svc.out.find("app.kubernetes.io/name=apache,tier=frontend"), std::string::npos);
+
+  KubectlRun js = kubectl({"get", "rc", "apache", "-o", "json"});
+  ASSERT_EQ(js.code, 0) << js.err;
+  json obj = json::parse(js.out);
+  EXPECT_EQ(obj["kind"], "ReplicationController");
+  EXPECT_EQ(obj["spec"]["template"]["spec"]["containers"][0]["image"], "httpd:2.4-alpine");
+  EXPECT_TRUE(obj["metadata"]["annotations"].contains(
+      "kubectl.kubernetes.io/last-applied-configuration"));
+
+  KubectlRun yaml = kubectl({"get", "svc", "apache", "-o", "yaml"});
+  ASSERT_EQ(yaml.code, 0) << yaml.err;
+  EXPECT_NE(yaml.out.find("kind: Service"), std::string::npos);
+  EXPECT_NE(yaml.out.find("targetPort: http"), std::string::npos);
+
+  // Applying a changed manifest patches (client-side three-way patch).
+  std::ifstream in(source_dir() + "/examples/apache-rc.yaml");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  text.replace(text.find("replicas: 3"), 11, "replicas: 4");
+  KubectlRun again = kubectl({"apply", "-f", write("rc4.yaml", text)});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.out.find("replicationcontroller/apache configured"), std::string::npos);
+  EXPECT_NE(again.out.find("service/apache unchanged"), std::string::npos);
+  int replicas = server_->on_loop([&] {
+    auto o = server_->store().get(api::Kind::kReplicationController, "default", "apache");
+    return o.is_ok() ? api::as<api::ReplicationController>(*o)->spec().replicas() : -1;
+  });
+  EXPECT_EQ(replicas, 4);
+}
+
+TEST_F(KubectlTest, GetPodsPrintsColumnsWideAndLabelSelection) {
+  add_running_pod("web-1", "web", "node-a", "10.0.0.5");
+  add_running_pod("db-1", "db", "node-b", "10.0.0.6");
+  KubectlRun get = kubectl({"get", "pods"});
+  ASSERT_EQ(get.code, 0) << get.err;
+  EXPECT_EQ(get.out.substr(0, get.out.find('\n')),
+            "NAME    READY   STATUS    RESTARTS   AGE");
+  EXPECT_NE(get.out.find("web-1   1/1     Running   0"), std::string::npos) << get.out;
+
+  KubectlRun wide = kubectl({"get", "pods", "-o", "wide"});
+  ASSERT_EQ(wide.code, 0) << wide.err;
+  EXPECT_NE(wide.out.find("IP"), std::string::npos);
+  EXPECT_NE(wide.out.find("NODE"), std::string::npos);
+  EXPECT_NE(wide.out.find("10.0.0.5"), std::string::npos);
+  EXPECT_NE(wide.out.find("node-a"), std::string::npos);
+
+  KubectlRun sel = kubectl({"get", "pods", "-l", "app=db", "-o", "name"});
+  ASSERT_EQ(sel.code, 0) << sel.err;
+  EXPECT_EQ(sel.out, "pod/db-1\n");
+}
+
+TEST_F(KubectlTest, GetWatchPrintsNewPods) {
+  add_running_pod("web-1", "web", "node-a", "10.0.0.5");
+  Subprocess watch(argv({"get", "pods", "-w"}), env());
+  ASSERT_TRUE(watch.read_until(
+      [](const std::string& s) { return s.find("web-1") != std::string::npos; }, 20s))
+      << watch.out() << watch.err();
+  add_running_pod("web-2", "web", "node-b", "10.0.0.7");
+  ASSERT_TRUE(watch.read_until(
+      [](const std::string& s) { return s.find("web-2") != std::string::npos; }, 20s))
+      << watch.out() << watch.err();
+  EXPECT_NE(watch.out().find("web-2   1/1     Running"), std::string::npos) << watch.out();
+}
+
+TEST_F(KubectlTest, DescribeShowsEvents) {
+  add_running_pod("web-1", "web", "node-a", "10.0.0.5");
+  server_->on_loop([&] {
+    auto pod = server_->store().get(api::Kind::kPod, "default", "web-1");
+    ASSERT_TRUE(pod.is_ok());
+    api::Event e;
+    e.mutable_metadata()->set_name("web-1.1");
+    api::ObjectReference* ref = e.mutable_involved_object();
+    ref->set_kind("Pod");
+    ref->set_name("web-1");
+    ref->set_namespace_("default");
+    ref->set_uid(api::meta_of(**pod).uid());
+    e.set_reason("Scheduled");
+    e.set_message("Successfully assigned default/web-1 to node-a");
+    e.set_type("Normal");
+    e.set_count(1);
+    e.mutable_source()->set_component("scheduler");
+    ASSERT_TRUE(server_->store().create(api::share(e)).is_ok());
+  });
+  KubectlRun d = kubectl({"describe", "pod", "web-1"});
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_NE(d.out.find("Node:         node-a"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("Status:       Running"), std::string::npos);
+  EXPECT_NE(d.out.find("Events:"), std::string::npos);
+  EXPECT_NE(d.out.find("Successfully assigned default/web-1 to node-a"), std::string::npos)
+      << d.out;
+}
+
+TEST_F(KubectlTest, ScaleDeleteAndCreateNamespace) {
+  ASSERT_EQ(kubectl({"apply", "-f", source_dir() + "/examples/apache-rc.yaml"}).code, 0);
+  KubectlRun scale = kubectl({"scale", "rc", "apache", "--replicas=5"});
+  ASSERT_EQ(scale.code, 0) << scale.err;
+  EXPECT_NE(scale.out.find("replicationcontroller/apache scaled"), std::string::npos);
+  int replicas = server_->on_loop([&] {
+    auto o = server_->store().get(api::Kind::kReplicationController, "default", "apache");
+    return o.is_ok() ? api::as<api::ReplicationController>(*o)->spec().replicas() : -1;
+  });
+  EXPECT_EQ(replicas, 5);
+
+  KubectlRun del = kubectl({"delete", "rc", "apache"});
+  ASSERT_EQ(del.code, 0) << del.err;
+  EXPECT_NE(del.out.find("replicationcontroller \"apache\" deleted"), std::string::npos);
+  EXPECT_FALSE(server_->on_loop([&] {
+    return server_->store().get(api::Kind::kReplicationController, "default", "apache").is_ok();
+  }));
+
+  KubectlRun ns = kubectl({"create", "namespace", "x"});
+  ASSERT_EQ(ns.code, 0) << ns.err;
+  EXPECT_EQ(ns.out, "namespace/x created\n");
+  KubectlRun get = kubectl({"get", "ns"});
+  EXPECT_NE(get.out.find("x             Active"), std::string::npos) << get.out;
+
+  KubectlRun ssa = kubectl({"apply", "--server-side", "-f", source_dir() + "/examples/apache-rc.yaml"});
+  ASSERT_EQ(ssa.code, 0) << ssa.err;
+  EXPECT_NE(ssa.out.find("replicationcontroller/apache serverside-applied"), std::string::npos);
+}
+
+TEST_F(KubectlTest, ErrorsUseKubernetesWording) {
+  KubectlRun missing = kubectl({"get", "pods", "nope"});
+  EXPECT_NE(missing.code, 0);
+  EXPECT_EQ(missing.err, "Error from server (NotFound): pods \"nope\" not found\n");
+
+  std::string bad = write("bad.yaml", R"(apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: bad
+spec:
+  replicas: -1
+  selector: {app: bad}
+  template:
+    metadata: {labels: {app: bad}}
+    spec:
+      containers:
+      - name: c
+        image: ""
+)");
+  KubectlRun invalid = kubectl({"apply", "-f", bad});
+  EXPECT_NE(invalid.code, 0);
+  EXPECT_EQ(invalid.err,
+            "The ReplicationController \"bad\" is invalid: \n"
+            "* spec.replicas: Invalid value: -1: must be greater than or equal to 0\n"
+            "* spec.template.spec.containers[0].image: Required value\n");
+
+  KubectlRun nons = kubectl({"get", "pods", "-n", "nowhere"});
+  EXPECT_EQ(nons.code, 0);
+  EXPECT_EQ(nons.err, "No resources found in nowhere namespace.\n");
+}
+
+}  // namespace
+}  // namespace flotilla::apiserver::testing
