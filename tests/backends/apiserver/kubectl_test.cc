@@ -190,7 +190,11 @@ TEST_F(KubectlTest, GetWatchPrintsNewPods) {
       << watch.out() << watch.err();
   add_running_pod("web-2", "web", "node-b", "10.0.0.7");
   ASSERT_TRUE(watch.read_until(
-      [](const std::string& s) { return s.find("web-2") != std::string::npos; }, 20s))
+      [](const std::string& s) {
+        size_t at = s.find("web-2");
+        return at != std::string::npos && s.find('\n', at) != std::string::npos;
+      },
+      20s))
       << watch.out() << watch.err();
   EXPECT_NE(watch.out().find("web-2   1/1     Running"), std::string::npos) << watch.out();
 }
