@@ -288,10 +288,10 @@ void NodeLifecycleController::monitor() {
   const Duration eviction = ctx_.timing.pod_eviction_timeout;
   for (auto& [name, h] : nodes_) {
     if (h.ready != "Unknown" && now - h.probe > grace) mark_unknown(name, h);
-    // Kubernetes: a NotReady node is evicted pod_eviction_timeout after it
-    // turned NotReady; an unreachable one that long after its last heartbeat.
-    bool due = (h.ready == "False" && now - h.not_ready_since > eviction) ||
-               (h.ready == "Unknown" && now - h.probe > eviction);
+    // Kubernetes (readyTransitionTimestamp + podEvictionTimeout): a node is
+    // evicted pod_eviction_timeout after it turned NotReady or Unknown, so a
+    // silent node loses its pods about grace + timeout after its last heartbeat.
+    bool due = not_ready(h.ready) && now - h.not_ready_since > eviction;
     if (due && !h.eviction_queued && !h.evicted) {
       h.eviction_queued = true;
       eviction_queue_.push_back(name);

@@ -93,13 +93,14 @@ TEST_F(NodeLifecycleTest, KubernetesProfileUnknownAt40sEvictedAt300sAndReplaced)
   }
   EXPECT_EQ(rc()->status().ready_replicas(), 0);
 
-  sim_.run_until(last + seconds(299));
+  // Evicted pod_eviction_timeout (300 s) after the node turned Unknown (~45 s).
+  sim_.run_until(last + seconds(339));
   EXPECT_TRUE(trace_.of(trace::POD_EVICTED).empty());
   EXPECT_EQ(active_pods("web").size(), 3u);
-  sim_.run_until(last + seconds(306));
+  sim_.run_until(last + seconds(351));
   auto evicted = trace_.of(trace::POD_EVICTED);
   ASSERT_EQ(evicted.size(), 3u);
-  EXPECT_GT(evicted[0].time_ns(), to_nanos(last + seconds(300)));
+  EXPECT_GT(evicted[0].time_ns(), to_nanos(last + seconds(340)));
   for (const auto& name : victims) {
     auto p = get<api::Pod>("default", name);
     ASSERT_NE(p, nullptr);
@@ -111,7 +112,7 @@ TEST_F(NodeLifecycleTest, KubernetesProfileUnknownAt40sEvictedAt300sAndReplaced)
   for (const auto& p : active) EXPECT_TRUE(p->spec().node_name().empty());
 
   // Nobody will ever stop them on n1: force-removed once their grace is over.
-  sim_.run_until(last + seconds(306 + 30 + 5));
+  sim_.run_until(last + seconds(351 + 30 + 5));
   for (const auto& name : victims) EXPECT_EQ(get<api::Pod>("default", name), nullptr) << name;
   EXPECT_EQ(nlc_->pods_force_removed(), 3u);
   EXPECT_EQ(pods("web").size(), 3u);
