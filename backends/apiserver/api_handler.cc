@@ -297,6 +297,23 @@ std::string event_type_name(WatchEventType t) {
 ApiHandler::ApiHandler(EventLoop& loop, Store& store, std::string server_address)
     : loop_(loop), store_(store), server_address_(std::move(server_address)) {}
 
+const std::string& ApiHandler::encoded(const api::Object& object) {
+  constexpr size_t kMaxEntries = 200000;
+  auto it = json_cache_.find(object.get());
+  if (it != json_cache_.end()) {
+    if (it->second.object.lock() == object) return it->second.json;
+    json_cache_.erase(it);
+  }
+  if (json_cache_.size() >= kMaxEntries) {
+    std::erase_if(json_cache_, [](const auto& kv) { return kv.second.object.expired(); });
+    if (json_cache_.size() >= kMaxEntries) json_cache_.clear();
+  }
+  CachedJson& entry = json_cache_[object.get()];
+  entry.object = object;
+  entry.json = api::encode_json(*object);
+  return entry.json;
+}
+
 HttpResponse ApiHandler::error_response(const Status& status, std::string_view resource,
                                         std::string_view name) {
   json st = status_json(status, resource, name);
@@ -386,7 +403,7 @@ HttpResponse ApiHandler::object_response(const Route& r, const api::Object& obj,
     t["metadata"]["resourceVersion"] = api::meta_of(*obj).resource_version();
     return json_response(t.dump(), status);
   }
-  return json_response(api::encode_json(*obj), status);
+  return json_response(encoded(obj), status);
 }
 
 HttpResponse ApiHandler::store_error(const Route& r, const Status& s, const api::Object& attempted,
@@ -489,7 +506,7 @@ HandlerResult ApiHandler::list(const Route& r) {
   for (const api::Object& o : result->items) {
     if (!first) body += ',';
     first = false;
-    body += api::encode_json(*o);
+    body += encoded(o);
   }
   body += "]}";
   return json_response(std::move(body));
@@ -738,7 +755,7 @@ StatusOr<WatchHandle> ApiHandler::open_watch(const WatchRequest& w,
   EventLoop* loop = &loop_;
   return store_.watch(
       w.kind, w.options,
-      [w, emit = std::move(emit), first, loop](const WatchEvent& ev) {
+      [this, w, emit = std::move(emit), first, loop](const WatchEvent& ev) {
         if (w.extra_filter && !w.extra_filter(*ev.object)) return;
         std::string line = "{\"type\":\"" + event_type_name(ev.type) + "\",\"object\":";
         if (w.table) {
@@ -746,7 +763,7 @@ StatusOr<WatchHandle> ApiHandler::open_watch(const WatchRequest& w,
           t["metadata"]["resourceVersion"] = std::to_string(ev.resource_version);
           line += t.dump();
         } else {
-          line += api::encode_json(*ev.object);
+          line += encoded(ev.object);
         }
         *first = false;
         line += "}\n";

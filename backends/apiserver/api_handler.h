@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <string>
+#include <unordered_map>
 #include <variant>
 
 #include "backends/apiserver/tables.h"
@@ -79,9 +80,19 @@ class ApiHandler {
   HttpResponse store_error(const Route& r, const Status& s, const api::Object& attempted,
                            const api::Object& old);
 
+  // JSON of a stored snapshot, memoised: snapshots are immutable, so lists
+  // and watch fan-out encode each object once. Entries whose snapshot is gone
+  // are dropped when the cache fills.
+  const std::string& encoded(const api::Object& object);
+
   EventLoop& loop_;
   Store& store_;
   std::string server_address_;
+  struct CachedJson {
+    std::weak_ptr<const google::protobuf::Message> object;
+    std::string json;
+  };
+  std::unordered_map<const google::protobuf::Message*, CachedJson> json_cache_;
 };
 
 }  // namespace flotilla::apiserver
