@@ -11,16 +11,8 @@
 #include "analysis/report.h"
 #include "analysis/trace_io.h"
 #include "core/agent/node_agent.h"
-#include "core/api/names.h"
-#include "core/api/pod_util.h"
-#include "core/api/quantity.h"
-#include "core/api/validation.h"
-#include "core/controllers/controller_manager.h"
-#include "core/controllers/pod_deletion.h"
-#include "core/proxy/service_ip.h"
 #include "core/proxy/service_proxy.h"
-#include "core/scheduler/scheduler.h"
-#include "core/store/in_memory_store.h"
+#include "scenarios/control_plane.h"
 #include "scenarios/control_plane_link.h"
 #include "sim/engine/random.h"
 #include "sim/engine/simulator.h"
@@ -57,27 +49,6 @@ std::map<std::string, std::string> resource_strings(const sim::NodeResources& r)
   return out;
 }
 
-struct PodRequests {
-  int64_t cpu_millis = 0;
-  int64_t memory_bytes = 0;
-  bool bound = false;
-};
-
-PodRequests requests_of(const api::Pod& pod) {
-  PodRequests r;
-  for (const auto& c : pod.spec().containers()) {
-    const auto& req = c.resources().requests();
-    if (auto it = req.find("cpu"); it != req.end()) {
-      if (auto q = api::Quantity::parse(it->second); q.is_ok()) r.cpu_millis += q->milli_value();
-    }
-    if (auto it = req.find("memory"); it != req.end()) {
-      if (auto q = api::Quantity::parse(it->second); q.is_ok()) r.memory_bytes += q->value();
-    }
-  }
-  r.bound = !pod.spec().node_name().empty() && !api::is_pod_finished(pod);
-  return r;
-}
-
 // The whole simulated cluster of one run. Members are declared in dependency
 // order, so they are destroyed in reverse.
 class SimRun {
@@ -93,17 +64,6 @@ class SimRun {
   }
 
   Status build() {
-    store_rng_ = random_.stream("store");
-    store::StoreOptions so;
-    so.validator = [](const google::protobuf::Message& obj,
-                      const google::protobuf::Message* old) -> Status {
-      std::vector<api::FieldError> errors =
-          old == nullptr ? api::validate(obj) : api::validate_update(*old, obj);
-      if (errors.empty()) return Status::ok();
-      return api::invalid_status(obj, errors);
-    };
-    store_ = std::make_unique<store::InMemoryStore>(sim_, *store_rng_, so);
-
     world_ = std::make_unique<sim::World>(sim_, random_, tee_, sc_.world);
     record(trace::RUN_STARTED, [&](trace::Record& r) {
       r.set_name(sc_.name);
@@ -113,22 +73,11 @@ class SimRun {
     });
     for (const auto& g : sc_.node_groups) FLOTILLA_RETURN_IF_ERROR(world_->add_node_group(g));
 
-    ctrl::ControllerContext ctx{*store_, sim_, tee_, sc_.timing};
-    controllers_ = std::make_unique<ctrl::ControllerManager>(ctx);
-    FLOTILLA_RETURN_IF_ERROR(controllers_->start());
-    auto ips = proxy::ServiceIPAllocator::create(sim_, *store_, world_->network());
-    if (!ips.is_ok()) return ips.status();
-    service_ips_ = std::move(ips).value();
-    FLOTILLA_RETURN_IF_ERROR(service_ips_->start());
-
-    sched::SchedulerOptions sched_opts;
-    sched_opts.mode = sc_.scheduler_mode == "flow" ? sched::PlacementMode::kFlow
-                                                   : sched::PlacementMode::kGreedy;
-    sched_opts.placement.percentage_of_nodes_to_score = sc_.percentage_of_nodes_to_score;
-    sched_opts.initial_backoff = sc_.timing.scheduler_backoff_initial;
-    sched_opts.max_backoff = sc_.timing.scheduler_backoff_max;
-    scheduler_ = std::make_unique<sched::Scheduler>(*store_, sim_, tee_, sched_opts);
-    FLOTILLA_RETURN_IF_ERROR(scheduler_->start());
+    control_ = std::make_unique<ControlPlane>(sim_, random_, world_->network(), tee_, sc_);
+    FLOTILLA_RETURN_IF_ERROR(control_->start());
+    Store& store = control_->store();
+    allocation_ = std::make_unique<AllocationTracker>(sim_, store, tee_, sc_.sample_period);
+    FLOTILLA_RETURN_IF_ERROR(allocation_->start());
 
     // One agent per node, talking to the store over its control-plane link.
     for (sim::NodeId id = 0; id < world_->node_count(); ++id) {
@@ -140,28 +89,25 @@ class SimRun {
       desc.addresses = {{"InternalIP", "192.168." + std::to_string(id / 256) + "." +
                                            std::to_string(id % 256)},
                         {"Hostname", n.name}};
-      links_.push_back(std::make_unique<ControlPlaneLink>(*store_, world_->topology(), id));
+      links_.push_back(std::make_unique<ControlPlaneLink>(store, world_->topology(), id));
       agents_.push_back(std::make_unique<agent::NodeAgent>(
           n.name, sim_, *links_.back(), world_->runtime(id), world_->network(), tee_,
           sc_.timing, std::move(desc)));
       FLOTILLA_RETURN_IF_ERROR(agents_.back()->start());
-      allocatable_cpu_ += n.allocatable.cpu_millis;
-      allocatable_mem_ += n.allocatable.memory_bytes;
+      allocation_->add_allocatable(n.allocatable.cpu_millis, n.allocatable.memory_bytes);
     }
     node_sub_ = world_->on_node_state([this](const std::string& node, bool up) {
       auto id = world_->find_node(node);
       if (!id) return;
       const sim::SimNode& n = world_->node(*id);
       if (up) {
-        allocatable_cpu_ += n.allocatable.cpu_millis;
-        allocatable_mem_ += n.allocatable.memory_bytes;
+        allocation_->add_allocatable(n.allocatable.cpu_millis, n.allocatable.memory_bytes);
         // A machine that comes back boots its agent, which finds no sandboxes.
         sim_.post([this, id = *id] {
           if (world_->node(id).up && !agents_[id]->running()) (void)agents_[id]->start();
         });
       } else {
-        allocatable_cpu_ -= n.allocatable.cpu_millis;
-        allocatable_mem_ -= n.allocatable.memory_bytes;
+        allocation_->add_allocatable(-n.allocatable.cpu_millis, -n.allocatable.memory_bytes);
         agents_[*id]->stop();
       }
     });
@@ -184,15 +130,11 @@ class SimRun {
     Status fs = faults_->add_all(sc_.faults);
     if (!fs.is_ok()) return fs.with_prefix(sc_.path + ": ");
 
-    // Allocation samples from an incremental view of the pods.
-    auto pod_watch = store_->watch(api::Kind::kPod, WatchOptions{},
-                                   [this](const WatchEvent& e) { on_pod_event(e); });
-    if (!pod_watch.is_ok()) return pod_watch.status();
-    pod_watch_ = std::move(pod_watch).value();
-    sample_timer_ = sim_.run_after(sc_.sample_period, [this] { sample(); });
-
+    const TimePoint end = kTimeZero + sc_.duration;
+    sample_timer_ = sim_.run_after(sc_.sample_period, [this, end] { allocation_->sample(end); });
     for (size_t i = 0; i < sc_.workload.size(); ++i) {
-      sim_.schedule_at(kTimeZero + sc_.workload[i].at, [this, i] { apply(sc_.workload[i]); });
+      sim_.schedule_at(kTimeZero + sc_.workload[i].at,
+                       [this, i] { control_->apply(sc_.workload[i]); });
     }
     return Status::ok();
   }
@@ -230,7 +172,7 @@ class SimRun {
       sim_.run_until(end);
     }
     wall_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-    sample();
+    allocation_->sample(end);
     record(trace::RUN_ENDED, [&](trace::Record& r) {
       r.set_name(sc_.name);
       r.set_value(static_cast<int64_t>(sim_.events_processed()));
@@ -258,119 +200,12 @@ class SimRun {
     auto it = proxies_.find(node);
     if (it != proxies_.end()) return it->second.get();
     auto p = std::make_unique<proxy::ServiceProxy>(
-        sim_, *store_, world_->network(), random_,
+        sim_, control_->store(), world_->network(), random_,
         proxy::ServiceProxyOptions::from_timing(sc_.timing, node), nullptr);
     FLOTILLA_RETURN_IF_ERROR(p->start());
     proxy::ServiceProxy* raw = p.get();
     proxies_.emplace(node, std::move(p));
     return raw;
-  }
-
-  void on_pod_event(const WatchEvent& e) {
-    const auto& pod = static_cast<const api::Pod&>(*e.object);
-    PodRequests now = e.type == WatchEventType::kDeleted ? PodRequests{} : requests_of(pod);
-    PodRequests& was = pods_[pod.metadata().uid()];
-    if (was.bound) {
-      requested_cpu_ -= was.cpu_millis;
-      requested_mem_ -= was.memory_bytes;
-    }
-    if (now.bound) {
-      requested_cpu_ += now.cpu_millis;
-      requested_mem_ += now.memory_bytes;
-    }
-    if (e.type == WatchEventType::kDeleted) {
-      pods_.erase(pod.metadata().uid());
-      if (!pod.metadata().uid().empty()) {
-        record(trace::POD_DELETED, [&](trace::Record& r) {
-          r.set_namespace_(pod.metadata().namespace_());
-          r.set_name(pod.metadata().name());
-          r.set_uid(pod.metadata().uid());
-          r.set_node(pod.spec().node_name());
-        });
-      }
-    } else {
-      was = now;
-      if (e.type == WatchEventType::kAdded) {
-        record(trace::POD_CREATED, [&](trace::Record& r) {
-          r.set_namespace_(pod.metadata().namespace_());
-          r.set_name(pod.metadata().name());
-          r.set_uid(pod.metadata().uid());
-        });
-      }
-    }
-  }
-
-  void sample() {
-    int64_t bound = 0;
-    for (const auto& [uid, p] : pods_) bound += p.bound;
-    record(trace::CLUSTER_SAMPLE, [&](trace::Record& r) {
-      r.set_value(requested_cpu_);
-      r.set_value2(requested_mem_);
-      auto& a = *r.mutable_attrs();
-      a["cpu_allocatable"] = std::to_string(allocatable_cpu_);
-      a["memory_allocatable"] = std::to_string(allocatable_mem_);
-      a["pods_bound"] = std::to_string(bound);
-      a["pods_pending"] = std::to_string(static_cast<int64_t>(pods_.size()) - bound);
-    });
-    if (sim_.now() + sc_.sample_period <= kTimeZero + sc_.duration) {
-      sample_timer_ = sim_.run_after(sc_.sample_period, [this] { sample(); });
-    }
-  }
-
-  void apply(const WorkloadAction& a) {
-    for (const auto& obj : a.apply) {
-      auto copy = std::shared_ptr<google::protobuf::Message>(obj.object->New());
-      copy->CopyFrom(*obj.object);
-      api::fill_type_meta(copy.get());
-      const api::KindInfo& k = api::kind_info(obj.kind);
-      api::ObjectMeta* meta = k.mutable_meta(*copy);
-      if (k.namespaced && meta->namespace_().empty()) meta->set_namespace_("default");
-      auto created = store_->create(copy);
-      Status s = created.status();
-      if (s.code() == StatusCode::kAlreadyExists) {
-        auto existing = store_->get(obj.kind, meta->namespace_(), meta->name());
-        if (existing.is_ok()) {
-          meta->set_resource_version(k.meta(**existing).resource_version());
-          s = store_->update(copy).status();
-        }
-      }
-      record(trace::WORKLOAD_APPLIED, [&](trace::Record& r) {
-        r.set_namespace_(meta->namespace_());
-        r.set_name(meta->name());
-        r.set_reason(std::string(k.name));
-        if (obj.kind == api::Kind::kService) r.set_service(meta->namespace_() + "/" + meta->name());
-        if (!s.is_ok()) r.set_message(s.message());
-      });
-    }
-    if (a.scale) {
-      for (int attempt = 0; attempt < 5; ++attempt) {
-        auto rc = store_->get(api::Kind::kReplicationController, a.scale->namespace_(), a.scale->name());
-        if (!rc.is_ok()) break;
-        api::ReplicationController copy = *api::as<api::ReplicationController>(*rc);
-        copy.mutable_spec()->set_replicas(a.scale->replicas());
-        if (store_->update(api::share(std::move(copy))).is_ok()) break;
-      }
-      record(trace::WORKLOAD_APPLIED, [&](trace::Record& r) {
-        r.set_namespace_(a.scale->namespace_());
-        r.set_name(a.scale->name());
-        r.set_reason("Scale");
-        r.set_value(a.scale->replicas());
-      });
-    }
-    if (a.remove) {
-      const api::KindInfo* k = api::kind_by_name(a.remove->kind());
-      if (k->kind == api::Kind::kPod) {
-        (void)ctrl::delete_pod(*store_, a.remove->namespace_(), a.remove->name(), sim_.now(),
-                               std::nullopt);
-      } else {
-        (void)store_->remove(k->kind, a.remove->namespace_(), a.remove->name());
-      }
-      record(trace::WORKLOAD_APPLIED, [&](trace::Record& r) {
-        r.set_namespace_(a.remove->namespace_());
-        r.set_name(a.remove->name());
-        r.set_reason("Delete" + std::string(k->name));
-      });
-    }
   }
 
   const LoadedScenario& sc_;
@@ -380,23 +215,16 @@ class SimRun {
   analysis::MetricsCollector metrics_;
   MetricsSink metrics_sink_;
   analysis::TeeTraceSink tee_;
-  std::unique_ptr<RandomStream> store_rng_;
-  std::unique_ptr<store::InMemoryStore> store_;
   std::unique_ptr<sim::World> world_;
-  std::unique_ptr<ctrl::ControllerManager> controllers_;
-  std::unique_ptr<proxy::ServiceIPAllocator> service_ips_;
-  std::unique_ptr<sched::Scheduler> scheduler_;
+  std::unique_ptr<ControlPlane> control_;
+  std::unique_ptr<AllocationTracker> allocation_;
   std::vector<std::unique_ptr<ControlPlaneLink>> links_;
   std::vector<std::unique_ptr<agent::NodeAgent>> agents_;
   std::unique_ptr<sim::World::NodeStateSubscription> node_sub_;
   std::map<std::string, std::unique_ptr<proxy::ServiceProxy>> proxies_;
   std::unique_ptr<sim::TrafficGenerator> traffic_;
   std::unique_ptr<sim::FaultInjector> faults_;
-  WatchHandle pod_watch_;
   TimerHandle sample_timer_;
-  std::map<std::string, PodRequests> pods_;
-  int64_t requested_cpu_ = 0, requested_mem_ = 0;
-  int64_t allocatable_cpu_ = 0, allocatable_mem_ = 0;
   double wall_seconds_ = 0;
 };
 
