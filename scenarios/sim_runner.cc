@@ -11,6 +11,7 @@
 #include "analysis/report.h"
 #include "analysis/trace_io.h"
 #include "core/agent/node_agent.h"
+#include "core/api/quantity.h"
 #include "core/proxy/service_proxy.h"
 #include "scenarios/control_plane.h"
 #include "scenarios/control_plane_link.h"
