@@ -46,6 +46,20 @@ StatusOr<Duration> duration_field(const YAML::Node& n, const std::string& path) 
 
 std::string endpoint_key(const NetEndpoint& e) { return e.ip + ":" + std::to_string(e.port); }
 
+// "web" -> "web.default"; "ns/web" -> "web.ns"; anything with a dot is a DNS
+// name or a VIP.
+std::string host_of(const std::string& service) {
+  if (service.find('.') != std::string::npos) return service;
+  if (auto slash = service.find('/'); slash != std::string::npos) {
+    return service.substr(slash + 1) + "." + service.substr(0, slash);
+  }
+  return service + ".default";
+}
+
+std::string qualified(const std::string& service) {
+  return service.find_first_of("/.") == std::string::npos ? "default/" + service : service;
+}
+
 }  // namespace
 
 StatusOr<TrafficSpec> parse_traffic_spec(const YAML::Node& node, std::string_view path_view,
@@ -141,6 +155,13 @@ StatusOr<TrafficSpec> parse_traffic_spec(const YAML::Node& node, std::string_vie
       spec.clients = *n;
     } else if (key == "from_node") {
       spec.from_node = v.Scalar();
+    } else if (key == "calls") {
+      if (!v.IsSequence()) return field_error(v, p, "expected a list of downstream calls");
+      for (size_t i = 0; i < v.size(); ++i) {
+        auto call = parse_traffic_spec(v[i], p + "[" + std::to_string(i) + "]", options);
+        if (!call.is_ok()) return call.status();
+        spec.calls.push_back(std::move(call).value());
+      }
     } else if (key == "start") {
       auto d = duration_field(v, p);
       if (!d.is_ok()) return d.status();
@@ -152,7 +173,7 @@ StatusOr<TrafficSpec> parse_traffic_spec(const YAML::Node& node, std::string_vie
     } else {
       return field_error(kv.first, p, "unknown field (known: name, service, port, arrival, "
                                       "service_time, concurrency, queue_limit, timeout, retries, "
-                                      "clients, from_node, start, end)");
+                                      "clients, from_node, start, end, calls)");
     }
   }
   if (spec.service.empty()) return field_error(node, path + ".service", "Required value");
@@ -171,6 +192,12 @@ struct TrafficGenerator::Stream {
 
 struct TrafficGenerator::Request {
   uint32_t stream = 0;
+  const TrafficSpec* spec = nullptr;  // this tier: the stream's spec or one of its calls
+  std::string host;                   // what the proxy resolves for this tier
+  uint32_t parent = UINT32_MAX;       // the request waiting on this call, if any
+  uint32_t parent_gen = 0;
+  size_t next_call = 0;               // downstream calls made so far
+  std::string server;                 // endpoint whose slot this request holds ("" none)
   uint32_t gen = 0;  // bumped per attempt and on finish; stale callbacks compare it
   bool in_use = false;
   int attempt = 0;
@@ -196,14 +223,7 @@ void TrafficGenerator::add(const TrafficSpec& spec) {
   auto s = std::make_unique<Stream>();
   s->spec = spec;
   s->rng = random_.stream("traffic/" + spec.name);
-  // "web" -> "web.default"; "ns/web" -> "web.ns"; anything with a dot is a DNS name or VIP.
-  if (spec.service.find('.') != std::string::npos) {
-    s->host = spec.service;
-  } else if (auto slash = spec.service.find('/'); slash != std::string::npos) {
-    s->host = spec.service.substr(slash + 1) + "." + spec.service.substr(0, slash);
-  } else {
-    s->host = spec.service + ".default";
-  }
+  s->host = host_of(spec.service);
   s->node = spec.from_node.empty() && world_.node_count() > 0 ? world_.node(0).name : spec.from_node;
   s->start = sim_.now() + spec.start;
   s->end = spec.end == Duration::max() ? kTimeMax : sim_.now() + spec.end;
@@ -237,6 +257,8 @@ void TrafficGenerator::schedule_next_arrival(Stream& s) {
     uint32_t r = alloc_request();
     Request& req = requests_[r];
     req.stream = index;
+    req.spec = &s.spec;
+    req.host = s.host;
     req.arrival_ns = to_nanos(sim_.now());
     req.attempt = 0;
     req.client = static_cast<uint32_t>(s.rng->next_below(static_cast<uint64_t>(s.spec.clients)));
@@ -260,6 +282,10 @@ uint32_t TrafficGenerator::alloc_request() {
   ++req.gen;
   req.service.clear();
   req.endpoint.clear();
+  req.server.clear();
+  req.parent = UINT32_MAX;
+  req.next_call = 0;
+  req.attempt = 0;
   return r;
 }
 
@@ -267,13 +293,14 @@ void TrafficGenerator::send(uint32_t r) {
   Request& req = requests_[r];
   Stream& s = *streams_[req.stream];
   const uint32_t gen = ++req.gen;
+  req.next_call = 0;
   std::weak_ptr<bool> alive = alive_;
-  sim_.schedule_after(s.spec.timeout, [this, alive, r, gen] {
+  sim_.schedule_after(req.spec->timeout, [this, alive, r, gen] {
     if (!alive.expired()) on_timeout(r, gen);
   });
   proxy::RouteRequest route;
-  route.host = s.host;
-  route.port = s.spec.port;
+  route.host = req.host;
+  route.port = req.spec->port;
   route.client_ip = "172.31." + std::to_string(req.client / 256) + "." + std::to_string(req.client % 256);
   proxy_for_(s.node).route(route, [this, alive, r, gen](proxy::RouteResult result) {
     if (!alive.expired()) on_routed(r, gen, result);
@@ -288,23 +315,24 @@ void TrafficGenerator::on_routed(uint32_t r, uint32_t gen, const proxy::RouteRes
     fail(r, status_code_reason(result.status.code()), result.status.message());
     return;
   }
-  const Stream& s = *streams_[req.stream];
+  const TrafficSpec& spec = *req.spec;
   std::string key = endpoint_key(result.endpoint);
   req.endpoint = key;
   Server& server = servers_[key];
-  if (s.spec.concurrency == 0 || server.busy < s.spec.concurrency) {
+  if (spec.concurrency == 0 || server.busy < spec.concurrency) {
     start_service(server, key, r);
-  } else if (static_cast<int>(server.queue.size()) < s.spec.queue_limit) {
+  } else if (static_cast<int>(server.queue.size()) < spec.queue_limit) {
     server.queue.emplace_back(r, gen);
   } else {
-    fail(r, "QueueFull", "pod " + key + " queue is full (" + std::to_string(s.spec.queue_limit) + ")");
+    fail(r, "QueueFull", "pod " + key + " queue is full (" + std::to_string(spec.queue_limit) + ")");
   }
 }
 
 void TrafficGenerator::start_service(Server& server, const std::string& key, uint32_t r) {
   Request& req = requests_[r];
   ++server.busy;
-  Duration d = streams_[req.stream]->spec.service_time.sample_duration(*streams_[req.stream]->rng);
+  req.server = key;
+  Duration d = req.spec->service_time.sample_duration(*streams_[req.stream]->rng);
   const uint32_t gen = req.gen;
   std::weak_ptr<bool> alive = alive_;
   sim_.schedule_after(d, [this, alive, key, r, gen] {
@@ -312,30 +340,14 @@ void TrafficGenerator::start_service(Server& server, const std::string& key, uin
   });
 }
 
-void TrafficGenerator::complete(const std::string& key, uint32_t r, uint32_t gen) {
+void TrafficGenerator::release_server(uint32_t r) {
+  Request& req = requests_[r];
+  if (req.server.empty()) return;
+  const std::string key = std::move(req.server);
+  req.server.clear();
   Server& server = servers_[key];
   --server.busy;
-  Request& req = requests_[r];
-  if (req.in_use && req.gen == gen) {
-    auto colon = key.rfind(':');
-    NetEndpoint ep{key.substr(0, colon), std::stoi(key.substr(colon + 1))};
-    if (world_.endpoint_state(ep) == EndpointState::kOk) {
-      trace::Record rec;
-      rec.set_time_ns(to_nanos(sim_.now()));
-      rec.set_type(trace::REQUEST_SERVED);
-      rec.set_service(req.service);
-      rec.set_endpoint(key);
-      rec.set_node(streams_[req.stream]->node);
-      rec.set_latency_ns(to_nanos(sim_.now()) - req.arrival_ns);
-      rec.set_value(req.attempt + 1);
-      trace_.record(rec);
-      ++stats_.served;
-      finish(r);
-    } else {
-      fail(r, "ConnectionReset", "pod " + key + " went away while serving the request");
-    }
-  }
-  // Next queued request still waiting for an answer.
+  // The next queued request whose client is still waiting.
   while (!server.queue.empty()) {
     auto [next, next_gen] = server.queue.front();
     server.queue.pop_front();
@@ -346,47 +358,108 @@ void TrafficGenerator::complete(const std::string& key, uint32_t r, uint32_t gen
   }
 }
 
+void TrafficGenerator::complete(const std::string& key, uint32_t r, uint32_t gen) {
+  Request& req = requests_[r];
+  if (!req.in_use || req.gen != gen || req.server != key) return;  // gave up meanwhile
+  auto colon = key.rfind(':');
+  NetEndpoint ep{key.substr(0, colon), std::stoi(key.substr(colon + 1))};
+  if (world_.endpoint_state(ep) != EndpointState::kOk) {
+    fail(r, "ConnectionReset", "pod " + key + " went away while serving the request");
+    return;
+  }
+  next_call(r);
+}
+
+void TrafficGenerator::next_call(uint32_t r) {
+  Request& req = requests_[r];
+  if (req.next_call >= req.spec->calls.size()) {
+    served(r);
+    return;
+  }
+  // A downstream call, made from this pod while it holds its slot.
+  const TrafficSpec* call = &req.spec->calls[req.next_call++];
+  const uint32_t parent_gen = req.gen;
+  const uint32_t stream = req.stream, client = req.client;
+  uint32_t c = alloc_request();  // may move requests_: no references held across
+  Request& child = requests_[c];
+  child.stream = stream;
+  child.spec = call;
+  child.host = host_of(call->service);
+  child.parent = r;
+  child.parent_gen = parent_gen;
+  child.arrival_ns = to_nanos(sim_.now());
+  child.client = client;
+  send(c);
+}
+
+void TrafficGenerator::on_child_done(uint32_t parent, uint32_t parent_gen, bool ok,
+                                     const std::string& why) {
+  Request& p = requests_[parent];
+  if (!p.in_use || p.gen != parent_gen) return;  // the caller gave up meanwhile
+  if (!ok) {
+    fail(parent, "DownstreamFailed", why);
+    return;
+  }
+  next_call(parent);
+}
+
+void TrafficGenerator::served(uint32_t r) {
+  Request& req = requests_[r];
+  trace::Record rec;
+  rec.set_time_ns(to_nanos(sim_.now()));
+  rec.set_type(trace::REQUEST_SERVED);
+  rec.set_service(req.service.empty() ? qualified(req.spec->service) : req.service);
+  rec.set_endpoint(req.endpoint);
+  rec.set_node(streams_[req.stream]->node);
+  rec.set_latency_ns(to_nanos(sim_.now()) - req.arrival_ns);
+  rec.set_value(req.attempt + 1);
+  trace_.record(rec);
+  if (req.parent == UINT32_MAX) ++stats_.served;
+  finish(r, true, "");
+}
+
 void TrafficGenerator::on_timeout(uint32_t r, uint32_t gen) {
   Request& req = requests_[r];
   if (!req.in_use || req.gen != gen) return;
-  fail(r, "Timeout", "no answer within " + format_duration(streams_[req.stream]->spec.timeout));
+  fail(r, "Timeout", "no answer within " + format_duration(req.spec->timeout));
 }
 
 void TrafficGenerator::fail(uint32_t r, std::string_view reason, const std::string& message) {
+  release_server(r);
   Request& req = requests_[r];
-  const Stream& s = *streams_[req.stream];
-  if (req.attempt < s.spec.retries) {
+  if (req.attempt < req.spec->retries) {
     ++req.attempt;
     ++stats_.retries;
     send(r);
     return;
   }
+  const std::string service = req.service.empty() ? qualified(req.spec->service) : req.service;
   trace::Record rec;
   rec.set_time_ns(to_nanos(sim_.now()));
   rec.set_type(trace::REQUEST_FAILED);
-  // Before the proxy resolved it, name the service as the summary does.
-  std::string service = req.service;
-  if (service.empty()) {
-    service = s.spec.service.find_first_of("/.") == std::string::npos ? "default/" + s.spec.service
-                                                                       : s.spec.service;
-  }
   rec.set_service(service);
   rec.set_endpoint(req.endpoint);
-  rec.set_node(s.node);
+  rec.set_node(streams_[req.stream]->node);
   rec.set_reason(std::string(reason));
   rec.set_message(message);
   rec.set_latency_ns(to_nanos(sim_.now()) - req.arrival_ns);
   rec.set_value(req.attempt + 1);
   trace_.record(rec);
-  ++stats_.failed;
-  finish(r);
+  if (req.parent == UINT32_MAX) ++stats_.failed;
+  finish(r, false, service + ": " + std::string(reason));
 }
 
-void TrafficGenerator::finish(uint32_t r) {
+void TrafficGenerator::finish(uint32_t r, bool ok, const std::string& why) {
+  release_server(r);
   Request& req = requests_[r];
   req.in_use = false;
   ++req.gen;
   free_requests_.push_back(r);
+  if (req.parent != UINT32_MAX) {
+    uint32_t parent = req.parent, parent_gen = req.parent_gen;
+    req.parent = UINT32_MAX;
+    on_child_done(parent, parent_gen, ok, why);
+  }
 }
 
 }  // namespace flotilla::sim

@@ -42,6 +42,11 @@ struct TrafficSpec {
   std::string from_node;      // whose proxy the clients use; "" = the first node
   Duration start = Duration(0);
   Duration end = Duration::max();  // relative to the run start
+  // Downstream calls a pod of this service makes, in order, after its own
+  // service time and while holding its concurrency slot (a three-tier app:
+  // frontend -> backend -> db). Each call's spec uses service, port,
+  // service_time, concurrency, queue_limit, timeout, retries and its own calls.
+  std::vector<TrafficSpec> calls;
 };
 
 // Parses one `traffic:` entry. Errors are kInvalid and name the field path and
@@ -79,9 +84,13 @@ class TrafficGenerator {
   void on_routed(uint32_t req, uint32_t gen, const proxy::RouteResult& r);
   void start_service(Server& server, const std::string& key, uint32_t req);
   void complete(const std::string& key, uint32_t req, uint32_t gen);
+  void next_call(uint32_t req);
+  void on_child_done(uint32_t parent, uint32_t parent_gen, bool ok, const std::string& why);
   void on_timeout(uint32_t req, uint32_t gen);
+  void served(uint32_t req);
   void fail(uint32_t req, std::string_view reason, const std::string& message);
-  void finish(uint32_t req);
+  void finish(uint32_t req, bool ok, const std::string& why);
+  void release_server(uint32_t req);
   uint32_t alloc_request();
 
   Simulator& sim_;

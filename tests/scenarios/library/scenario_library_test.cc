@@ -166,6 +166,27 @@ TEST(ScenarioLibrary, RackPowerLossSpreadingKeepsTheServiceUp) {
   EXPECT_LT(a_packed, 0.8);  // all six replicas sat in the dark rack
 }
 
+TEST(ScenarioLibrary, ThreeTierCallsFlowThroughEveryTier) {
+  RunResult r = run("three-tier");
+  expect_all_assertions_pass(r);
+  const auto& svc = r.s()["services"];
+  const double fe = svc["default/frontend"]["requests"]["total"].get<double>();
+  const double be = svc["default/backend"]["requests"]["total"].get<double>();
+  const double db = svc["default/db"]["requests"]["total"].get<double>();
+  // Every frontend request calls the backend once, which calls the db once.
+  EXPECT_GT(fe, 50'000);
+  EXPECT_NEAR(be / fe, 1.0, 0.01);
+  EXPECT_NEAR(db / fe, 1.0, 0.01);
+  // A tier's latency includes the tiers below it.
+  const double p50_fe = svc["default/frontend"]["requests"]["latency_ms"]["p50"].get<double>();
+  const double p50_be = svc["default/backend"]["requests"]["latency_ms"]["p50"].get<double>();
+  const double p50_db = svc["default/db"]["requests"]["latency_ms"]["p50"].get<double>();
+  EXPECT_GT(p50_fe, p50_be);
+  EXPECT_GT(p50_be, p50_db);
+  EXPECT_EQ(r.s()["nodes"]["failures"], 1);
+  EXPECT_GE(r.s()["pods"]["restarts"].get<int>(), 1);  // the killed db container
+}
+
 TEST(ScenarioDeterminism, SameSeedSameTraceOtherSeedOtherTrace) {
   RunResult a = run("node-failure", {}, 42, "-a");
   RunResult b = run("node-failure", {}, 42, "-b");
