@@ -1,0 +1,320 @@
+// TcpServiceProxy on loopback: three real backend servers answering their
+// names, a Service and Endpoints in a real InMemoryStore, the core ServiceProxy
+// deciding, LiveNetwork doing its health checks. Clients are blocking HTTP GETs
+// on helper threads while the loop runs; waits are conditions with deadlines.
+#include "backends/live/tcp_proxy.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/live/live_network.h"
+#include "core/store/in_memory_store.h"
+#include "sim/engine/random.h"
+#include "tests/backends/live_net/local_servers.h"
+
+namespace flotilla::live {
+namespace {
+
+using testing::http_get;
+using testing::NameServer;
+
+api::Object make_service(const std::string& name, int port,
+                         std::map<std::string, std::string> annotations = {}) {
+  api::Service s;
+  s.set_api_version("v1");
+  s.set_kind("Service");
+  s.mutable_metadata()->set_name(name);
+  s.mutable_metadata()->set_namespace_("default");
+  for (auto& [k, v] : annotations) (*s.mutable_metadata()->mutable_annotations())[k] = v;
+  (*s.mutable_spec()->mutable_selector())["app"] = name;
+  auto* sp = s.mutable_spec()->add_ports();
+  sp->set_port(port);
+  sp->set_protocol("TCP");
+  return std::make_shared<api::Service>(std::move(s));
+}
+
+// One Endpoints subset per distinct port: every backend is 127.0.0.1:<its port>.
+api::Object make_endpoints(const std::string& name, const std::vector<int>& ports,
+                           const std::string& resource_version = "") {
+  api::Endpoints e;
+  e.set_api_version("v1");
+  e.set_kind("Endpoints");
+  e.mutable_metadata()->set_name(name);
+  e.mutable_metadata()->set_namespace_("default");
+  e.mutable_metadata()->set_resource_version(resource_version);
+  for (int p : ports) {
+    auto* subset = e.add_subsets();
+    subset->add_addresses()->set_ip("127.0.0.1");
+    subset->add_ports()->set_port(p);
+  }
+  return std::make_shared<api::Endpoints>(std::move(e));
+}
+
+class TcpProxyTest : public ::testing::Test {
+ protected:
+  TcpProxyTest() : rng_(random_.stream("store")), store_(loop_, *rng_) {
+    proxy::ServiceProxyOptions o;
+    o.node_name = "node-1";
+    o.min_sync_period = milliseconds(10);
+    o.max_retries = 2;
+    o.health.interval = milliseconds(50);
+    o.health.timeout = milliseconds(200);
+    o.health.fall = 3;
+    o.health.rise = 2;
+    o.health.passive_cooldown = seconds(30);
+    decisions_ = std::make_unique<proxy::ServiceProxy>(loop_, store_, net_, random_, o);
+    TcpServiceProxyOptions to;
+    to.host_port_offset = 0;  // overridden by the annotation below
+    proxy_ = std::make_unique<TcpServiceProxy>(loop_, store_, *decisions_, to);
+    for (const char* name : {"web-a", "web-b", "web-c"}) {
+      servers_.push_back(std::make_unique<NameServer>(loop_.io_context(), name));
+    }
+  }
+  ~TcpProxyTest() override {
+    proxy_.reset();
+    decisions_.reset();
+  }
+
+  // Creates the Service "web" (port 80, host port 0 = let the kernel choose is
+  // not allowed for Services, so a free port is bound first) and its Endpoints.
+  int start_web() {
+    boost::asio::ip::tcp::acceptor probe(
+        loop_.io_context(),
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+    const int host_port = probe.local_endpoint().port();
+    probe.close();
+    EXPECT_TRUE(store_
+                    .create(make_service("web", 80,
+                                         {{std::string(kHostPortAnnotation),
+                                           std::to_string(host_port)}}))
+                    .is_ok());
+    std::vector<int> ports;
+    for (auto& s : servers_) ports.push_back(s->port());
+    EXPECT_TRUE(store_.create(make_endpoints("web", ports)).is_ok());
+    EXPECT_TRUE(decisions_->start().is_ok());
+    EXPECT_TRUE(proxy_->start().is_ok());
+    EXPECT_TRUE(loop_.run_until(
+        [&] {
+          return proxy_->host_port("default/web", 80).is_ok() &&
+                 decisions_->endpoints("default/web", 80).size() == servers_.size();
+        },
+        seconds(5)));
+    auto hp = proxy_->host_port("default/web", 80);
+    EXPECT_TRUE(hp.is_ok()) << hp.status().to_string();
+    return hp.is_ok() ? *hp : 0;
+  }
+
+  // Runs `fn` on a helper thread while the loop runs; returns its result.
+  // The helper marks itself done and then posts to the loop, so run_until
+  // (which checks after loop callbacks) wakes at once.
+  template <typename Fn>
+  auto off_loop(Fn fn, Duration deadline = seconds(10)) {
+    using R = decltype(fn());
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    auto result = std::make_shared<std::optional<R>>();
+    std::thread t([this, fn, done, result] {
+      result->emplace(fn());
+      done->store(true);
+      loop_.post([] {});
+    });
+    EXPECT_TRUE(loop_.run_until([&] { return done->load(); }, deadline));
+    t.join();
+    return std::move(**result);
+  }
+  // One GET through the proxy.
+  std::optional<std::string> get(int port) {
+    return off_loop([port] { return http_get(port); });
+  }
+
+  AsioEventLoop loop_;
+  sim::SimRandom random_{7};
+  std::unique_ptr<RandomStream> rng_;
+  store::InMemoryStore store_;
+  LiveNetwork net_{loop_};
+  std::unique_ptr<proxy::ServiceProxy> decisions_;
+  std::unique_ptr<TcpServiceProxy> proxy_;
+  std::vector<std::unique_ptr<NameServer>> servers_;
+};
+
+TEST_F(TcpProxyTest, ThirtyRequestsReachAllThreeBackendsRoundRobin) {
+  const int port = start_web();
+  ASSERT_GT(port, 0);
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 30; ++i) {
+    auto body = get(port);
+    ASSERT_TRUE(body.has_value()) << "request " << i << " failed";
+    ++seen[*body];
+  }
+  EXPECT_EQ(seen, (std::map<std::string, int>{{"web-a", 10}, {"web-b", 10}, {"web-c", 10}}));
+  for (auto& s : servers_) EXPECT_EQ(s->served(), 10) << s->name();
+  // Every connection was released: no active count is left on any endpoint.
+  ASSERT_TRUE(loop_.run_until([&] { return proxy_->stats().active == 0; }, seconds(5)));
+  EXPECT_EQ(proxy_->stats().forwarded, 30);
+  EXPECT_EQ(proxy_->stats().no_backend, 0);
+}
+
+TEST_F(TcpProxyTest, AKilledBackendIsRetriedPastAndMarkedDown) {
+  const int port = start_web();
+  ASSERT_GT(port, 0);
+  const NetEndpoint dead{"127.0.0.1", servers_[1]->port()};
+  servers_[1]->close();  // web-b now refuses connections
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 12; ++i) {
+    auto body = get(port);
+    ASSERT_TRUE(body.has_value()) << "request " << i << " failed";
+    ++seen[*body];
+  }
+  EXPECT_EQ(seen.count("web-b"), 0u);
+  EXPECT_EQ(seen["web-a"] + seen["web-c"], 12);
+  EXPECT_GE(seen["web-a"], 5);
+  EXPECT_GE(seen["web-c"], 5);
+  // Active checks (TCP, every 50 ms, fall 3) take it down.
+  ASSERT_TRUE(loop_.run_until(
+      [&] {
+        const proxy::EndpointHealth* h = decisions_->health().health(dead);
+        return h != nullptr && h->state == proxy::EndpointHealth::State::kDown;
+      },
+      seconds(5)));
+  EXPECT_GE(proxy_->stats().connect_failures, 1);
+  EXPECT_EQ(proxy_->stats().no_backend, 0);
+}
+
+TEST_F(TcpProxyTest, AllBackendsDeadClosesTheClientAfterBoundedRetries) {
+  const int port = start_web();
+  ASSERT_GT(port, 0);
+  for (auto& s : servers_) s->close();
+  EXPECT_FALSE(get(port).has_value());
+  EXPECT_EQ(proxy_->stats().connect_failures, 3);  // 1 + max_retries
+  EXPECT_EQ(proxy_->stats().no_backend, 1);
+}
+
+TEST_F(TcpProxyTest, EndpointsUpdateSendsTrafficToTheNewBackend) {
+  const int port = start_web();
+  ASSERT_GT(port, 0);
+  servers_.push_back(std::make_unique<NameServer>(loop_.io_context(), "web-d"));
+  auto current = store_.get(api::Kind::kEndpoints, "default", "web");
+  ASSERT_TRUE(current.is_ok());
+  // web-a is replaced by web-d.
+  auto updated = make_endpoints("web", {servers_[1]->port(), servers_[2]->port(),
+                                        servers_[3]->port()},
+                                api::meta_of(**current).resource_version());
+  ASSERT_TRUE(store_.update(updated).is_ok());
+  const NetEndpoint d{"127.0.0.1", servers_[3]->port()};
+  ASSERT_TRUE(loop_.run_until(
+      [&] {
+        auto eps = decisions_->endpoints("default/web", 80);
+        return std::find(eps.begin(), eps.end(), d) != eps.end();
+      },
+      seconds(5)));
+  const int a_before = servers_[0]->served();
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 9; ++i) {
+    auto body = get(port);
+    ASSERT_TRUE(body.has_value());
+    ++seen[*body];
+  }
+  EXPECT_EQ(seen, (std::map<std::string, int>{{"web-b", 3}, {"web-c", 3}, {"web-d", 3}}));
+  EXPECT_EQ(servers_[0]->served(), a_before);
+}
+
+TEST_F(TcpProxyTest, ListenersFollowServicesAndHostPortsDefaultToAnOffset) {
+  TcpServiceProxyOptions to;
+  to.host_port_offset = 40000;
+  TcpServiceProxy offset_proxy(loop_, store_, *decisions_, to);
+  ASSERT_TRUE(offset_proxy.start().is_ok());
+  ASSERT_TRUE(store_.create(make_service("api", 1234)).is_ok());
+  ASSERT_TRUE(loop_.run_until([&] { return offset_proxy.host_port("default/api", 1234).is_ok(); },
+                              seconds(5)));
+  EXPECT_EQ(*offset_proxy.host_port("default/api", 1234), 41234);
+  EXPECT_EQ(offset_proxy.listening(), (std::vector<NetEndpoint>{{"127.0.0.1", 41234}}));
+  EXPECT_EQ(offset_proxy.host_port("default/nope", 80).status().code(), StatusCode::kNotFound);
+  // No endpoints yet: the client is closed, nothing is forwarded.
+  EXPECT_FALSE(get(41234).has_value());
+  EXPECT_EQ(offset_proxy.stats().no_backend, 1);
+  ASSERT_TRUE(store_.remove(api::Kind::kService, "default", "api").is_ok());
+  ASSERT_TRUE(loop_.run_until([&] { return offset_proxy.listening().empty(); }, seconds(5)));
+  EXPECT_EQ(offset_proxy.host_port("default/api", 1234).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(TcpProxyTest, APortInUseIsAWarningNotACrash) {
+  boost::asio::ip::tcp::acceptor taken(
+      loop_.io_context(),
+      boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  const int port = taken.local_endpoint().port();
+  ASSERT_TRUE(proxy_->start().is_ok());
+  ASSERT_TRUE(store_
+                  .create(make_service("busy", 80, {{std::string(kHostPortAnnotation),
+                                                     std::to_string(port)}}))
+                  .is_ok());
+  ASSERT_TRUE(loop_.run_until([&] { return !proxy_->warnings().empty(); }, seconds(5)));
+  auto hp = proxy_->host_port("default/busy", 80);
+  EXPECT_EQ(hp.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(hp.status().message().find(std::to_string(port)), std::string::npos)
+      << hp.status().message();
+}
+
+TEST_F(TcpProxyTest, LargeTransfersAreSplicedBothWaysWithHalfClose) {
+  // An echo backend: reads until EOF, then writes everything back and closes.
+  boost::asio::ip::tcp::acceptor echo(
+      loop_.io_context(),
+      boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  struct Echo {
+    boost::asio::ip::tcp::socket s;
+    std::string data;
+    std::array<char, 65536> buf{};
+  };
+  std::function<void(std::shared_ptr<Echo>)> pump = [&](std::shared_ptr<Echo> e) {
+    e->s.async_read_some(boost::asio::buffer(e->buf),
+                         [&, e](const boost::system::error_code& ec, size_t n) {
+      e->data.append(e->buf.data(), n);
+      if (!ec) return pump(e);
+      boost::asio::async_write(e->s, boost::asio::buffer(e->data),
+                               [e](const boost::system::error_code&, size_t) {
+                                 boost::system::error_code ignored;
+                                 e->s.shutdown(boost::asio::socket_base::shutdown_send, ignored);
+                               });
+    });
+  };
+  echo.async_accept([&](const boost::system::error_code& ec, boost::asio::ip::tcp::socket s) {
+    if (!ec) pump(std::make_shared<Echo>(Echo{std::move(s), {}, {}}));
+  });
+  ASSERT_TRUE(decisions_->start().is_ok());
+  ASSERT_TRUE(store_.create(make_service("echo", 7)).is_ok());
+  ASSERT_TRUE(store_.create(make_endpoints("echo", {echo.local_endpoint().port()})).is_ok());
+  ASSERT_TRUE(loop_.run_until(
+      [&] { return decisions_->endpoints("default/echo", 7).size() == 1; }, seconds(5)));
+  auto bound = proxy_->add_listener("default/echo", 7, "127.0.0.1", 0);
+  ASSERT_TRUE(bound.is_ok()) << bound.status().to_string();
+  const int port = *bound;
+
+  std::string payload(3 * 1024 * 1024 + 17, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 131 % 251);
+  std::string back = off_loop(
+      [port, &payload] {
+        boost::asio::io_context io;
+        boost::asio::ip::tcp::socket s(io);
+        s.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+        boost::asio::write(s, boost::asio::buffer(payload));
+        s.shutdown(boost::asio::socket_base::shutdown_send);  // half-close: the echo answers
+        std::string got;
+        boost::system::error_code ec;
+        std::array<char, 65536> buf;
+        while (!ec) got.append(buf.data(), s.read_some(boost::asio::buffer(buf), ec));
+        return got;
+      },
+      seconds(20));
+  EXPECT_TRUE(back == payload);
+  ASSERT_TRUE(loop_.run_until([&] { return proxy_->stats().active == 0; }, seconds(5)));
+  EXPECT_EQ(proxy_->stats().bytes_up, static_cast<int64_t>(payload.size()));
+  EXPECT_EQ(proxy_->stats().bytes_down, static_cast<int64_t>(payload.size()));
+}
+
+}  // namespace
+}  // namespace flotilla::live
