@@ -187,6 +187,20 @@ TEST(ScenarioLibrary, ThreeTierCallsFlowThroughEveryTier) {
   EXPECT_GE(r.s()["pods"]["restarts"].get<int>(), 1);  // the killed db container
 }
 
+// The full large-cluster scenario is a scale measurement (docs/scenarios.md);
+// here its file runs scaled down to 50 nodes and 1,500 pods for 20 minutes.
+TEST(ScenarioLibrary, LargeClusterScaledDownReachesItsReplicas) {
+  std::vector<std::string> sets = {"duration=20m", "cluster.node_groups[0].count=50",
+                                   "traffic[0].start=5m", "traffic[1].start=5m",
+                                   "assertions[1].final_replicas.equals=150"};
+  for (int i = 0; i < 10; ++i) sets.push_back("workload[0].apply[" + std::to_string(i) + "].spec.replicas=150");
+  RunResult r = run("large-cluster", sets);
+  EXPECT_EQ(r.s()["nodes"]["count"], 50);
+  EXPECT_EQ(r.s()["pods"]["created"].get<int>(), 1500 + r.s()["pods"]["evicted"].get<int>());
+  EXPECT_EQ(r.s()["controllers"]["default/app-0"]["desired"], 150);
+  EXPECT_GT(r.s()["services"]["default/app-0"]["requests"]["total"].get<int>(), 50'000);
+}
+
 TEST(ScenarioDeterminism, SameSeedSameTraceOtherSeedOtherTrace) {
   RunResult a = run("node-failure", {}, 42, "-a");
   RunResult b = run("node-failure", {}, 42, "-b");
