@@ -15,6 +15,7 @@
 #include "core/proxy/service_proxy.h"
 #include "scenarios/control_plane.h"
 #include "scenarios/control_plane_link.h"
+#include "scenarios/results.h"
 #include "sim/engine/random.h"
 #include "sim/engine/simulator.h"
 #include "sim/faults/faults.h"
@@ -322,28 +323,9 @@ StatusOr<RunOutcome> run_simulation(const LoadedScenario& sc, const SimRunOption
   summary["traffic"] = {{"sent", ts.sent}, {"served", ts.served}, {"failed", ts.failed},
                         {"retries", ts.retries}};
   summary["faults_injected"] = run->faults_injected();
-  outcome.assertions = evaluate_assertions(sc.assertions, summary);
-  ordered_json as = ordered_json::array();
-  for (const auto& a : outcome.assertions) {
-    as.push_back({{"name", a.name}, {"passed", a.passed}, {"value", a.value}});
-    outcome.passed = outcome.passed && a.passed;
-  }
-  summary["assertions"] = as;
-  outcome.summary = summary;
-
-  {
-    std::ofstream f(outcome.out_dir + "/summary.json", std::ios::trunc);
-    f << summary.dump(2) << "\n";
-    if (!f) return Status(StatusCode::kUnavailable, "cannot write " + outcome.out_dir + "/summary.json");
-  }
-  FLOTILLA_RETURN_IF_ERROR(analysis::write_time_series_csv(run->metrics(), outcome.out_dir));
+  FLOTILLA_RETURN_IF_ERROR(write_summary_and_series(sc, std::move(summary), run->metrics(), outcome));
   run.reset();
-  if (options.report) {
-    auto rep = analysis::write_report(outcome.out_dir);
-    if (!rep.is_ok()) return rep.status();
-    outcome.report_path = rep->html_path;
-    outcome.report_warning = rep->warning;
-  }
+  if (options.report) FLOTILLA_RETURN_IF_ERROR(write_run_report(outcome));
   return outcome;
 }
 
