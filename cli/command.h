@@ -15,4 +15,8 @@ void add_validate_command(CLI::App& app, int* exit_code);
 // codes: 0 success, 2 bad input, 3 an assertion failed.
 void add_sim_commands(CLI::App& app, int* exit_code);
 
+// Registers `flotilla replay TRACE --format ...` (cli/replay.cc). Exit codes:
+// 0 success, 2 bad input.
+void add_replay_command(CLI::App& app, int* exit_code);
+
 }  // namespace flotilla::cli

@@ -63,6 +63,26 @@ FilterStatus NodeResourcesFitFilter::filter(const PodInfo& pod, const NodeInfo& 
   return s;
 }
 
+FilterStatus GpuModelFilter::filter(const PodInfo& pod, const NodeInfo& node,
+                                    const Snapshot&) const {
+  if (!pod.pod) return FilterStatus::success();
+  static const std::string kKey(kGpuModelAllowAnnotation);
+  const auto& annotations = pod.pod->metadata().annotations();
+  auto it = annotations.find(kKey);
+  if (it == annotations.end() || it->second.empty()) return FilterStatus::success();
+  const std::string* model = node.label(kGpuModelLabel);
+  if (model == nullptr || model->empty()) return FilterStatus::unschedulable(kReasonGpuModel);
+  std::string_view allow = it->second;
+  while (!allow.empty()) {
+    size_t bar = allow.find('|');
+    std::string_view one = allow.substr(0, bar);
+    if (one == *model) return FilterStatus::success();
+    if (bar == std::string_view::npos) break;
+    allow.remove_prefix(bar + 1);
+  }
+  return FilterStatus::unschedulable(kReasonGpuModel);
+}
+
 namespace {
 
 // Free fraction * 100 of one resource after adding `request`; 0 when full or
@@ -157,6 +177,7 @@ std::unique_ptr<Framework> make_default_framework() {
   fw->add(std::make_unique<NodeSelectorFilter>());
   fw->add(std::make_unique<NodePortsFilter>());
   fw->add(std::make_unique<NodeResourcesFitFilter>());
+  fw->add(std::make_unique<GpuModelFilter>());
   fw->add(std::make_unique<LeastAllocatedScore>(), 1);
   fw->add(std::make_unique<BalancedAllocationScore>(), 1);
   fw->add(std::make_unique<SelectorSpreadScore>(), 2);

@@ -23,6 +23,13 @@ inline constexpr std::string_view kReasonTooManyPods = "Too many pods";
 inline constexpr std::string_view kReasonCpu = "Insufficient cpu";
 inline constexpr std::string_view kReasonMemory = "Insufficient memory";
 inline constexpr std::string_view kReasonEphemeral = "Insufficient ephemeral-storage";
+inline constexpr std::string_view kReasonGpuModel = "node(s) didn't match Pod's GPU model";
+
+// GPU model constraints of replayed traces (scenarios/replay/): a pod annotated
+// `alibaba.com/gpu-model-allow: "A|B"` fits only nodes labelled
+// `alibaba.com/gpu-model` A or B. No annotation (or an empty one): any node.
+inline constexpr std::string_view kGpuModelAllowAnnotation = "alibaba.com/gpu-model-allow";
+inline constexpr std::string_view kGpuModelLabel = "alibaba.com/gpu-model";
 
 class NodeReadyFilter final : public FilterPlugin {
  public:
@@ -57,6 +64,16 @@ class NodePortsFilter final : public FilterPlugin {
 class NodeResourcesFitFilter final : public FilterPlugin {
  public:
   std::string_view name() const override { return "NodeResourcesFit"; }
+  FilterStatus filter(const PodInfo& pod, const NodeInfo& node,
+                      const Snapshot& snapshot) const override;
+};
+
+// Honours kGpuModelAllowAnnotation against the node's kGpuModelLabel. Note
+// for the flow mode: pod classes (PodInfo::class_signature) do not include the
+// annotation, so only greedy mode checks it for every pod.
+class GpuModelFilter final : public FilterPlugin {
+ public:
+  std::string_view name() const override { return "GpuModel"; }
   FilterStatus filter(const PodInfo& pod, const NodeInfo& node,
                       const Snapshot& snapshot) const override;
 };

@@ -1,0 +1,167 @@
+// `flotilla replay`: imports a cluster trace (streaming), builds a scenario
+// from it (the trace's machines, or a base scenario's cluster, policies and
+// faults) and runs it in the simulator; reports like `sim`, plus the
+// comparison with the trace itself (DIR/replay.html).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cli/command.h"
+#include "scenarios/loader.h"
+#include "scenarios/replay/importers.h"
+#include "scenarios/replay/replay.h"
+#include "scenarios/sim_runner.h"
+
+namespace flotilla::cli {
+
+namespace {
+
+constexpr int kExitBadInput = 2;
+
+struct ReplayArgs {
+  std::string trace;
+  std::string format = "alibaba-gpu-2023";
+  std::string node_list;
+  std::string scenario;
+  std::string window;
+  double speedup = 1.0;
+  double sample = 1.0;
+  double node_scale = 1.0;
+  int64_t pods_per_node = 256;
+  std::string out;
+  std::optional<uint64_t> seed;
+  bool no_report = false;
+  bool quiet = false;
+};
+
+StatusOr<replay::ImportedTrace> import(const ReplayArgs& a, const replay::ImportOptions& opt) {
+  if (a.format == "alibaba-gpu-2023") {
+    if (a.node_list.empty()) {
+      return Status(StatusCode::kBadRequest,
+                    "--format alibaba-gpu-2023 needs --node-list FILE (openb_node_list_*.csv)");
+    }
+    return replay::import_alibaba_gpu_2023(a.trace, a.node_list, opt);
+  }
+  return Status(StatusCode::kBadRequest, "unknown --format \"" + a.format +
+                                             "\" (supported: alibaba-gpu-2023)");
+}
+
+int run_replay_command(const ReplayArgs& a) {
+  replay::ImportOptions opt;
+  if (!a.window.empty()) {
+    Status s = replay::parse_window(a.window, &opt);
+    if (!s.is_ok()) {
+      std::cerr << "flotilla replay: " << s.message() << "\n";
+      return kExitBadInput;
+    }
+  }
+  opt.speedup = a.speedup;
+  opt.sample = a.sample;
+  opt.node_scale = a.node_scale;
+  opt.pods_per_node = a.pods_per_node;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto trace = import(a, opt);
+  if (!trace.is_ok()) {
+    std::cerr << "flotilla replay: " << trace.status().message() << "\n";
+    return kExitBadInput;
+  }
+  const double import_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::optional<scenarios::LoadedScenario> base;
+  if (!a.scenario.empty()) {
+    auto loaded = scenarios::load_scenario(a.scenario);
+    if (!loaded.is_ok()) {
+      std::cerr << loaded.status().message() << "\n";
+      return kExitBadInput;
+    }
+    for (const auto& w : loaded->warnings) std::cerr << w << "\n";
+    base = std::move(loaded).value();
+  }
+  auto rs = replay::build_replay_scenario(*trace, base ? &*base : nullptr, opt);
+  if (!rs.is_ok()) {
+    std::cerr << "flotilla replay: " << rs.status().message() << "\n";
+    return kExitBadInput;
+  }
+  for (const auto& w : rs->warnings) std::cerr << "warning: " << w << "\n";
+  if (!a.quiet) {
+    std::printf("imported %s: %lld rows in %.2f s; %zu pods kept (%lld outside the window, %lld "
+                "sampled out); %d nodes; %lld pods never placeable (no node fits them)\n",
+                trace->format.c_str(), static_cast<long long>(trace->stats.rows), import_s,
+                trace->pods.size(), static_cast<long long>(trace->stats.pods_outside_window),
+                static_cast<long long>(trace->stats.pods_sampled_out),
+                rs->scenario.total_nodes(), static_cast<long long>(rs->pods_never_placeable));
+    std::fflush(stdout);
+  }
+  scenarios::SimRunOptions so;
+  so.seed = a.seed;
+  so.out_dir = a.out;
+  so.progress = !a.quiet && ::isatty(2);
+  so.report = !a.no_report;
+  auto outcome = replay::run_replay(*rs, so);
+  if (!outcome.is_ok()) {
+    std::cerr << "flotilla replay: " << outcome.status().message() << "\n";
+    return kExitBadInput;
+  }
+  if (!a.quiet) {
+    const auto& s = outcome->run.summary;
+    const auto& r = s["replay"];
+    std::printf("replayed %s in %.2f s wall (%llu sim events, %.0f trace events/s)\n",
+                format_duration(rs->scenario.duration).c_str(), s["wall_seconds"].get<double>(),
+                static_cast<unsigned long long>(s["events"].get<uint64_t>()),
+                outcome->trace_events_per_second);
+    std::printf("pods submitted %lld, placed %lld, never placed %lld (never placeable %lld), "
+                "peak pending %lld\n",
+                static_cast<long long>(r["pods_submitted"].get<int64_t>()),
+                static_cast<long long>(r["pods_placed"].get<int64_t>()),
+                static_cast<long long>(r["pods_never_placed"].get<int64_t>()),
+                static_cast<long long>(r["pods_never_placeable"].get<int64_t>()),
+                static_cast<long long>(r["peak_pending"].get<int64_t>()));
+    std::printf("queueing delay: replay mean %.3f s p99 %.3f s; trace mean %.3f s p99 %.3f s\n",
+                r["queueing_delay_s"]["mean"].get<double>(),
+                r["queueing_delay_s"]["p99"].get<double>(),
+                r["trace"]["queueing_delay_s"]["mean"].get<double>(),
+                r["trace"]["queueing_delay_s"]["p99"].get<double>());
+    std::printf("results: %s (summary.json, replay_comparison.csv, %s)\n",
+                outcome->run.out_dir.c_str(),
+                outcome->run.report_path.empty() ? "replay.html" : "report.html, replay.html");
+  }
+  if (!outcome->run.report_warning.empty()) {
+    std::cerr << "report: " << outcome->run.report_warning << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_replay_command(CLI::App& app, int* exit_code) {
+  auto a = std::make_shared<ReplayArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "replay", "Replay a cluster trace in the simulator, on its own machines or a scenario's");
+  cmd->add_option("trace", a->trace, "Trace file (alibaba-gpu-2023: the pod list CSV)")->required();
+  cmd->add_option("--format", a->format, "Trace format: alibaba-gpu-2023");
+  cmd->add_option("--node-list", a->node_list, "alibaba-gpu-2023: the node list CSV");
+  cmd->add_option("--scenario", a->scenario,
+                  "Base scenario: its cluster, timing, policies, faults and traffic, plus the "
+                  "trace's pods");
+  cmd->add_option("--window", a->window, "Trace seconds START:END to keep (either may be empty)");
+  cmd->add_option("--speedup", a->speedup, "Divide trace times by X")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--sample", a->sample, "Keep this fraction of pods (by a hash of the name)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--node-scale", a->node_scale, "Machines of each shape: round(count * S)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--pods-per-node", a->pods_per_node, "Pod capacity of each trace machine")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  cmd->add_option("--out", a->out, "Results directory (default results/<name>-<seed>)");
+  cmd->add_option("--seed", a->seed, "Random seed");
+  cmd->add_flag("--no-report", a->no_report, "Skip report.html (replay.html is still written)");
+  cmd->add_flag("--quiet", a->quiet, "No progress and no summary");
+  cmd->callback([a, exit_code] { *exit_code = run_replay_command(*a); });
+}
+
+}  // namespace flotilla::cli
