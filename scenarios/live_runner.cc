@@ -267,6 +267,13 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
   Status teardown() {
     if (torn_down_) return Status::ok();
     torn_down_ = true;
+    // What the summary reports, kept before the parts go.
+    if (traffic_) traffic_stats_ = traffic_->stats();
+    if (faults_) {
+      faults_injected_ = faults_->injected();
+      warnings_ = faults_->warnings();
+    }
+    if (tcp_) warnings_.insert(warnings_.end(), tcp_->warnings().begin(), tcp_->warnings().end());
     faults_.reset();
     traffic_.reset();
     tcp_.reset();
@@ -344,14 +351,10 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
 
   const analysis::MetricsCollector& metrics() const { return metrics_; }
   double wall_seconds() const { return wall_seconds_; }
-  sim::TrafficStats traffic_stats() const { return traffic_ ? traffic_->stats() : sim::TrafficStats{}; }
-  uint64_t faults_injected() const { return faults_ ? faults_->injected() : 0; }
-  std::vector<std::string> warnings() const {
-    std::vector<std::string> w;
-    if (faults_) w = faults_->warnings();
-    if (tcp_) w.insert(w.end(), tcp_->warnings().begin(), tcp_->warnings().end());
-    return w;
-  }
+  // After teardown().
+  sim::TrafficStats traffic_stats() const { return traffic_stats_; }
+  uint64_t faults_injected() const { return faults_injected_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
   int interrupted() const { return interrupted_; }
   std::vector<std::string> docker_nodes() const {
     std::vector<std::string> out;
@@ -422,6 +425,9 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
   TimerHandle tick_timer_;
   std::vector<TimerHandle> workload_timers_;
   double wall_seconds_ = 0;
+  sim::TrafficStats traffic_stats_;
+  uint64_t faults_injected_ = 0;
+  std::vector<std::string> warnings_;
   int interrupted_ = 0;
   bool torn_down_ = false;
 };
