@@ -236,6 +236,7 @@ Status TcpServiceProxy::open(const std::string& owner, const Target& target,
                              " port " + std::to_string(target.service_port) + ": " +
                              ec.message());
   }
+  l->acceptor.non_blocking(true, ec);  // for the batched accepts after a wake-up
   l->at = NetEndpoint{at.ip, l->acceptor.local_endpoint().port()};
   if (bound_port != nullptr) *bound_port = l->at.port;
   listeners_[owner][l->at] = l;
@@ -277,6 +278,15 @@ void TcpServiceProxy::accept(const std::shared_ptr<Listener>& l) {
       return;
     }
     on_accept(l, std::move(s));
+    // Take what else is already queued without another trip through epoll
+    // (HAProxy's maxaccept), bounded so one busy port cannot starve the rest.
+    for (int i = 0; i < 16 && l->acceptor.is_open(); ++i) {
+      boost::system::error_code ae;
+      tcp::socket more(loop_.io_context());
+      l->acceptor.accept(more, ae);
+      if (ae) break;
+      on_accept(l, std::move(more));
+    }
     accept(l);
   });
 }
