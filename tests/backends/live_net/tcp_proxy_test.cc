@@ -26,7 +26,8 @@ using testing::http_get;
 using testing::NameServer;
 
 api::Object make_service(const std::string& name, int port,
-                         std::map<std::string, std::string> annotations = {}) {
+                         std::map<std::string, std::string> annotations = {},
+                         const std::string& cluster_ip = "") {
   api::Service s;
   s.set_api_version("v1");
   s.set_kind("Service");
@@ -37,6 +38,10 @@ api::Object make_service(const std::string& name, int port,
   auto* sp = s.mutable_spec()->add_ports();
   sp->set_port(port);
   sp->set_protocol("TCP");
+  if (!cluster_ip.empty()) {
+    s.mutable_spec()->set_cluster_ip(cluster_ip);
+    s.mutable_spec()->add_cluster_ips(cluster_ip);
+  }
   return std::make_shared<api::Service>(std::move(s));
 }
 
@@ -314,6 +319,58 @@ TEST_F(TcpProxyTest, LargeTransfersAreSplicedBothWaysWithHalfClose) {
   ASSERT_TRUE(loop_.run_until([&] { return proxy_->stats().active == 0; }, seconds(5)));
   EXPECT_EQ(proxy_->stats().bytes_up, static_cast<int64_t>(payload.size()));
   EXPECT_EQ(proxy_->stats().bytes_down, static_cast<int64_t>(payload.size()));
+}
+
+// The VIP path: when the Service's clusterIP is a local address (here one of
+// 127.0.0.0/8, which Linux routes to lo; on a node, a VIP added to the bridge),
+// the proxy also listens on VIP:port and picks by VIP. Extra addresses listen
+// on the host port.
+TEST_F(TcpProxyTest, ListensOnTheVipAndOnExtraAddressesWhenAsked) {
+  TcpServiceProxyOptions to;
+  to.host_port_offset = 0;
+  to.listen_on_vip = true;
+  to.extra_addresses = {"127.0.0.2"};
+  TcpServiceProxy vip_proxy(loop_, store_, *decisions_, to);
+  boost::asio::ip::tcp::acceptor probe(
+      loop_.io_context(),
+      boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  const int port = probe.local_endpoint().port();
+  probe.close();
+  ASSERT_TRUE(store_.create(make_service("web", port, {}, "127.0.77.1")).is_ok());
+  ASSERT_TRUE(store_.create(make_endpoints("web", {servers_[0]->port(), servers_[1]->port(),
+                                                   servers_[2]->port()}))
+                  .is_ok());
+  ASSERT_TRUE(decisions_->start().is_ok());
+  ASSERT_TRUE(vip_proxy.start().is_ok());
+  ASSERT_TRUE(loop_.run_until(
+      [&] {
+        return vip_proxy.listening().size() == 3 &&
+               decisions_->endpoints("default/web", port).size() == 3;
+      },
+      seconds(5)));
+  EXPECT_EQ(vip_proxy.listening(),
+            (std::vector<NetEndpoint>{{"127.0.0.1", port}, {"127.0.0.2", port},
+                                      {"127.0.77.1", port}}));
+  std::map<std::string, int> seen;
+  for (const char* ip : {"127.0.77.1", "127.0.0.2", "127.0.77.1"}) {
+    auto body = off_loop([ip, port]() -> std::optional<std::string> {
+      boost::asio::io_context io;
+      boost::asio::ip::tcp::socket s(io);
+      boost::system::error_code ec;
+      s.connect({boost::asio::ip::make_address(ip), static_cast<unsigned short>(port)}, ec);
+      if (ec) return std::nullopt;
+      boost::asio::write(s, boost::asio::buffer(std::string("GET / HTTP/1.1\r\n\r\n")), ec);
+      std::string all;
+      char buf[1024];
+      while (!ec) all.append(buf, s.read_some(boost::asio::buffer(buf), ec));
+      auto at = all.find("\r\n\r\n");
+      if (at == std::string::npos) return std::nullopt;
+      return all.substr(at + 4, all.size() - at - 5);
+    });
+    ASSERT_TRUE(body.has_value()) << ip;
+    ++seen[*body];
+  }
+  EXPECT_EQ(seen, (std::map<std::string, int>{{"web-a", 1}, {"web-b", 1}, {"web-c", 1}}));
 }
 
 }  // namespace
