@@ -27,6 +27,11 @@ struct ReplayArgs {
   std::string trace;
   std::string format = "alibaba-gpu-2023";
   std::string node_list;
+  std::string machine_events;
+  std::string machine_meta;
+  std::string container_meta;
+  double machine_cpus = 64;
+  double machine_memory_gib = 256;
   std::string scenario;
   std::string window;
   double speedup = 1.0;
@@ -47,8 +52,22 @@ StatusOr<replay::ImportedTrace> import(const ReplayArgs& a, const replay::Import
     }
     return replay::import_alibaba_gpu_2023(a.trace, a.node_list, opt);
   }
-  return Status(StatusCode::kBadRequest, "unknown --format \"" + a.format +
-                                             "\" (supported: alibaba-gpu-2023)");
+  if (a.format == "google-2011") {
+    if (a.machine_events.empty()) {
+      return Status(StatusCode::kBadRequest,
+                    "--format google-2011 needs --machine-events FILE|DIR (machine_events shards)");
+    }
+    return replay::import_google_2011(a.trace, a.machine_events, opt);
+  }
+  if (a.format == "alibaba-2018") {
+    if (a.machine_meta.empty()) {
+      return Status(StatusCode::kBadRequest, "--format alibaba-2018 needs --machine-meta FILE");
+    }
+    return replay::import_alibaba_2018(a.trace, a.machine_meta, a.container_meta, opt);
+  }
+  return Status(StatusCode::kBadRequest,
+                "unknown --format \"" + a.format +
+                    "\" (supported: alibaba-gpu-2023, google-2011, alibaba-2018)");
 }
 
 int run_replay_command(const ReplayArgs& a) {
@@ -64,6 +83,8 @@ int run_replay_command(const ReplayArgs& a) {
   opt.sample = a.sample;
   opt.node_scale = a.node_scale;
   opt.pods_per_node = a.pods_per_node;
+  opt.machine_cpu_millis = static_cast<int64_t>(a.machine_cpus * 1000);
+  opt.machine_memory_bytes = static_cast<int64_t>(a.machine_memory_gib * 1073741824.0);
   const auto t0 = std::chrono::steady_clock::now();
   auto trace = import(a, opt);
   if (!trace.is_ok()) {
@@ -142,9 +163,22 @@ void add_replay_command(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<ReplayArgs>();
   CLI::App* cmd = app.add_subcommand(
       "replay", "Replay a cluster trace in the simulator, on its own machines or a scenario's");
-  cmd->add_option("trace", a->trace, "Trace file (alibaba-gpu-2023: the pod list CSV)")->required();
-  cmd->add_option("--format", a->format, "Trace format: alibaba-gpu-2023");
+  cmd->add_option("trace", a->trace,
+                  "Trace file or shard directory (alibaba-gpu-2023: the pod list; google-2011: "
+                  "task_events; alibaba-2018: batch_task)")
+      ->required();
+  cmd->add_option("--format", a->format, "alibaba-gpu-2023 (default), google-2011, alibaba-2018");
   cmd->add_option("--node-list", a->node_list, "alibaba-gpu-2023: the node list CSV");
+  cmd->add_option("--machine-events", a->machine_events, "google-2011: machine_events file or dir");
+  cmd->add_option("--machine-meta", a->machine_meta, "alibaba-2018: machine_meta file");
+  cmd->add_option("--container-meta", a->container_meta, "alibaba-2018: container_meta file");
+  cmd->add_option("--machine-cpus", a->machine_cpus,
+                  "google-2011: cores of the largest machine (normalised 1.0); default 64")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--machine-memory-gib", a->machine_memory_gib,
+                  "google-2011 / alibaba-2018: memory of the largest machine (1.0 / 100); "
+                  "default 256")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--scenario", a->scenario,
                   "Base scenario: its cluster, timing, policies, faults and traffic, plus the "
                   "trace's pods");

@@ -32,6 +32,22 @@ StatusOr<ImportedTrace> import_alibaba_gpu_2023(const std::string& pod_list,
                                                 const std::string& node_list,
                                                 const ImportOptions& options);
 
+// `task_events` and `machine_events` are files or directories (every
+// *.csv / *.csv.gz in them, in name order, as the trace's shards are named).
+StatusOr<ImportedTrace> import_google_2011(const std::string& task_events,
+                                           const std::string& machine_events,
+                                           const ImportOptions& options);
+
+// Each path is a file or a directory of shards; `container_meta` may be empty
+// (batch tasks only).
+StatusOr<ImportedTrace> import_alibaba_2018(const std::string& batch_task,
+                                            const std::string& machine_meta,
+                                            const std::string& container_meta,
+                                            const ImportOptions& options);
+
+// The files of a path: itself, or a directory's *.csv and *.csv.gz sorted by name.
+StatusOr<std::vector<std::string>> shard_files(const std::string& path);
+
 // A DNS-1123 label from any text: lowercase, [a-z0-9-], at most 63 characters.
 std::string dns_label(std::string_view text);
 
