@@ -8,6 +8,7 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/reflection.h>
+#include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
 #include <charconv>
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <utility>
 
 #include "core/util/time.h"
@@ -106,8 +108,9 @@ class Decoder {
     }
     if (!node.IsMap()) return error(node, path, "expected a mapping, got " + describe(node));
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
-      const YAML::Node& value = it->second;
+      // Copies: it-> returns a proxy that dies at the end of the statement.
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
       if (!key.IsScalar()) return error(key, path, "expected a field name, got " + describe(key));
       const std::string& name = key.Scalar();
       const FD* field = find_field(d, name);
@@ -512,6 +515,9 @@ struct Value {
   std::vector<Value> list;
   std::vector<std::pair<std::string, Value>> map;
 
+  // Declared so clang 14 with libstdc++ 12 does not need pair<string, Value>
+  // complete while Value is still being defined (the fuzz build uses clang).
+  Value() = default;
   static Value string(std::string s) {
     Value v;
     v.type = Type::kString;
@@ -845,11 +851,59 @@ StatusOr<std::vector<DecodedObject>> decode_manifest_node(const YAML::Node& node
   return out;
 }
 
+namespace {
+
+// yaml-cpp 0.7's LoadAll never returns on some malformed streams (a lone ",":
+// jbeder/yaml-cpp#1040, fixed upstream by #1319): the parser reports an empty
+// document forever without consuming input, and LoadAll collects them until
+// memory runs out. A stream cannot hold more documents than it has bytes, so a
+// cheap event-only pass counts documents first and stops there.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    ++documents;
+    last = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+  size_t documents = 0;
+  YAML::Mark last;
+};
+
+// OK when LoadAll(text) terminates; a syntax error at the stuck position otherwise.
+flotilla::Status check_document_stream(const std::string& text, std::string_view source_name) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  while (parser.HandleNextDocument(counter)) {
+    if (counter.documents > text.size() + 1) {
+      return flotilla::Status(StatusCode::kBadRequest,
+                              std::string(source_name) + ":" + std::to_string(counter.last.line + 1) +
+                                  ":" + std::to_string(counter.last.column + 1) +
+                                  ": unexpected text where a document should start");
+    }
+  }
+  return flotilla::Status::ok();
+}
+
+}  // namespace
+
 StatusOr<std::vector<DecodedObject>> decode_manifests(std::string_view text,
                                                       std::string_view source_name) {
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(std::string(text));
+    std::string owned(text);
+    FLOTILLA_RETURN_IF_ERROR(check_document_stream(owned, source_name));
+    docs = YAML::LoadAll(owned);
   } catch (const YAML::Exception& e) {
     return syntax_error(e).with_prefix(std::string(source_name) + ":");
   } catch (const std::exception& e) {

@@ -33,7 +33,9 @@ StatusOr<Duration> parse_duration(std::string_view text) {
     while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
     if (i == 0) return bad("expected a number at \"" + std::string(text) + "\"");
     std::string num(text.substr(0, i));
-    if (std::count(num.begin(), num.end(), '.') > 1) return bad("malformed number \"" + num + "\"");
+    if (std::count(num.begin(), num.end(), '.') > 1 || num == ".") {
+      return bad("malformed number \"" + num + "\"");
+    }
     text.remove_prefix(i);
     size_t j = 0;
     while (j < text.size() && std::isalpha(static_cast<unsigned char>(text[j]))) ++j;
@@ -49,7 +51,7 @@ StatusOr<Duration> parse_duration(std::string_view text) {
     else if (unit == "d") scale = 86400e9;
     else if (unit.empty()) return bad("missing unit (use ns, us, ms, s, m, h or d)");
     else return bad("unknown unit \"" + unit + "\" (use ns, us, ms, s, m, h or d)");
-    total += std::stold(num) * scale;
+    total += std::strtold(num.c_str(), nullptr) * scale;  // inf when huge: "too large" below
     any = true;
   }
   if (!any) return bad("empty");

@@ -494,6 +494,10 @@ StatusOr<Distribution> Parser::parse(const YAML::Node& node, const std::string& 
                                  " keys");
   }
   const auto entry = *node.begin();
+  if (!entry.first.IsScalar()) {
+    return error(entry.first, path, "expected the name of a distribution kind (" +
+                                        std::string(kKinds) + ") as the key");
+  }
   const std::string kind = entry.first.as<std::string>();
   const YAML::Node body = entry.second;
   const std::string kpath = path + "." + kind;
@@ -512,6 +516,9 @@ StatusOr<Distribution> Parser::parse(const YAML::Node& node, const std::string& 
     else return error(body, kpath, "expected a map of parameters (" + join(allowed) + ")");
   } else if (body.IsMap()) {
     for (const auto& p : body) {
+      if (!p.first.IsScalar()) {
+        return error(p.first, kpath, "expected a parameter name (" + join(allowed) + ")");
+      }
       std::string name = p.first.as<std::string>();
       if (!allowed.count(name)) {
         return error(p.first, kpath, "unknown parameter \"" + name + "\" for " + kind +

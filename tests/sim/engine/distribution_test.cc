@@ -331,6 +331,33 @@ TEST(ParseDistributionTest, ErrorsNameTheFieldTheLineAndTheProblem) {
   }
 }
 
+// Found by tests/fuzz (distribution target): a map or list where a kind or a
+// parameter name belongs threw YAML::BadConversion out of the parser.
+TEST(ParseDistributionTest, NonScalarKeysAreErrorsNotExceptions) {
+  for (const char* yaml : {"{empirical: {csv: lat.sv, column: 0, header: true}}:\n",
+                           "? [a, b]\n: 1s\n", "{exponential: {[mean]: 1s}}",
+                           "{uniform: {{min: 1}: 1s, max: 2s}}"}) {
+    SCOPED_TRACE(yaml);
+    StatusOr<Distribution> d = parse_d(yaml);
+    ASSERT_FALSE(d.is_ok());
+    EXPECT_EQ(d.status().code(), StatusCode::kInvalid);
+    EXPECT_THAT(d.status().message(), HasSubstr("spec.delay"));
+  }
+}
+
+// Found by tests/fuzz (distribution target): parse_duration let std::stold
+// throw on a lone "." and on numbers beyond long double's range.
+TEST(ParseDistributionTest, MalformedAndHugeDurationNumbersAreErrors) {
+  for (const std::string& yaml : {std::string("1ms.ms.1.="), std::string("{constant: .s}"),
+                                  std::string(5000, '9') + "s"}) {
+    SCOPED_TRACE(yaml.substr(0, 40));
+    StatusOr<Distribution> d = parse_d(yaml);
+    ASSERT_FALSE(d.is_ok());
+    EXPECT_THAT(d.status().message(), HasSubstr("spec.delay"));
+  }
+  EXPECT_TRUE(parse_d("1.5s").is_ok());
+}
+
 class CsvTest : public ::testing::Test {
  protected:
   std::string write(const std::string& name, const std::string& text) {
