@@ -15,6 +15,10 @@ void add_validate_command(CLI::App& app, int* exit_code);
 // codes: 0 success, 2 bad input, 3 an assertion failed.
 void add_sim_commands(CLI::App& app, int* exit_code);
 
+// Registers `flotilla live SCENARIO` (exit codes as for sim) and `flotilla
+// live down` (removes every container, volume and network Flotilla made).
+void add_live_commands(CLI::App& app, int* exit_code);
+
 // Registers `flotilla replay TRACE --format ...` (cli/replay.cc). Exit codes:
 // 0 success, 2 bad input.
 void add_replay_command(CLI::App& app, int* exit_code);
