@@ -1,5 +1,9 @@
 #include "cli/validate.h"
 
+#include <yaml-cpp/yaml.h>
+
+#include "scenarios/loader.h"
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -42,11 +46,37 @@ bool read_file(const std::string& path, std::string* text, std::string* why) {
 }
 
 // Returns true when the file is clean.
+// A scenario is a single YAML mapping with a `duration` or `cluster` and no
+// `kind`; anything else is read as manifests.
+bool looks_like_scenario(const std::string& text) {
+  try {
+    YAML::Node root = YAML::Load(text);
+    return root.IsMap() && !root["kind"] && (root["duration"] || root["cluster"]);
+  } catch (const YAML::Exception&) {
+    return false;  // the manifest decoder reports the syntax error with its position
+  }
+}
+
 bool validate_file(const std::string& path, std::ostream& out, std::ostream& err) {
   std::string text, why;
   if (!read_file(path, &text, &why)) {
     err << path << ": " << why << "\n";
     return false;
+  }
+  if (looks_like_scenario(text)) {
+    auto scenario = scenarios::load_scenario(path);
+    if (!scenario.is_ok()) {
+      err << scenario.status().message() << "\n";
+      return false;
+    }
+    for (const std::string& w : scenario->warnings) err << w << "\n";
+    size_t objects = 0;
+    for (const auto& step : scenario->workload) objects += step.apply.size();
+    out << path << ": scenario " << scenario->name << " valid (" << scenario->total_nodes()
+        << " nodes, " << objects << " objects, " << scenario->traffic.size() << " traffic, "
+        << scenario->faults.size() << " faults, " << scenario->assertions.size()
+        << " assertions)\n";
+    return true;
   }
   auto decoded = api::decode_manifests(text, path);
   if (!decoded.is_ok()) {
@@ -90,7 +120,7 @@ int run_validate(const std::vector<std::string>& files, std::ostream& out, std::
 void add_validate_command(CLI::App& app, int* exit_code) {
   auto files = std::make_shared<std::vector<std::string>>();
   CLI::App* cmd = app.add_subcommand(
-      "validate", "Check Kubernetes manifests (YAML or JSON) against Flotilla's API rules");
+      "validate", "Check Kubernetes manifests (YAML or JSON) or scenario files");
   cmd->add_option("files", *files, "Manifest files (multi-document YAML, JSON, kind: List)")
       ->required();
   cmd->callback([files, exit_code] { *exit_code = run_validate(*files, std::cout, std::cerr); });
