@@ -13,6 +13,7 @@
 
 #include "cli/command.h"
 #include "scenarios/loader.h"
+#include "scenarios/replay/export.h"
 #include "scenarios/replay/importers.h"
 #include "scenarios/replay/replay.h"
 #include "scenarios/sim_runner.h"
@@ -39,6 +40,7 @@ struct ReplayArgs {
   double node_scale = 1.0;
   int64_t pods_per_node = 256;
   std::string out;
+  std::string to;
   std::optional<uint64_t> seed;
   bool no_report = false;
   bool quiet = false;
@@ -118,6 +120,19 @@ int run_replay_command(const ReplayArgs& a) {
                 rs->scenario.total_nodes(), static_cast<long long>(rs->pods_never_placeable));
     std::fflush(stdout);
   }
+  if (!a.to.empty()) {
+    if (base) {
+      std::cerr << "flotilla replay: --to writes the trace's own machines; drop --scenario\n";
+      return kExitBadInput;
+    }
+    Status s = replay::write_scenario_yaml(*rs, a.to);
+    if (!s.is_ok()) {
+      std::cerr << "flotilla replay: " << s.message() << "\n";
+      return kExitBadInput;
+    }
+    if (!a.quiet) std::printf("wrote %s (run it with: flotilla sim %s)\n", a.to.c_str(), a.to.c_str());
+    return 0;
+  }
   scenarios::SimRunOptions so;
   so.seed = a.seed;
   so.out_dir = a.out;
@@ -193,6 +208,9 @@ void add_replay_command(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(int64_t{1}, int64_t{100000}));
   cmd->add_option("--out", a->out, "Results directory (default results/<name>-<seed>)");
   cmd->add_option("--seed", a->seed, "Random seed");
+  cmd->add_option("--to", a->to,
+                  "Write the replay as an editable scenario YAML (node_groups + workload steps) "
+                  "instead of running it");
   cmd->add_flag("--no-report", a->no_report, "Skip report.html (replay.html is still written)");
   cmd->add_flag("--quiet", a->quiet, "No progress and no summary");
   cmd->callback([a, exit_code] { *exit_code = run_replay_command(*a); });

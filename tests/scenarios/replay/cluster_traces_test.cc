@@ -195,3 +195,32 @@ TEST(Alibaba2018ImportTest, BadRows) {
 
 }  // namespace
 }  // namespace flotilla::replay
+
+#include "scenarios/replay/export.h"
+
+namespace flotilla::replay {
+namespace {
+
+TEST(ScenarioExportTest, WritesAScenarioTheLoaderReadsBack) {
+  ImportOptions opt;
+  auto t = import_google_2011(testdata("google/task_events"), testdata("google/machine_events.csv"), opt);
+  ASSERT_TRUE(t.is_ok());
+  auto rs = build_replay_scenario(*t, nullptr, opt);
+  ASSERT_TRUE(rs.is_ok());
+  std::string path = (fs::temp_directory_path() / "flotilla-export.yaml").string();
+  ASSERT_TRUE(write_scenario_yaml(*rs, path).is_ok());
+  auto loaded = scenarios::load_scenario(path);
+  ASSERT_TRUE(loaded.is_ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->total_nodes(), rs->scenario.total_nodes());
+  EXPECT_EQ(loaded->node_groups.size(), rs->scenario.node_groups.size());
+  EXPECT_EQ(loaded->workload.size(), rs->scenario.workload.size());
+  EXPECT_EQ(loaded->faults.size(), rs->scenario.faults.size());
+  EXPECT_EQ(loaded->duration, rs->scenario.duration);
+  EXPECT_EQ(loaded->timing.node_status_update_period, hours(12));
+  for (size_t i = 0; i < loaded->workload.size(); ++i) {
+    EXPECT_EQ(loaded->workload[i].at, rs->scenario.workload[i].at) << i;
+  }
+}
+
+}  // namespace
+}  // namespace flotilla::replay
