@@ -107,12 +107,20 @@ class Decoder {
       return flotilla::Status::ok();
     }
     if (!node.IsMap()) return error(node, path, "expected a mapping, got " + describe(node));
+    // A repeated key is an error, as in Kubernetes: yaml-cpp keeps both, and
+    // lookups (kind, node["cluster"]) and decoding would disagree on which wins.
+    std::map<std::string, int, std::less<>> seen;  // field name -> 1-based line
     for (auto it = node.begin(); it != node.end(); ++it) {
       // Copies: it-> returns a proxy that dies at the end of the statement.
       const YAML::Node key = it->first;
       const YAML::Node value = it->second;
       if (!key.IsScalar()) return error(key, path, "expected a field name, got " + describe(key));
       const std::string& name = key.Scalar();
+      auto [first, inserted] = seen.emplace(name, key.Mark().line + 1);
+      if (!inserted) {
+        return error(key, join_path(path, name),
+                     "duplicate field (already given at line " + std::to_string(first->second) + ")");
+      }
       const FD* field = find_field(d, name);
       std::string field_path = join_path(path, name);
       if (field == nullptr) {

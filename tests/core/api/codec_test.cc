@@ -507,6 +507,22 @@ TEST(CodecTest, AStrayCommaIsASyntaxErrorNotAHang) {
   EXPECT_EQ(two->size(), 1u);
 }
 
+// Found by tests/fuzz (codec target): with a repeated key the object's kind
+// came from the first "kind" and its kind field from the last, so the round
+// trip changed the kind. Repeated fields are errors, as in Kubernetes.
+TEST(CodecTest, RepeatedFieldsAreErrors) {
+  auto r = decode_manifests(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nkind: ReplicationController\n", "d.yaml");
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().message(), "d.yaml:4:1: kind: duplicate field (already given at line 2)");
+  auto nested = decode_manifests(
+      "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"a\", \"name\": \"b\"}}",
+      "d.json");
+  ASSERT_FALSE(nested.is_ok());
+  EXPECT_NE(nested.status().message().find("metadata.name: duplicate field"), std::string::npos)
+      << nested.status().message();
+}
+
 // Found by tests/fuzz (codec target, clang + ASan): the decoder kept references
 // to the key and value of a yaml-cpp iterator proxy past its statement
 // (stack-use-after-scope on every mapping). Under the asan-ubsan preset this
