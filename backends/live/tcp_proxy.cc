@@ -363,45 +363,76 @@ void TcpServiceProxy::connect_next(const std::shared_ptr<Connection>& c) {
     c->connected = true;
     boost::system::error_code ignored;
     c->backend.set_option(tcp::no_delay(true), ignored);
+    // Both sockets non-blocking: a pump that waited for readiness reads
+    // directly and never blocks the loop.
+    c->client.non_blocking(true, ignored);
+    c->backend.non_blocking(true, ignored);
     // The two pumps. `from`/`to` and the buffer are fixed per direction.
+    // After a read that filled the buffer more data is likely queued, so the
+    // next read is attempted at once (speculative); otherwise the pump first
+    // waits for readiness, which saves the recv() that would fail with EAGAIN
+    // on every request/response turn.
     struct Pump {
       static void run(TcpServiceProxy* self, std::weak_ptr<bool> alive,
-                      std::shared_ptr<Connection> c, bool upstream) {
+                      std::shared_ptr<Connection> c, bool upstream, bool speculative) {
         tcp::socket& from = upstream ? c->client : c->backend;
         uint8_t* buf = upstream ? c->up.get() : c->down.get();
-        from.async_read_some(
-            asio::buffer(buf, c->size),
-            [self, alive, c, upstream, buf](const boost::system::error_code& re, size_t n) {
-              if (alive.expired() || c->finished) return;
-              tcp::socket& to = upstream ? c->backend : c->client;
-              if (re) {
-                if (re == asio::error::eof) {
-                  boost::system::error_code ignored;
-                  to.shutdown(tcp::socket::shutdown_send, ignored);
-                  (upstream ? c->up_done : c->down_done) = true;
-                  if (c->up_done && c->down_done) self->finish(c);
-                } else {
-                  self->finish(c);
-                }
-                return;
-              }
-              (upstream ? self->stats_.bytes_up : self->stats_.bytes_down) +=
-                  static_cast<int64_t>(n);
-              asio::async_write(to, asio::buffer(buf, n),
-                                [self, alive, c, upstream](const boost::system::error_code& we,
-                                                           size_t) {
-                if (alive.expired() || c->finished) return;
-                if (we) {
-                  self->finish(c);
-                  return;
-                }
-                run(self, alive, c, upstream);
-              });
-            });
+        if (speculative) {
+          from.async_read_some(asio::buffer(buf, c->size),
+                               [self, alive, c, upstream](const boost::system::error_code& re,
+                                                          size_t n) {
+                                 on_read(self, alive, c, upstream, re, n);
+                               });
+          return;
+        }
+        from.async_wait(tcp::socket::wait_read,
+                        [self, alive, c, upstream, buf](const boost::system::error_code& we) {
+          if (alive.expired() || c->finished) return;
+          if (we) return on_read(self, alive, c, upstream, we, 0);
+          tcp::socket& src = upstream ? c->client : c->backend;
+          boost::system::error_code re;
+          const size_t n = src.read_some(asio::buffer(buf, c->size), re);
+          if (re == asio::error::would_block || re == asio::error::try_again) {
+            return run(self, alive, c, upstream, false);  // spurious wake-up
+          }
+          on_read(self, alive, c, upstream, re, n);
+        });
+      }
+      static void on_read(TcpServiceProxy* self, const std::weak_ptr<bool>& alive,
+                          const std::shared_ptr<Connection>& c, bool upstream,
+                          const boost::system::error_code& re, size_t n) {
+        if (alive.expired() || c->finished) return;
+        tcp::socket& to = upstream ? c->backend : c->client;
+        if (re) {
+          if (re == asio::error::eof) {
+            (upstream ? c->up_done : c->down_done) = true;
+            if (c->up_done && c->down_done) {
+              self->finish(c);  // close() sends the FIN; no separate shutdown
+              return;
+            }
+            boost::system::error_code ignored;
+            to.shutdown(tcp::socket::shutdown_send, ignored);
+          } else {
+            self->finish(c);
+          }
+          return;
+        }
+        (upstream ? self->stats_.bytes_up : self->stats_.bytes_down) += static_cast<int64_t>(n);
+        uint8_t* buf = upstream ? c->up.get() : c->down.get();
+        asio::async_write(to, asio::buffer(buf, n),
+                          [self, alive, c, upstream, full = n == c->size](
+                              const boost::system::error_code& we, size_t) {
+          if (alive.expired() || c->finished) return;
+          if (we) {
+            self->finish(c);
+            return;
+          }
+          run(self, alive, c, upstream, full);
+        });
       }
     };
-    Pump::run(this, alive, c, true);
-    Pump::run(this, alive, c, false);
+    Pump::run(this, alive, c, true, true);  // the request may be here already
+    Pump::run(this, alive, c, false, false);
   });
 }
 

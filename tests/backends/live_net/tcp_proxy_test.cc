@@ -230,18 +230,24 @@ TEST_F(TcpProxyTest, EndpointsUpdateSendsTrafficToTheNewBackend) {
 }
 
 TEST_F(TcpProxyTest, ListenersFollowServicesAndHostPortsDefaultToAnOffset) {
+  // A free port F, reached as service port 1234 + offset (F - 1234).
+  boost::asio::ip::tcp::acceptor probe(
+      loop_.io_context(),
+      boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  const int free = probe.local_endpoint().port();
+  probe.close();
   TcpServiceProxyOptions to;
-  to.host_port_offset = 40000;
+  to.host_port_offset = free - 1234;
   TcpServiceProxy offset_proxy(loop_, store_, *decisions_, to);
   ASSERT_TRUE(offset_proxy.start().is_ok());
   ASSERT_TRUE(store_.create(make_service("api", 1234)).is_ok());
   ASSERT_TRUE(loop_.run_until([&] { return offset_proxy.host_port("default/api", 1234).is_ok(); },
                               seconds(5)));
-  EXPECT_EQ(*offset_proxy.host_port("default/api", 1234), 41234);
-  EXPECT_EQ(offset_proxy.listening(), (std::vector<NetEndpoint>{{"127.0.0.1", 41234}}));
+  EXPECT_EQ(*offset_proxy.host_port("default/api", 1234), free);
+  EXPECT_EQ(offset_proxy.listening(), (std::vector<NetEndpoint>{{"127.0.0.1", free}}));
   EXPECT_EQ(offset_proxy.host_port("default/nope", 80).status().code(), StatusCode::kNotFound);
   // No endpoints yet: the client is closed, nothing is forwarded.
-  EXPECT_FALSE(get(41234).has_value());
+  EXPECT_FALSE(get(free).has_value());
   EXPECT_EQ(offset_proxy.stats().no_backend, 1);
   ASSERT_TRUE(store_.remove(api::Kind::kService, "default", "api").is_ok());
   ASSERT_TRUE(loop_.run_until([&] { return offset_proxy.listening().empty(); }, seconds(5)));

@@ -44,9 +44,11 @@ bool split_host_port(const std::string& s, std::string& host, int& port) {
 // The responder: per connection one 16 KiB buffer; answers each complete
 // request head in the buffer (pipelining works), never parses bodies.
 struct Responder : std::enable_shared_from_this<Responder> {
-  Responder(tcp::socket s, const std::string& reply) : socket(std::move(s)), response(reply) {}
+  Responder(tcp::socket s, const std::string& reply, const std::string& close_reply)
+      : socket(std::move(s)), response(reply), close_response(close_reply) {}
   tcp::socket socket;
   const std::string& response;
+  const std::string& close_response;
   std::string in;
   std::string out;
   char buf[16384];
@@ -57,28 +59,35 @@ struct Responder : std::enable_shared_from_this<Responder> {
       if (e) return;
       self->in.append(self->buf, n);
       size_t pos;
+      bool close = false;
       self->out.clear();
-      while ((pos = self->in.find("\r\n\r\n")) != std::string::npos) {
+      while (!close && (pos = self->in.find("\r\n\r\n")) != std::string::npos) {
+        // "Connection: close" (as wrk -H sends it): answer so, then close.
+        close = self->in.find("onnection: close") < pos;
         self->in.erase(0, pos + 4);
-        self->out += self->response;
+        self->out += close ? self->close_response : self->response;
       }
       if (self->in.size() > 65536) return;
       if (self->out.empty()) return self->read();
       asio::async_write(self->socket, asio::buffer(self->out),
-                        [self](const boost::system::error_code& we, size_t) {
-                          if (!we) self->read();
+                        [self, close](const boost::system::error_code& we, size_t) {
+                          if (we) return;
+                          if (!close) return self->read();
+                          boost::system::error_code ignored;
+                          self->socket.shutdown(tcp::socket::shutdown_send, ignored);
                         });
     });
   }
 };
 
-void accept_responders(tcp::acceptor& acceptor, const std::string& reply) {
-  acceptor.async_accept([&acceptor, &reply](const boost::system::error_code& e, tcp::socket s) {
+void accept_responders(tcp::acceptor& acceptor, const std::string& reply,
+                       const std::string& close_reply) {
+  acceptor.async_accept([&](const boost::system::error_code& e, tcp::socket s) {
     if (e) return;
     boost::system::error_code ignored;
     s.set_option(tcp::no_delay(true), ignored);
-    std::make_shared<Responder>(std::move(s), reply)->read();
-    accept_responders(acceptor, reply);
+    std::make_shared<Responder>(std::move(s), reply, close_reply)->read();
+    accept_responders(acceptor, reply, close_reply);
   });
 }
 
@@ -117,8 +126,10 @@ int main(int argc, char** argv) {
     int port = 0;
     if (!split_host_port(respond, host, port)) return usage();
     const std::string body = name + "\n";
-    const std::string reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
-                              std::to_string(body.size()) + "\r\n\r\n" + body;
+    const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
+                             std::to_string(body.size()) + "\r\n";
+    const std::string reply = head + "\r\n" + body;
+    const std::string close_reply = head + "Connection: close\r\n\r\n" + body;
     tcp::acceptor acceptor(loop.io_context());
     boost::system::error_code ec;
     tcp::endpoint ep(asio::ip::make_address(host, ec), static_cast<unsigned short>(port));
@@ -131,7 +142,7 @@ int main(int argc, char** argv) {
                    ec.message().c_str());
       return 1;
     }
-    accept_responders(acceptor, reply);
+    accept_responders(acceptor, reply, close_reply);
     std::printf("responding on %s as %s\n", respond.c_str(), name.c_str());
     std::fflush(stdout);
     loop.run();
