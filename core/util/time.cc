@@ -135,6 +135,12 @@ StatusOr<TimePoint> parse_rfc3339(std::string_view text) {
   tm.tm_min = mi;
   tm.tm_sec = se;
   int64_t secs = static_cast<int64_t>(timegm(&tm)) - offset;
+  // TimePoint is int64 nanoseconds since the epoch: about 1677-09-21 to 2262-04-11.
+  constexpr int64_t kMaxSecs = std::numeric_limits<int64_t>::max() / 1000000000 - 1;
+  if (secs > kMaxSecs || secs < -kMaxSecs) {
+    return Status(StatusCode::kBadRequest,
+                  "invalid timestamp \"" + s + "\": out of range (years 1678 to 2262)");
+  }
   return time_from_nanos(secs * 1000000000 + frac_ns);
 }
 

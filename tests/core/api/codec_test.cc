@@ -523,6 +523,21 @@ TEST(CodecTest, RepeatedFieldsAreErrors) {
       << nested.status().message();
 }
 
+// Found by tests/fuzz (codec target, UBSan): a year past 2262 overflowed the
+// int64 nanosecond count.
+TEST(CodecTest, TimesOutsideTheRepresentableRangeAreErrors) {
+  for (const char* t : {"4048-01-02T03:04:05Z", "1500-01-01T00:00:00Z"}) {
+    SCOPED_TRACE(t);
+    auto r = decode_manifests(
+        std::string("apiVersion: v1\nkind: Pod\nmetadata:\n  creationTimestamp: ") + t + "\n", "p.yaml");
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_NE(r.status().message().find("p.yaml:4:22: metadata.creationTimestamp"), std::string::npos)
+        << r.status().message();
+  }
+  EXPECT_TRUE(decode_manifests("apiVersion: v1\nkind: Pod\nmetadata:\n  creationTimestamp: "
+                               "2262-01-01T00:00:00Z\n", "p.yaml").is_ok());
+}
+
 // Found by tests/fuzz (codec target, clang + ASan): the decoder kept references
 // to the key and value of a yaml-cpp iterator proxy past its statement
 // (stack-use-after-scope on every mapping). Under the asan-ubsan preset this
