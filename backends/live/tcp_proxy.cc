@@ -3,7 +3,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 
 #include "core/api/pod_util.h"
@@ -33,6 +36,7 @@ struct TcpServiceProxy::Listener {
   asio::steady_timer retry;  // backs off after an accept error (e.g. out of descriptors)
   Target target;
   NetEndpoint at;
+  tcp::endpoint peer;  // filled by accept
 };
 
 // One proxied connection. Two pumps (client->backend "up", backend->client
@@ -266,7 +270,8 @@ StatusOr<int> TcpServiceProxy::host_port(std::string_view service_key, int servi
 
 void TcpServiceProxy::accept(const std::shared_ptr<Listener>& l) {
   std::weak_ptr<bool> alive = alive_;
-  l->acceptor.async_accept([this, alive, l](const boost::system::error_code& e, tcp::socket s) {
+  l->acceptor.async_accept(l->peer, [this, alive, l](const boost::system::error_code& e,
+                                                       tcp::socket s) {
     if (alive.expired() || !l->acceptor.is_open()) return;
     if (e) {
       if (e == asio::error::operation_aborted) return;
@@ -277,28 +282,28 @@ void TcpServiceProxy::accept(const std::shared_ptr<Listener>& l) {
       });
       return;
     }
-    on_accept(l, std::move(s));
+    on_accept(l, std::move(s), l->peer);
     // Take what else is already queued without another trip through epoll
     // (HAProxy's maxaccept), bounded so one busy port cannot starve the rest.
     for (int i = 0; i < 16 && l->acceptor.is_open(); ++i) {
       boost::system::error_code ae;
       tcp::socket more(loop_.io_context());
-      l->acceptor.accept(more, ae);
+      l->acceptor.accept(more, l->peer, ae);
       if (ae) break;
-      on_accept(l, std::move(more));
+      on_accept(l, std::move(more), l->peer);
     }
     accept(l);
   });
 }
 
-void TcpServiceProxy::on_accept(const std::shared_ptr<Listener>& l, tcp::socket s) {
+void TcpServiceProxy::on_accept(const std::shared_ptr<Listener>& l, tcp::socket s,
+                                const tcp::endpoint& peer) {
   ++stats_.accepted;
   boost::system::error_code ec;
   s.set_option(tcp::no_delay(true), ec);
   auto c = std::make_shared<Connection>(loop_.io_context(), std::move(s), options_.buffer_bytes);
   c->listener = l;
-  auto remote = c->client.remote_endpoint(ec);
-  if (!ec) c->client_ip = remote.address().to_string();
+  c->client_ip = peer.address().to_string();
   connections_.insert(c.get());
   ++stats_.active;
   connect_next(c);
@@ -363,10 +368,6 @@ void TcpServiceProxy::connect_next(const std::shared_ptr<Connection>& c) {
     c->connected = true;
     boost::system::error_code ignored;
     c->backend.set_option(tcp::no_delay(true), ignored);
-    // Both sockets non-blocking: a pump that waited for readiness reads
-    // directly and never blocks the loop.
-    c->client.non_blocking(true, ignored);
-    c->backend.non_blocking(true, ignored);
     // The two pumps. `from`/`to` and the buffer are fixed per direction.
     // After a read that filled the buffer more data is likely queued, so the
     // next read is attempted at once (speculative); otherwise the pump first
@@ -389,13 +390,19 @@ void TcpServiceProxy::connect_next(const std::shared_ptr<Connection>& c) {
                         [self, alive, c, upstream, buf](const boost::system::error_code& we) {
           if (alive.expired() || c->finished) return;
           if (we) return on_read(self, alive, c, upstream, we, 0);
+          // MSG_DONTWAIT: never blocks the loop, without an ioctl per socket.
           tcp::socket& src = upstream ? c->client : c->backend;
+          const ssize_t got = ::recv(src.native_handle(), buf, c->size, MSG_DONTWAIT);
           boost::system::error_code re;
-          const size_t n = src.read_some(asio::buffer(buf, c->size), re);
-          if (re == asio::error::would_block || re == asio::error::try_again) {
-            return run(self, alive, c, upstream, false);  // spurious wake-up
+          if (got == 0) {
+            re = asio::error::eof;
+          } else if (got < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+              return run(self, alive, c, upstream, false);  // spurious wake-up
+            }
+            re = boost::system::error_code(errno, boost::system::system_category());
           }
-          on_read(self, alive, c, upstream, re, n);
+          on_read(self, alive, c, upstream, re, got > 0 ? static_cast<size_t>(got) : 0);
         });
       }
       static void on_read(TcpServiceProxy* self, const std::weak_ptr<bool>& alive,

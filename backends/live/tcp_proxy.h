@@ -103,7 +103,8 @@ class TcpServiceProxy {
   Status open(const std::string& owner, const Target& target, const NetEndpoint& at,
               int* bound_port);
   void accept(const std::shared_ptr<Listener>& l);
-  void on_accept(const std::shared_ptr<Listener>& l, boost::asio::ip::tcp::socket s);
+  void on_accept(const std::shared_ptr<Listener>& l, boost::asio::ip::tcp::socket s,
+                 const boost::asio::ip::tcp::endpoint& peer);
   void connect_next(const std::shared_ptr<Connection>& c);
   void finish(const std::shared_ptr<Connection>& c);
   void warn(std::string message);
