@@ -265,13 +265,30 @@ Status DnsServer::listen(const std::string& address, int port) {
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(address, ec);
   if (ec) return bad_request_error("DNS server: \"" + address + "\" is not an IP address");
-  const std::string where = address + ":" + std::to_string(port);
+  // With port 0 the UDP port is the kernel's choice and TCP must get the same
+  // number; when that one is taken for TCP, try another ephemeral port.
+  Status last;
+  for (int attempt = 0; attempt < (port == 0 ? 16 : 1); ++attempt) {
+    last = bind_both(addr, port);
+    if (last.is_ok()) {
+      receive();
+      accept();
+      return last;
+    }
+  }
+  return last;
+}
+
+Status DnsServer::bind_both(const asio::ip::address& addr, int port) {
+  boost::system::error_code ec;
+  const std::string address = addr.to_string();
   asio::ip::udp::endpoint uep(addr, static_cast<unsigned short>(port));
   udp_.open(uep.protocol(), ec);
   if (!ec) udp_.bind(uep, ec);
   if (ec) {
     udp_.close();
-    return unavailable_error("DNS server: cannot listen on udp " + where + ": " + ec.message());
+    return unavailable_error("DNS server: cannot listen on udp " + address + ":" +
+                             std::to_string(port) + ": " + ec.message());
   }
   udp_.non_blocking(true, ec);
   port_ = udp_.local_endpoint().port();
@@ -287,8 +304,6 @@ Status DnsServer::listen(const std::string& address, int port) {
     return unavailable_error("DNS server: cannot listen on tcp " + address + ":" +
                              std::to_string(tep.port()) + ": " + ec.message());
   }
-  receive();
-  accept();
   return Status::ok();
 }
 

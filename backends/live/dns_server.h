@@ -98,6 +98,7 @@ class DnsServer {
 
  private:
   struct TcpSession;
+  Status bind_both(const boost::asio::ip::address& addr, int port);
   void receive();
   void accept();
   std::optional<std::vector<uint8_t>> answer(std::span<const uint8_t> packet);
