@@ -93,6 +93,32 @@ std::string format_time(int64_t nanos) {
 
 // ----------------------------------------------------------------- decoding
 
+// Well-formed UTF-8: no stray continuation bytes, overlong forms, surrogates
+// or code points past U+10FFFF.
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) { ++i; continue; }
+    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
+    else return false;
+    if (i + n >= s.size()) return false;  // truncated sequence
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 class Decoder {
  public:
   explicit Decoder(std::vector<DecodeWarning>* warnings) : warnings_(warnings) {}
@@ -307,6 +333,9 @@ class Decoder {
     const std::string text = node.IsNull() ? std::string() : node.Scalar();
     switch (f->cpp_type()) {
       case FD::CPPTYPE_STRING:
+        // JSON, YAML and proto3 strings are UTF-8; other bytes would not
+        // survive encoding (found by the codec fuzz target).
+        if (!valid_utf8(text)) return error(node, path, "invalid UTF-8 in a string");
         add ? r->AddString(msg, f, text) : r->SetString(msg, f, text);
         break;
       case FD::CPPTYPE_INT32: {

@@ -538,6 +538,20 @@ TEST(CodecTest, TimesOutsideTheRepresentableRangeAreErrors) {
                                "2262-01-01T00:00:00Z\n", "p.yaml").is_ok());
 }
 
+// Found by tests/fuzz (codec target): bytes that are not UTF-8 did not
+// survive encoding to JSON and back. Strings must be UTF-8, as in Kubernetes.
+TEST(CodecTest, StringsMustBeUtf8) {
+  for (const char* bad : {"a\xbb", "\xc3", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80"}) {
+    auto r = decode_manifests(std::string("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n"
+                                          "  annotations: {note: \"") + bad + "\"}\n", "u.yaml");
+    ASSERT_FALSE(r.is_ok()) << bad;
+    EXPECT_NE(r.status().message().find("invalid UTF-8"), std::string::npos) << r.status().message();
+  }
+  auto ok = decode_manifests("apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: "
+                             "{note: \"\xc3\xbc \xe2\x9c\x93 \xf0\x9f\x9a\x80\"}}\n", "u.yaml");
+  EXPECT_TRUE(ok.is_ok()) << ok.status().to_string();
+}
+
 // Found by tests/fuzz (codec target, clang + ASan): the decoder kept references
 // to the key and value of a yaml-cpp iterator proxy past its statement
 // (stack-use-after-scope on every mapping). Under the asan-ubsan preset this
