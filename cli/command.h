@@ -23,4 +23,7 @@ void add_live_commands(CLI::App& app, int* exit_code);
 // 0 success, 2 bad input.
 void add_replay_command(CLI::App& app, int* exit_code);
 
+// Registers `flotilla analyze DIR` (measured vs predicted).
+void add_analyze_command(CLI::App& app, int* exit_code);
+
 }  // namespace flotilla::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   flotilla::cli::add_validate_command(app, &exit_code);
   flotilla::cli::add_serve_commands(app, &exit_code);
   flotilla::cli::add_sim_commands(app, &exit_code);
+  flotilla::cli::add_analyze_command(app, &exit_code);
   flotilla::cli::add_live_commands(app, &exit_code);
   flotilla::cli::add_replay_command(app, &exit_code);
   try {

@@ -310,6 +310,7 @@ StatusOr<RunOutcome> run_simulation(const LoadedScenario& sc, const SimRunOption
 
   ordered_json summary;
   summary["scenario"] = sc.name;
+  summary["scenario_file"] = std::filesystem::absolute(sc.path).string();
   summary["backend"] = "sim";
   summary["seed"] = seed;
   summary["sim_seconds"] = to_seconds(sc.duration);
