@@ -1,6 +1,6 @@
-// Fuzzes resource quantities: whatever parses prints in canonical form that
-// parses to an equal value (and prints the same again); milli_value/value never
-// trap (UBSan would report signed overflow).
+// Fuzzes resource quantities: whatever parses prints in a form that parses to
+// an equal value, and printing is stable after one round; milli_value/value
+// never trap (UBSan would report signed overflow).
 #include <cstdint>
 #include <string>
 
@@ -21,8 +21,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                 "\" which does not parse: " + again.status().to_string());
   FUZZ_CHECK(*again == *q, "\"" + std::string(text) + "\" prints as \"" + printed +
                                "\" which parses as \"" + again->to_string() + "\"");
-  FUZZ_CHECK(again->to_string() == printed,
-             "not canonical: \"" + printed + "\" then \"" + again->to_string() + "\"");
+  // Printing may change the form once, as in Kubernetes: a binary quantity
+  // that is not a multiple of 1024 prints without a suffix ("9444389696000")
+  // and reads back as decimal ("9444389696k"). After that it is stable.
+  std::string second = again->to_string();
+  auto third = api::Quantity::parse(second);
+  FUZZ_CHECK(third.is_ok() && *third == *q && third->to_string() == second,
+             "not canonical: \"" + printed + "\" then \"" + second + "\"");
   FUZZ_CHECK(again->milli_value() == q->milli_value(), "milli value changed for \"" + printed + "\"");
   FUZZ_CHECK(q->is_zero() == (*q == api::Quantity()), "is_zero disagrees for \"" + printed + "\"");
   (void)q->value();
