@@ -235,11 +235,17 @@ class Decoder {
       if (!value.IsMap()) return error(value, path, "expected a mapping, got " + describe(value));
       const FD* key_field = f->message_type()->map_key();
       const FD* value_field = f->message_type()->map_value();
+      std::map<std::string, int, std::less<>> seen;  // key -> 1-based line, as in message()
       for (auto it = value.begin(); it != value.end(); ++it) {
         if (!it->first.IsScalar()) {
           return error(it->first, path, "expected a key, got " + describe(it->first));
         }
         std::string entry_path = key_path(path, it->first.Scalar());
+        auto [first, inserted] = seen.emplace(it->first.Scalar(), it->first.Mark().line + 1);
+        if (!inserted) {
+          return error(it->first, entry_path,
+                       "duplicate key (already given at line " + std::to_string(first->second) + ")");
+        }
         pb::Message* entry = r->AddMessage(msg, f);
         FLOTILLA_RETURN_IF_ERROR(scalar(it->first, entry, key_field, entry_path, false));
         if (value_field->cpp_type() == FD::CPPTYPE_MESSAGE) {

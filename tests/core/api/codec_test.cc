@@ -521,6 +521,11 @@ TEST(CodecTest, RepeatedFieldsAreErrors) {
   ASSERT_FALSE(nested.is_ok());
   EXPECT_NE(nested.status().message().find("metadata.name: duplicate field"), std::string::npos)
       << nested.status().message();
+  auto in_map = decode_manifests(
+      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  labels: {app: web, app: db}\n", "m.yaml");
+  ASSERT_FALSE(in_map.is_ok());
+  EXPECT_NE(in_map.status().message().find("duplicate key (already given at line 5)"),
+            std::string::npos) << in_map.status().message();
 }
 
 // Found by tests/fuzz (codec target, UBSan): a year past 2262 overflowed the
