@@ -56,18 +56,6 @@ class RebasingSink final : public TraceSink {
   int64_t base_ns_;
 };
 
-std::map<std::string, std::string> resource_strings(const sim::NodeResources& r) {
-  std::map<std::string, std::string> out;
-  out["cpu"] = api::Quantity::from_milli(r.cpu_millis).to_string();
-  out["memory"] = api::Quantity::from_value(r.memory_bytes).to_string();
-  out["pods"] = std::to_string(r.pods);
-  if (r.ephemeral_storage_bytes > 0) {
-    out["ephemeral-storage"] = api::Quantity::from_value(r.ephemeral_storage_bytes).to_string();
-  }
-  for (const auto& [k, v] : r.extended) out[k] = std::to_string(v);
-  return out;
-}
-
 struct NodePlan {
   live::LiveNodeInfo info;
   sim::NodeResources capacity, allocatable;
@@ -169,8 +157,8 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
       if (!rt.is_ok()) return rt.status();
       runtimes_.push_back(std::move(rt).value());
       agent::NodeDescription desc;
-      desc.capacity = resource_strings(n.capacity);
-      desc.allocatable = resource_strings(n.allocatable);
+      desc.capacity = format_node_resources(n.capacity);
+      desc.allocatable = format_node_resources(n.allocatable);
       desc.labels = n.labels;
       desc.addresses = {{"InternalIP", "127.0.0.1"}, {"Hostname", n.info.name}};
       desc.container_runtime_version = "docker://" + opts_.docker_network;

@@ -150,6 +150,18 @@ StatusOr<sim::NodeResources> parse_node_resources(
   return r;
 }
 
+std::map<std::string, std::string> format_node_resources(const sim::NodeResources& r) {
+  std::map<std::string, std::string> out;
+  out["cpu"] = api::Quantity::from_milli(r.cpu_millis).to_string();
+  out["memory"] = api::Quantity::from_value(r.memory_bytes).to_string();
+  out["pods"] = std::to_string(r.pods);
+  if (r.ephemeral_storage_bytes > 0) {
+    out["ephemeral-storage"] = api::Quantity::from_value(r.ephemeral_storage_bytes).to_string();
+  }
+  for (const auto& [k, v] : r.extended) out[k] = std::to_string(v);
+  return out;
+}
+
 StatusOr<LoadedScenario> load_scenario(const std::string& path,
                                        const std::vector<std::string>& overrides) {
   std::ifstream f(path, std::ios::binary);

@@ -5,6 +5,7 @@
 // assertions. Every error names the file, the field path and the line.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -83,5 +84,8 @@ Status apply_override(YAML::Node root, const std::string& assignment);
 // Parses resources like {cpu: "4", memory: 16Gi, pods: "110"} into numbers.
 StatusOr<sim::NodeResources> parse_node_resources(
     const google::protobuf::Map<std::string, std::string>& list, const std::string& path);
+
+// The inverse, as Kubernetes prints a ResourceList: {cpu: "4", memory: "16Gi", ...}.
+std::map<std::string, std::string> format_node_resources(const sim::NodeResources& r);
 
 }  // namespace flotilla::scenarios

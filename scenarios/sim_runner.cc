@@ -39,18 +39,6 @@ class MetricsSink final : public TraceSink {
   analysis::MetricsCollector& c_;
 };
 
-std::map<std::string, std::string> resource_strings(const sim::NodeResources& r) {
-  std::map<std::string, std::string> out;
-  out["cpu"] = api::Quantity::from_milli(r.cpu_millis).to_string();
-  out["memory"] = api::Quantity::from_value(r.memory_bytes).to_string();
-  out["pods"] = std::to_string(r.pods);
-  if (r.ephemeral_storage_bytes > 0) {
-    out["ephemeral-storage"] = api::Quantity::from_value(r.ephemeral_storage_bytes).to_string();
-  }
-  for (const auto& [k, v] : r.extended) out[k] = std::to_string(v);
-  return out;
-}
-
 // The whole simulated cluster of one run. Members are declared in dependency
 // order, so they are destroyed in reverse.
 class SimRun {
@@ -85,8 +73,8 @@ class SimRun {
     for (sim::NodeId id = 0; id < world_->node_count(); ++id) {
       const sim::SimNode& n = world_->node(id);
       agent::NodeDescription desc;
-      desc.capacity = resource_strings(n.capacity);
-      desc.allocatable = resource_strings(n.allocatable);
+      desc.capacity = format_node_resources(n.capacity);
+      desc.allocatable = format_node_resources(n.allocatable);
       desc.labels = n.labels;
       desc.addresses = {{"InternalIP", "192.168." + std::to_string(id / 256) + "." +
                                            std::to_string(id % 256)},
