@@ -516,6 +516,39 @@ class InMemoryStore::State {
     }
   }
 
+  Status restore(const std::vector<api::Object>& objects, int64_t resource_version) {
+    for (const KindStore& s : kinds_) {
+      if (!s.objects.empty()) {
+        return failed_precondition_error("restore: the store already holds objects");
+      }
+    }
+    int64_t top = resource_version;
+    for (const api::Object& o : objects) {
+      const api::KindInfo* info = o == nullptr ? nullptr : api::kind_of(*o);
+      if (info == nullptr) return bad_request_error("restore: not a kind the store knows");
+      const api::ObjectMeta& meta = info->meta(*o);
+      int64_t rv = 0;
+      if (!parse_int64(meta.resource_version(), &rv) || rv <= 0) {
+        return bad_request_error("restore: " + resource_name(*info, meta.name()) +
+                                 " has resourceVersion " + quoted(meta.resource_version()));
+      }
+      KindStore& s = ks(info->kind);
+      ObjKey key = key_of(*info, meta.namespace_(), meta.name());
+      auto [it, inserted] = s.objects.emplace(std::move(key), Slot{o, rv});
+      if (!inserted) {
+        return bad_request_error("restore: " + resource_name(*info, meta.name()) +
+                                 " appears twice");
+      }
+      s.by_key.emplace(it->first, &*it);
+      ++s.ns_count[it->first.ns];
+      index_add(*info, s, &*it);
+      top = std::max(top, rv);
+    }
+    rv_ = std::max(rv_, top);
+    for (KindStore& s : kinds_) s.history_floor = rv_;
+    return Status::ok();
+  }
+
   int64_t rv() const { return rv_; }
   int64_t last_list_candidates() const { return last_list_candidates_; }
 
@@ -829,6 +862,10 @@ StatusOr<WatchHandle> InMemoryStore::watch(api::Kind kind, const WatchOptions& o
 }
 
 int64_t InMemoryStore::resource_version() const { return state_->rv(); }
+
+Status InMemoryStore::restore(const std::vector<api::Object>& objects, int64_t resource_version) {
+  return state_->restore(objects, resource_version);
+}
 
 size_t InMemoryStore::object_count(api::Kind kind) const { return state_->ks(kind).objects.size(); }
 

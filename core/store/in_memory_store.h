@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/ports/event_loop.h"
 #include "core/ports/random.h"
@@ -75,6 +76,16 @@ class InMemoryStore final : public Store {
   StatusOr<WatchHandle> watch(api::Kind kind, const WatchOptions& options,
                               std::function<void(const WatchEvent&)> on_event) override;
   int64_t resource_version() const override;
+
+  // Loads objects exactly as recorded (uid, creationTimestamp, generation and
+  // metadata.resourceVersion kept, no validation, no watch events) into an
+  // empty store, for recovery from a persistent log (backends/storage). The
+  // global resourceVersion becomes max(`resource_version`, the largest object
+  // version); watches and continue tokens from earlier versions are kGone
+  // (the history is not recovered). Errors: kFailedPrecondition when the
+  // store already holds objects, kBadRequest for an object of an unknown kind,
+  // an unparsable resourceVersion or a repeated key.
+  Status restore(const std::vector<api::Object>& objects, int64_t resource_version);
 
   // --- Introspection, for tests and metrics ---
   size_t object_count(api::Kind kind) const;
