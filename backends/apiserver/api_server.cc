@@ -115,6 +115,13 @@ class Session : public std::enable_shared_from_this<Session> {
     r.body = std::move(req.body());
     HandlerResult result = server_->handler->handle(r);
     if (auto* resp = std::get_if<HttpResponse>(&result)) {
+      if (server_->options.before_reply) {
+        server_->options.before_reply([self = shared_from_this(), resp = std::move(*resp),
+                                       version = req.version(), keep_alive = req.keep_alive()] {
+          if (!self->closed_) self->write_response(resp, version, keep_alive);
+        });
+        return;
+      }
       write_response(*resp, req.version(), req.keep_alive());
       return;
     }

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,11 @@ struct ApiServerOptions {
   // Non-empty: every request needs "Authorization: Bearer <token>" (else 401).
   std::string token;
   size_t max_body_bytes = 3 * 1024 * 1024;  // larger bodies get 413
+  // Set: each reply to a request goes out only when the server calls the
+  // argument (on the loop thread). flotilla serve passes the persistent
+  // store's when_durable, so no reply reports a write before it is on disk
+  // (backends/storage, group commit). Unset: replies go at once.
+  std::function<void(std::function<void()> send)> before_reply;
 };
 
 class ApiServer {
