@@ -4,11 +4,13 @@
 
 #include <csignal>
 #include <iostream>
+#include <optional>
 #include <random>
 
 #include "backends/apiserver/api_server.h"
 #include "backends/apiserver/splitmix_random.h"
 #include "backends/live/asio_event_loop.h"
+#include "backends/storage/durable_store.h"
 #include "core/api/validation.h"
 #include "core/store/in_memory_store.h"
 
@@ -18,6 +20,10 @@ namespace {
 struct ServeFlags {
   std::string listen = "127.0.0.1:6443";
   std::string token;
+  std::optional<std::string> data_dir;  // unset: storage::default_data_dir(); "": none
+  bool in_memory = false;
+  bool repair = false;
+  int64_t snapshot_every = 10000;
 };
 
 // Splits "host:port" ("[::1]:6443" for IPv6).
@@ -62,8 +68,29 @@ int run_serve(const ServeFlags& flags) {
                                const google::protobuf::Message* old) {
     return api::invalid_status(obj, old ? api::validate_update(*old, obj) : api::validate(obj));
   };
-  store::InMemoryStore store(loop, random, store_options);
+  std::unique_ptr<Store> owned_store;
+  std::string data_dir = flags.in_memory ? "" : flags.data_dir.value_or(storage::default_data_dir());
+  if (data_dir.empty()) {
+    owned_store = std::make_unique<store::InMemoryStore>(loop, random, store_options);
+  } else {
+    storage::DurableOptions durable_options{
+        .dir = data_dir, .snapshot_every = flags.snapshot_every, .repair = flags.repair};
+    durable_options.log = [](const std::string& m) { std::cerr << "flotilla serve: " << m << "\n"; };
+    auto durable = storage::DurableStore::open(loop, random, store_options, durable_options);
+    if (!durable.is_ok()) {
+      std::cerr << "flotilla serve: " << durable.status().message() << "\n";
+      return 1;
+    }
+    std::cerr << "flotilla serve: data directory " << data_dir << " (resourceVersion "
+              << (*durable)->resource_version() << ")\n";
+    options.before_reply = [d = durable->get()](std::function<void()> send) {
+      d->when_durable(std::move(send));
+    };
+    owned_store = std::move(*durable);
+  }
+  Store& store = *owned_store;
   for (const char* name : {"default", "kube-system"}) {
+    if (store.get(api::Kind::kNamespace, "", name).is_ok()) continue;  // recovered
     api::Namespace ns;
     ns.mutable_metadata()->set_name(name);
     ns.mutable_status()->set_phase("Active");
@@ -127,6 +154,15 @@ void add_serve_commands(CLI::App& app, int* exit_code) {
   serve->add_option("--listen", flags->listen, "HOST:PORT to listen on (loopback only)")
       ->capture_default_str();
   serve->add_option("--token", flags->token, "Require this bearer token on every request");
+  serve->add_option("--data-dir", flags->data_dir,
+                    "Keep the object store in this directory (write-ahead log, snapshots; \"\" for none); default $XDG_STATE_HOME/flotilla/serve or ~/.local/state/flotilla/serve");
+  serve->add_flag("--in-memory", flags->in_memory, "Keep nothing on disk (as --data-dir '')");
+  serve->add_flag("--repair", flags->repair,
+                  "Truncate the log at a corrupt record (and say what was dropped) instead of "
+                  "refusing to start");
+  serve->add_option("--snapshot-every", flags->snapshot_every,
+                    "Snapshot and compact the log after this many records (0: never)")
+      ->capture_default_str();
   serve->callback([flags, exit_code] { *exit_code = run_serve(*flags); });
 
   auto server = std::make_shared<std::string>("http://127.0.0.1:6443");

@@ -16,6 +16,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -676,6 +677,14 @@ StatusOr<int> lock_directory(const std::string& dir) {
 
 }  // namespace
 
+std::string default_data_dir() {
+  const char* state = std::getenv("XDG_STATE_HOME");
+  if (state != nullptr && state[0] == '/') return std::string(state) + "/flotilla/serve";
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && home[0] != '\0') return std::string(home) + "/.local/state/flotilla/serve";
+  return "";
+}
+
 DurableStore::DurableStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 StatusOr<std::unique_ptr<DurableStore>> DurableStore::open(EventLoop& loop, RandomStream& random,
@@ -683,9 +692,9 @@ StatusOr<std::unique_ptr<DurableStore>> DurableStore::open(EventLoop& loop, Rand
                                                            DurableOptions options) {
   if (options.dir.empty()) return invalid_error("the data directory is empty");
   std::error_code ec;
-  fs::create_directories(options.dir, ec);
+  bool created = fs::create_directories(options.dir, ec);
   if (ec) return unavailable_error("cannot create " + options.dir + ": " + ec.message());
-  fs::permissions(options.dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+  if (created) fs::permissions(options.dir, fs::perms::owner_all, fs::perm_options::replace, ec);
   auto impl = std::make_unique<Impl>(loop, std::move(options));
   const std::string& dir = impl->options.dir;
   StatusOr<int> lock = lock_directory(dir);

@@ -63,6 +63,12 @@ struct RecoveredState {
 // kFailedPrecondition naming file and offset for corruption.
 StatusOr<RecoveredState> recover_directory(const std::string& dir, bool repair);
 
+// flotilla serve's default data directory: $XDG_STATE_HOME/flotilla/serve, else
+// $HOME/.local/state/flotilla/serve (XDG Base Directory: state that persists
+// between restarts but is not worth backing up as a document); "" when
+// neither variable is set.
+std::string default_data_dir();
+
 class DurableStore final : public Store {
  public:
   // Locks `options.dir` (flock on DIR/LOCK; kFailedPrecondition when another
