@@ -19,6 +19,16 @@ namespace flotilla::scenarios {
 Status write_summary_and_series(const LoadedScenario& sc, nlohmann::ordered_json summary,
                                 const analysis::MetricsCollector& metrics, RunOutcome& outcome);
 
+// The scenario as it ran, self-contained: the decoded scenario (overrides
+// applied) with `seed` and every workload step rebuilt from the resolved
+// actions, manifests inline (files read). Loading it back gives the same run.
+Scenario resolved_scenario(const LoadedScenario& sc, uint64_t seed);
+
+// Writes out_dir/scenario.yaml: resolved_scenario() behind a `# base_dir:`
+// comment (where relative files named in it, e.g. distributions, are), so a
+// results directory can be replayed (`flotilla replay DIR --format flotilla`).
+Status write_scenario_copy(const LoadedScenario& sc, uint64_t seed, const std::string& out_dir);
+
 // Writes outcome.out_dir/report.html (gnuplot) and records its path and any
 // warning in `outcome`.
 Status write_run_report(RunOutcome& outcome);
