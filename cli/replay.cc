@@ -1,7 +1,8 @@
 // `flotilla replay`: imports a cluster trace (streaming), builds a scenario
 // from it (the trace's machines, or a base scenario's cluster, policies and
 // faults) and runs it in the simulator; reports like `sim`, plus the
-// comparison with the trace itself (DIR/replay.html).
+// comparison with the trace itself (DIR/replay.html). `--format flotilla`
+// replays a recorded `sim`/`live` run and compares the end states.
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +16,7 @@
 #include "scenarios/loader.h"
 #include "scenarios/replay/export.h"
 #include "scenarios/replay/importers.h"
+#include "scenarios/replay/recorded.h"
 #include "scenarios/replay/replay.h"
 #include "scenarios/sim_runner.h"
 
@@ -69,7 +71,79 @@ StatusOr<replay::ImportedTrace> import(const ReplayArgs& a, const replay::Import
   }
   return Status(StatusCode::kBadRequest,
                 "unknown --format \"" + a.format +
-                    "\" (supported: alibaba-gpu-2023, google-2011, alibaba-2018)");
+                    "\" (supported: alibaba-gpu-2023, google-2011, alibaba-2018, flotilla)");
+}
+
+// --format flotilla: a results directory of `flotilla sim` / `flotilla live`.
+int run_recorded_command(const ReplayArgs& a, const replay::ImportOptions& opt,
+                         const scenarios::LoadedScenario* base) {
+  if (a.sample != 1.0 || a.node_scale != 1.0) {
+    std::cerr << "warning: --sample and --node-scale do not apply to --format flotilla (use "
+                 "--scenario for another cluster)\n";
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto run = replay::read_recorded_run(a.trace);
+  if (!run.is_ok()) {
+    std::cerr << "flotilla replay: " << run.status().message() << "\n";
+    return kExitBadInput;
+  }
+  auto rs = replay::build_recorded_replay(*run, base, opt);
+  if (!rs.is_ok()) {
+    std::cerr << "flotilla replay: " << rs.status().message() << "\n";
+    return kExitBadInput;
+  }
+  const double read_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const auto& w : rs->warnings) std::cerr << "warning: " << w << "\n";
+  if (!a.quiet) {
+    std::printf("read recorded %s run %s: %lld records in %.2f s; %zu workload steps, %zu faults "
+                "(node outages, container faults) to replay on %d nodes\n",
+                run->backend.c_str(), run->dir.c_str(), static_cast<long long>(run->records), read_s,
+                run->workload.size(), run->faults.size(), rs->scenario.total_nodes());
+    std::fflush(stdout);
+  }
+  if (!a.to.empty()) {
+    Status s = replay::write_resolved_scenario_yaml(*rs, a.to);
+    if (!s.is_ok()) {
+      std::cerr << "flotilla replay: " << s.message() << "\n";
+      return kExitBadInput;
+    }
+    if (!a.quiet) std::printf("wrote %s (run it with: flotilla sim %s)\n", a.to.c_str(), a.to.c_str());
+    return 0;
+  }
+  scenarios::SimRunOptions so;
+  so.seed = a.seed;
+  so.out_dir = a.out;
+  so.progress = !a.quiet && ::isatty(2);
+  so.report = !a.no_report;
+  auto outcome = replay::run_recorded_replay(*run, *rs, so);
+  if (!outcome.is_ok()) {
+    std::cerr << "flotilla replay: " << outcome.status().message() << "\n";
+    return kExitBadInput;
+  }
+  if (!a.quiet) {
+    const auto& s = outcome->replay.run.summary;
+    std::printf("replayed %s in %.2f s wall (%llu sim events; %.0f recorded records/s)\n",
+                format_duration(rs->scenario.duration).c_str(), s["wall_seconds"].get<double>(),
+                static_cast<unsigned long long>(s["events"].get<uint64_t>()),
+                outcome->recorded_records_per_second);
+    if (outcome->differences.empty()) {
+      std::printf("end state: the same as the recorded run (%zu controllers, %zu services, %zu "
+                  "nodes, %lld pods)\n",
+                  outcome->recorded.controllers.size(), outcome->recorded.endpoints.size(),
+                  outcome->recorded.nodes.size(), static_cast<long long>(outcome->recorded.pods_alive));
+    } else {
+      std::printf("end state differs from the recorded run (recorded vs replay):\n");
+      for (const auto& d : outcome->differences) std::printf("  %s\n", d.c_str());
+    }
+    for (const auto& as : outcome->replay.run.assertions) {
+      std::printf("  [%s] %s (%g)\n", as.passed ? "pass" : "FAIL", as.name.c_str(), as.value);
+    }
+    std::printf("results: %s\n", outcome->replay.run.out_dir.c_str());
+  }
+  if (!outcome->replay.run.report_warning.empty()) {
+    std::cerr << "report: " << outcome->replay.run.report_warning << "\n";
+  }
+  return 0;
 }
 
 int run_replay_command(const ReplayArgs& a) {
@@ -87,6 +161,19 @@ int run_replay_command(const ReplayArgs& a) {
   opt.pods_per_node = a.pods_per_node;
   opt.machine_cpu_millis = static_cast<int64_t>(a.machine_cpus * 1000);
   opt.machine_memory_bytes = static_cast<int64_t>(a.machine_memory_gib * 1073741824.0);
+  if (a.format == "flotilla") {
+    std::optional<scenarios::LoadedScenario> base;
+    if (!a.scenario.empty()) {
+      auto loaded = scenarios::load_scenario(a.scenario);
+      if (!loaded.is_ok()) {
+        std::cerr << loaded.status().message() << "\n";
+        return kExitBadInput;
+      }
+      for (const auto& w : loaded->warnings) std::cerr << w << "\n";
+      base = std::move(loaded).value();
+    }
+    return run_recorded_command(a, opt, base ? &*base : nullptr);
+  }
   const auto t0 = std::chrono::steady_clock::now();
   auto trace = import(a, opt);
   if (!trace.is_ok()) {
@@ -180,9 +267,10 @@ void add_replay_command(CLI::App& app, int* exit_code) {
       "replay", "Replay a cluster trace in the simulator, on its own machines or a scenario's");
   cmd->add_option("trace", a->trace,
                   "Trace file or shard directory (alibaba-gpu-2023: the pod list; google-2011: "
-                  "task_events; alibaba-2018: batch_task)")
+                  "task_events; alibaba-2018: batch_task; flotilla: a results directory of "
+                  "flotilla sim/live or its trace.pb)")
       ->required();
-  cmd->add_option("--format", a->format, "alibaba-gpu-2023 (default), google-2011, alibaba-2018");
+  cmd->add_option("--format", a->format, "alibaba-gpu-2023 (default), google-2011, alibaba-2018, flotilla (a recorded run)");
   cmd->add_option("--node-list", a->node_list, "alibaba-gpu-2023: the node list CSV");
   cmd->add_option("--machine-events", a->machine_events, "google-2011: machine_events file or dir");
   cmd->add_option("--machine-meta", a->machine_meta, "alibaba-2018: machine_meta file");
