@@ -26,4 +26,9 @@ void add_replay_command(CLI::App& app, int* exit_code);
 // Registers `flotilla analyze DIR` (measured vs predicted).
 void add_analyze_command(CLI::App& app, int* exit_code);
 
+// Registers `flotilla agent --server URL --node-name NAME` (cli/agent.cc): a
+// node agent on this host's Docker joined to a remote control plane. Exit
+// codes: 0 stopped by a signal, 1 an error, 2 bad input.
+void add_agent_command(CLI::App& app, int* exit_code);
+
 }  // namespace flotilla::cli

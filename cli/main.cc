@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   flotilla::cli::add_analyze_command(app, &exit_code);
   flotilla::cli::add_live_commands(app, &exit_code);
   flotilla::cli::add_replay_command(app, &exit_code);
+  flotilla::cli::add_agent_command(app, &exit_code);
   try {
     CLI11_PARSE(app, argc, argv);
   } catch (const std::exception& e) {
