@@ -87,6 +87,7 @@ TEST(RecordedLiveReplay, LiveRunReplaysInTheSimulatorToTheSameEndState) {
   auto sc = scenarios::load_scenario(source("scenarios/library/live-smoke.yaml"));
   ASSERT_TRUE(sc.is_ok()) << sc.status().message();
 
+  ASSERT_EQ(sc->total_nodes(), 3);
   // Record: the scenario on Docker, isolated from other runs.
   scenarios::LiveRunOptions lo;
   lo.docker_network = "flotilla-rp-" + std::to_string(::getpid());
