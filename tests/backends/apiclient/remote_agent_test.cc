@@ -253,6 +253,7 @@ TEST_F(RemoteAgentTest, ASecondProcessJoinsRunsPodsOnDockerAndGoesNotReadyWhenKi
   auto rc = api::decode_manifests(kRc, "rc.yaml");
   ASSERT_TRUE(rc.is_ok()) << rc.status().to_string();
   ASSERT_TRUE(control_->store().create((*rc)[0].object).is_ok());
+  TimePoint created = loop_.now();
 
   // Two pods bound to the remote node, Running and Ready with pod IPs...
   bool up = loop_.run_until(
@@ -262,6 +263,8 @@ TEST_F(RemoteAgentTest, ASecondProcessJoinsRunsPodsOnDockerAndGoesNotReadyWhenKi
       },
       seconds(120));
   ASSERT_TRUE(up) << agent_->output();
+  std::printf("RC created -> 2 pods Ready on the remote agent: %.2f s\n",
+              to_seconds(loop_.now() - created));
   // ...as two real containers on Docker...
   EXPECT_EQ(running_app_containers(), 2);
   // ...and so through the API too.
@@ -286,6 +289,9 @@ TEST_F(RemoteAgentTest, ASecondProcessJoinsRunsPodsOnDockerAndGoesNotReadyWhenKi
   agent_->kill(SIGKILL);
   TimePoint killed = loop_.now();
   ASSERT_TRUE(loop_.run_until([&] { return node_ready() != "True"; }, seconds(30)));
+  std::printf("agent killed -> node NotReady: %.2f s (grace %.0f s)\n",
+              to_seconds(loop_.now() - killed),
+              to_seconds(scenario_->timing.node_monitor_grace_period));
   EXPECT_LT(loop_.now() - killed, seconds(15));
   EXPECT_FALSE(node_ready().empty());
 }
