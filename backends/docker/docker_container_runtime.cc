@@ -162,31 +162,55 @@ json DockerContainerRuntime::node_filter() const {
 }
 
 Status DockerContainerRuntime::ensure_network() {
-  const std::string& name = options_.network;
-  auto existing = client_.call("GET", "/networks/" + url_encode(name));
-  if (existing.is_ok()) {
-    network_id_ = (*existing)["Id"].get<std::string>();
-    return Status::ok();
+  auto info = docker::ensure_network(client_, options_.network, options_.subnets);
+  if (!info.is_ok()) return info.status();
+  network_id_ = info->id;
+  return Status::ok();
+}
+
+namespace {
+
+DockerNetworkInfo network_info(const json& n) {
+  DockerNetworkInfo info;
+  info.id = n.value("Id", "");
+  const json& ipam = n.contains("IPAM") ? n["IPAM"] : json::object();
+  if (ipam.contains("Config") && ipam["Config"].is_array()) {
+    for (const json& c : ipam["Config"]) {
+      const std::string subnet = c.value("Subnet", "");
+      if (subnet.empty() || subnet.find(':') != std::string::npos) continue;  // IPv4 only
+      info.subnet = subnet;
+      info.gateway = c.value("Gateway", "");
+      break;
+    }
   }
+  if (n.contains("Options") && n["Options"].is_object()) {
+    info.bridge = n["Options"].value("com.docker.network.bridge.name", "");
+  }
+  if (info.bridge.empty()) info.bridge = "br-" + info.id.substr(0, 12);
+  return info;
+}
+
+}  // namespace
+
+StatusOr<DockerNetworkInfo> ensure_network(const DockerClient& client, const std::string& name,
+                                           const std::vector<std::string>& subnets) {
+  auto existing = client.call("GET", "/networks/" + url_encode(name));
+  if (existing.is_ok()) return network_info(*existing);
   if (existing.status().code() != StatusCode::kNotFound) return existing.status();
   Status last = internal_error("no subnet configured for network " + name);
-  for (const std::string& subnet : options_.subnets) {
+  for (const std::string& subnet : subnets) {
     json body = {{"Name", name},
                  {"CheckDuplicate", true},
                  {"Driver", "bridge"},
                  {"Labels", {{std::string(kManagedLabel), "true"}}},
                  {"IPAM", {{"Driver", "default"}, {"Config", json::array({{{"Subnet", subnet}}})}}}};
-    auto created = client_.call("POST", "/networks/create", body);
-    if (created.is_ok()) {
-      network_id_ = (*created)["Id"].get<std::string>();
-      return Status::ok();
-    }
-    if (created.status().code() == StatusCode::kConflict) {  // another runtime made it
-      auto again = client_.call("GET", "/networks/" + url_encode(name));
-      if (again.is_ok()) {
-        network_id_ = (*again)["Id"].get<std::string>();
-        return Status::ok();
-      }
+    auto created = client.call("POST", "/networks/create", body);
+    if (created.is_ok() || created.status().code() == StatusCode::kConflict) {
+      // Made now, or by another runtime meanwhile: read it back (the gateway).
+      auto again = client.call("GET", "/networks/" + url_encode(name));
+      if (again.is_ok()) return network_info(*again);
+      last = again.status();
+      continue;
     }
     last = created.status().with_prefix("creating network " + name + " on " + subnet + ": ");
   }
@@ -471,7 +495,12 @@ StatusOr<PodSandboxStatus> DockerContainerRuntime::do_run_sandbox(const PodSandb
                {"Memory", 16 << 20},
                {"PortBindings", bindings},
                {"LogConfig", {{"Type", "json-file"}, {"Config", {{"max-size", "1m"}}}}}};
-  if (!config.dns_servers.empty()) host["Dns"] = config.dns_servers;
+  if (!config.dns_servers.empty()) {
+    host["Dns"] = config.dns_servers;
+  } else if (!options_.dns_servers.empty()) {
+    host["Dns"] = options_.dns_servers;
+  }
+  if (host.contains("Dns") && !options_.dns_options.empty()) host["DnsOptions"] = options_.dns_options;
   if (!config.dns_searches.empty()) host["DnsSearch"] = config.dns_searches;
   json body = {{"Image", options_.pause_image},
                {"Hostname", config.hostname.empty() ? config.name : config.hostname},
@@ -879,6 +908,24 @@ std::unique_ptr<DockerContainerRuntime::LogStream> DockerContainerRuntime::logs(
     });
   });
   return handle;
+}
+
+namespace {
+class PortLogStream final : public ContainerLogStream {
+ public:
+  explicit PortLogStream(std::unique_ptr<DockerContainerRuntime::LogStream> inner)
+      : inner_(std::move(inner)) {}
+
+ private:
+  std::unique_ptr<DockerContainerRuntime::LogStream> inner_;
+};
+}  // namespace
+
+std::unique_ptr<ContainerLogStream> DockerContainerRuntime::read_logs(
+    const std::string& container_id, bool follow, std::function<void(std::string)> on_data,
+    Callback<Status> done) {
+  return std::make_unique<PortLogStream>(
+      logs(container_id, follow, std::move(on_data), std::move(done)));
 }
 
 // ---------------------------------------------------------------------------

@@ -45,6 +45,12 @@ struct DockerRuntimeOptions {
   std::vector<std::string> subnets = {"10.213.0.0/16", "10.214.0.0/16", "10.215.0.0/16",
                                       "172.29.0.0/16", "172.30.0.0/16"};
   std::string pause_image = "flotilla/pause:latest";
+  // The pods' resolver (HostConfig.Dns of the sandbox, which its containers
+  // share), used when the sandbox config names none: e.g. the gateway of
+  // `network`, where the run's DnsServer answers <svc>.<ns>.svc.cluster.local.
+  // Docker's embedded resolver (127.0.0.11) forwards to it from the pod.
+  std::vector<std::string> dns_servers;
+  std::vector<std::string> dns_options = {"ndots:5"};  // with dns servers, as Kubernetes
   int64_t pids_limit = 1024;  // per container
   // Capabilities kept after CapDrop ALL: a subset of Docker's default set, the
   // ones ordinary servers need (bind low ports, drop privileges, own files).
@@ -92,6 +98,10 @@ class DockerContainerRuntime final : public ContainerRuntime {
   [[nodiscard]] std::unique_ptr<LogStream> logs(const std::string& container_id, bool follow,
                                                 std::function<void(std::string)> on_data,
                                                 Callback<Status> done);
+  // The port's read_logs: logs() behind the port's handle.
+  [[nodiscard]] std::unique_ptr<ContainerLogStream> read_logs(
+      const std::string& container_id, bool follow, std::function<void(std::string)> on_data,
+      Callback<Status> done) override;
 
   const std::string& node() const { return options_.node; }
   const std::string& network_id() const { return network_id_; }
@@ -158,6 +168,18 @@ class DockerContainerRuntime final : public ContainerRuntime {
   std::vector<std::pair<uint64_t, std::function<void(const ContainerEvent&)>>> subs_;  // loop
   uint64_t next_sub_ = 1;
 };
+
+// A Flotilla pod network: its id, first IPv4 subnet and gateway, and the
+// Linux bridge behind it ("br-" + the id's first 12 characters unless the
+// network names its bridge).
+struct DockerNetworkInfo {
+  std::string id, subnet, gateway, bridge;
+};
+// Inspects the network `name`, creating it first (labelled, bridge driver, on
+// the first of `subnets` that does not clash) when absent. Blocks. Errors: the
+// daemon's, or the last subnet's.
+StatusOr<DockerNetworkInfo> ensure_network(const DockerClient& client, const std::string& name,
+                                           const std::vector<std::string>& subnets);
 
 // Removes every container, volume and network labelled flotilla.io/managed=true
 // on the host (`flotilla live down`, tests). With `node` non-empty, only that

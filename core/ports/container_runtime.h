@@ -100,6 +100,13 @@ class RuntimeSubscription {
   virtual ~RuntimeSubscription() = default;
 };
 
+// One container's output on its way (ContainerRuntime::read_logs); destroying
+// it stops delivery.
+class ContainerLogStream {
+ public:
+  virtual ~ContainerLogStream() = default;
+};
+
 class ContainerRuntime {
  public:
   virtual ~ContainerRuntime() = default;
@@ -137,6 +144,18 @@ class ContainerRuntime {
   // Every sandbox this runtime holds for its node, with its containers: how an
   // agent finds its pods again after a restart. Ordered by sandbox id.
   virtual void list_pod_sandboxes(Callback<StatusOr<std::vector<PodSandboxStatus>>> done) = 0;
+
+  // A container's output (stdout and stderr as written), for `kubectl logs`:
+  // what it wrote so far to `on_data` (in one or more pieces) and, with
+  // `follow`, more as it is written until the container exits; then `done`
+  // (OK; kNotFound for an unknown container). Both run through the event loop.
+  // Destroying the handle stops delivery. A runtime that keeps no output
+  // returns nullptr and calls neither (the default).
+  [[nodiscard]] virtual std::unique_ptr<ContainerLogStream> read_logs(
+      const std::string& /*container_id*/, bool /*follow*/,
+      std::function<void(std::string)> /*on_data*/, Callback<Status> /*done*/) {
+    return nullptr;
+  }
 
   // Container lifecycle events (started, exited, OOM-killed, sandbox lost), in
   // the order they happened, delivered through the event loop.

@@ -354,4 +354,89 @@ void SimContainerRuntime::deliver(const ContainerEvent& event) {
   });
 }
 
+// ---------------------------------------------------------------------------
+// Logs.
+
+std::optional<std::string> SimContainerRuntime::log_text(const std::string& container_id,
+                                                         bool* exited) const {
+  auto slot = world_.find_container(container_id);
+  if (!slot) return std::nullopt;
+  const World::ContainerRec& c = world_.containers_[*slot];
+  const World::SandboxRec& sb = world_.sandboxes_[c.sandbox];
+  if (sb.node != node_) return std::nullopt;
+  *exited = c.state == ContainerState::kExited;
+  std::string out;
+  if (c.state == ContainerState::kCreated) return out;
+  auto line = [&](int64_t ns, const std::string& text) {
+    out += format_rfc3339(time_from_nanos(ns)) + " flotilla-sim: " + text + "\n";
+  };
+  const ContainerStatus st = world_.container_status(*slot);
+  line(c.started_ns, "started container " + st.name + " (image " + st.image + ") in pod " +
+                         sb.ns + "/" + sb.name + " on node " +
+                         world_.nodes_[sb.node]->info.name);
+  const int64_t now = to_nanos(world_.sim_.now());
+  const bool ready = c.ready_ns <= now && (c.state == ContainerState::kRunning ||
+                                           c.ready_ns <= c.finished_ns);
+  if (ready) line(c.ready_ns, "ready: its ports answer");
+  if (c.state == ContainerState::kExited) {
+    line(c.finished_ns, "exited with code " + std::to_string(st.exit_code) +
+                            (st.reason.empty() ? "" : " (" + st.reason + ")"));
+  }
+  return out;
+}
+
+class SimContainerRuntime::LogReader final : public ContainerLogStream {
+ public:
+  LogReader(SimContainerRuntime& rt, std::string id, bool follow,
+            std::function<void(std::string)> on_data, Callback<Status> done)
+      : rt_(rt), id_(std::move(id)), follow_(follow), on_data_(std::move(on_data)),
+        done_(std::move(done)) {}
+
+  void arm(Duration after) {
+    timer_ = rt_.world_.sim_.run_after(after, [this] { poll(); });
+  }
+
+ private:
+  void poll() {
+    bool exited = false;
+    std::optional<std::string> text = rt_.log_text(id_, &exited);
+    if (!text) {
+      // Gone: an error only when it never existed for this reader.
+      finish(first_ ? not_found_error("container \"" + id_ + "\" not found") : Status::ok());
+      return;
+    }
+    first_ = false;
+    if (text->size() > sent_) {
+      std::string fresh = text->substr(sent_);
+      sent_ = text->size();
+      on_data_(std::move(fresh));
+    }
+    if (!follow_ || exited) return finish(Status::ok());
+    arm(std::chrono::milliseconds(500));
+  }
+  void finish(Status s) {
+    auto done = std::move(done_);
+    done_ = nullptr;
+    if (done) done(std::move(s));
+  }
+
+  SimContainerRuntime& rt_;
+  std::string id_;
+  bool follow_;
+  std::function<void(std::string)> on_data_;
+  Callback<Status> done_;
+  size_t sent_ = 0;
+  bool first_ = true;
+  TimerHandle timer_;
+};
+
+std::unique_ptr<ContainerLogStream> SimContainerRuntime::read_logs(
+    const std::string& container_id, bool follow, std::function<void(std::string)> on_data,
+    Callback<Status> done) {
+  auto reader =
+      std::make_unique<LogReader>(*this, container_id, follow, std::move(on_data), std::move(done));
+  reader->arm(Duration::zero());
+  return reader;
+}
+
 }  // namespace flotilla::sim

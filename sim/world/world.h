@@ -326,6 +326,12 @@ class SimContainerRuntime final : public ContainerRuntime {
   void list_pod_sandboxes(Callback<StatusOr<std::vector<PodSandboxStatus>>> done) override;
   [[nodiscard]] std::unique_ptr<RuntimeSubscription> subscribe(
       std::function<void(const ContainerEvent&)> on_event) override;
+  // Lines the simulated container "wrote": started (image, pod, node), ready
+  // (its ports answer), exited (code, reason), stamped with simulated time.
+  // With `follow`, new lines are looked for every 500 ms of simulated time.
+  [[nodiscard]] std::unique_ptr<ContainerLogStream> read_logs(
+      const std::string& container_id, bool follow, std::function<void(std::string)> on_data,
+      Callback<Status> done) override;
 
   // Whether `image` is cached on this node.
   bool has_image(const std::string& image) const;
@@ -334,6 +340,10 @@ class SimContainerRuntime final : public ContainerRuntime {
  private:
   friend class World;
   class Sub;
+  class LogReader;
+  // The log text of one of this node's containers so far; nullopt when it is
+  // gone. `exited` tells whether it can still write.
+  std::optional<std::string> log_text(const std::string& container_id, bool* exited) const;
 
   template <typename T>
   void reply(Callback<T> done, T value, Duration after = Duration::zero());
