@@ -11,10 +11,12 @@
 #include "analysis/trace_io.h"
 #include "backends/docker/docker_container_runtime.h"
 #include "backends/live/asio_event_loop.h"
+#include "backends/live/dns_server.h"
 #include "backends/live/live_faults.h"
 #include "backends/live/live_network.h"
 #include "backends/live/live_traffic.h"
 #include "backends/live/tcp_proxy.h"
+#include "backends/live/vip_addresses.h"
 #include "core/agent/node_agent.h"
 #include "core/api/quantity.h"
 #include "core/proxy/service_proxy.h"
@@ -140,6 +142,29 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
       record(trace::NODE_ADDED, [&](trace::Record& r) { r.set_node(n.info.name); });
     }
 
+    // The pod network, its DNS server on the gateway and the Service VIPs on
+    // its bridge, so pods reach Services by name and by ClusterIP.
+    auto net = docker::ensure_network(client_, opts_.docker_network,
+                                      docker::DockerRuntimeOptions{}.subnets);
+    if (!net.is_ok()) return net.status();
+    net_ = *net;
+    if (opts_.pod_services && net_.gateway.empty()) {
+      warnings_.push_back("network " + opts_.docker_network +
+                          " has no IPv4 gateway: pods cannot reach Services by name or VIP");
+    }
+    if (opts_.pod_services && !net_.gateway.empty()) {
+      dns_ = std::make_unique<live::DnsServer>(loop_.io_context());
+      Status ds = dns_->listen(net_.gateway, opts_.dns_port);
+      if (ds.is_ok()) {
+        network_.attach_dns(dns_.get());
+        dns_address_ = net_.gateway + ":" + std::to_string(dns_->port());
+      } else {
+        warnings_.push_back("pods cannot resolve Service names: " + ds.message());
+        dns_.reset();
+      }
+      vip_addresses_ = std::make_unique<live::InterfaceAddresses>(net_.bridge);
+    }
+
     control_ = std::make_unique<ControlPlane>(loop_, random_, network_, rebase_, sc_);
     FLOTILLA_RETURN_IF_ERROR(control_->start());
     Store& store = control_->store();
@@ -153,6 +178,7 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
       ro.socket_path = opts_.docker_socket;
       ro.network = opts_.docker_network;
       ro.worker_threads = 4;
+      if (dns_) ro.dns_servers = {net_.gateway};
       auto rt = docker::DockerContainerRuntime::create(loop_, ro);
       if (!rt.is_ok()) return rt.status();
       runtimes_.push_back(std::move(rt).value());
@@ -188,6 +214,13 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
     live::TcpServiceProxyOptions to;
     to.host_port_offset = opts_.host_port_offset;
     to.max_retries = sc_.timing.proxy_max_retries;
+    if (vip_addresses_) {
+      to.extra_addresses = {net_.gateway};
+      to.listen_on_vip = true;
+      to.vip_device = net_.bridge;
+      vip_sync_ = std::make_unique<live::ServiceVipAddresses>(store, *vip_addresses_);
+      FLOTILLA_RETURN_IF_ERROR(vip_sync_->start());
+    }
     tcp_ = std::make_unique<live::TcpServiceProxy>(loop_, store, *decisions_, to);
     FLOTILLA_RETURN_IF_ERROR(tcp_->start());
 
@@ -203,7 +236,10 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
     }
 
     std::vector<live::LiveNodeInfo> infos;
-    for (const auto& n : plan_) infos.push_back(n.info);
+    for (const auto& n : plan_) {
+      infos.push_back(n.info);
+      infos.back().labels = n.labels;
+    }
     faults_ = std::make_unique<live::LiveFaultInjector>(loop_, random_, rebase_, store, client_,
                                                         *this, infos, opts_.docker_network);
     Status fs = faults_->add_all(sc_.faults);
@@ -259,12 +295,23 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
     if (traffic_) traffic_stats_ = traffic_->stats();
     if (faults_) {
       faults_injected_ = faults_->injected();
-      warnings_ = faults_->warnings();
+      warnings_.insert(warnings_.end(), faults_->warnings().begin(), faults_->warnings().end());
     }
     if (tcp_) warnings_.insert(warnings_.end(), tcp_->warnings().begin(), tcp_->warnings().end());
+    if (vip_sync_) {
+      warnings_.insert(warnings_.end(), vip_sync_->warnings().begin(), vip_sync_->warnings().end());
+    }
     faults_.reset();
     traffic_.reset();
     tcp_.reset();
+    vip_sync_.reset();
+    if (vip_addresses_) {
+      Status s = vip_addresses_->remove_all();
+      if (!s.is_ok()) warnings_.push_back(s.message());
+      vip_addresses_.reset();
+    }
+    network_.attach_dns(nullptr);
+    dns_.reset();
     decisions_.reset();
     for (auto& a : agents_) a->stop();
     runtimes_.clear();  // joins their workers and event threads
@@ -308,6 +355,7 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
     return NetEndpoint{"127.0.0.1", *hp};
   }
   void stop() override { loop_.stop(); }
+  const docker::DockerNetworkInfo& pod_network() const override { return net_; }
 
   // --- LiveNodeControl ---
   void node_down(const std::string& node, const std::string& reason) override {
@@ -350,6 +398,8 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
     return out;
   }
   size_t node_count() const { return plan_.size(); }
+  // Where pods' DNS queries go ("" when the server could not listen).
+  std::string dns_address() const { return dns_address_; }
 
  private:
   template <typename F>
@@ -400,6 +450,11 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
   live::LiveNetwork network_;
   docker::DockerClient client_;
   std::vector<NodePlan> plan_;
+  docker::DockerNetworkInfo net_;
+  std::unique_ptr<live::DnsServer> dns_;
+  std::string dns_address_;
+  std::unique_ptr<live::InterfaceAddresses> vip_addresses_;
+  std::unique_ptr<live::ServiceVipAddresses> vip_sync_;
   std::unique_ptr<ControlPlane> control_;
   std::unique_ptr<AllocationTracker> allocation_;
   std::vector<std::unique_ptr<docker::DockerContainerRuntime>> runtimes_;
@@ -464,6 +519,9 @@ StatusOr<RunOutcome> run_live(const LoadedScenario& sc, const LiveRunOptions& op
   summary["faults_injected"] = run->faults_injected();
   summary["live"] = {{"nodes", run->node_count()},
                      {"docker_network", options.docker_network},
+                     {"pod_network", {{"subnet", run->pod_network().subnet},
+                                      {"dns", run->dns_address()},
+                                      {"bridge", run->pod_network().bridge}}},
                      {"interrupted", run->interrupted() != 0},
                      {"cleanup", cleaned.is_ok() ? "ok" : cleaned.message()},
                      {"warnings", run->warnings()}};

@@ -19,6 +19,9 @@
 namespace flotilla::live {
 class AsioEventLoop;
 }
+namespace flotilla::docker {
+struct DockerNetworkInfo;
+}
 
 namespace flotilla::scenarios {
 
@@ -38,6 +41,11 @@ struct LiveRunOptions {
   int max_nodes = 8;              // more nodes are refused (one host runs them all)
   bool handle_signals = true;     // SIGINT/SIGTERM end the run early (and clean up)
   bool cleanup = true;            // remove the run's Docker objects at the end
+  // Pods reach Services by name and VIP: a DnsServer on the network's gateway
+  // at `dns_port` is every pod's resolver, and each Service's ClusterIP is
+  // added to the network's bridge with the proxy listening on VIP:port.
+  bool pod_services = true;
+  int dns_port = 53;
   // Called on the loop thread every `watch_period` with the running run (tests).
   std::function<void(LiveRunView&)> on_tick;
   Duration watch_period = seconds(1);
@@ -57,6 +65,8 @@ class LiveRunView {
   virtual StatusOr<NetEndpoint> service_address(const std::string& service, int port) const = 0;
   // Ends the run now (as Ctrl-C would).
   virtual void stop() = 0;
+  // The Docker network the pods are on (gateway = their DNS server).
+  virtual const docker::DockerNetworkInfo& pod_network() const = 0;
 };
 
 // Errors: Docker is unreachable (kUnavailable, with how to start it), the

@@ -1,5 +1,8 @@
 #include "backends/docker/docker_container_runtime.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -181,6 +184,17 @@ DockerNetworkInfo network_info(const json& n) {
       info.subnet = subnet;
       info.gateway = c.value("Gateway", "");
       break;
+    }
+  }
+  if (info.gateway.empty() && !info.subnet.empty()) {
+    // Docker keeps no Gateway for a network made with only a Subnet; the
+    // bridge then has the subnet's first address.
+    const std::string base = info.subnet.substr(0, info.subnet.find('/'));
+    in_addr a{};
+    if (::inet_pton(AF_INET, base.c_str(), &a) == 1) {
+      a.s_addr = htonl(ntohl(a.s_addr) + 1);
+      char buf[INET_ADDRSTRLEN];
+      if (::inet_ntop(AF_INET, &a, buf, sizeof(buf)) != nullptr) info.gateway = buf;
     }
   }
   if (n.contains("Options") && n["Options"].is_object()) {

@@ -100,6 +100,9 @@ LiveFaultInjector::LiveFaultInjector(EventLoop& loop, Random& random, TraceSink&
 LiveFaultInjector::~LiveFaultInjector() {
   alive_.reset();
   timers_.clear();
+  pod_watch_.reset();
+  crash_timers_.clear();
+  units_.clear();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -166,10 +169,8 @@ StatusOr<std::vector<size_t>> LiveFaultInjector::resolve_nodes(const sim::FaultS
 
 Status LiveFaultInjector::add(const sim::FaultSpec& spec) {
   using K = sim::FaultSpec::Kind;
-  if (spec.kind == K::kStochasticNodes || spec.kind == K::kStochasticContainers) {
-    warnings_.push_back(spec.name + ": stochastic faults are not supported in live mode; skipped");
-    return Status::ok();
-  }
+  if (spec.kind == K::kStochasticNodes) return add_stochastic_nodes(spec);
+  if (spec.kind == K::kStochasticContainers) return add_stochastic_containers(spec);
   if ((spec.kind == K::kKillNode || spec.kind == K::kRestartNode) && spec.nodes.size() != 1) {
     return invalid_error(spec.name + ": needs exactly one node");
   }
@@ -330,6 +331,127 @@ void LiveFaultInjector::containers(const sim::FaultSpec& spec) {
       record(trace::FAULT_INJECTED, spec, reason, "",
              std::to_string(ids.size()) + " containers matching \"" + spec.selector_text + "\"" +
                  (kill ? " killed" : " hung") + (names.empty() ? "" : " (" + names + ")"));
+    });
+  });
+}
+
+// --- stochastic faults: the simulator's model (sim/faults) on real time ---
+
+Status LiveFaultInjector::add_stochastic_nodes(const sim::FaultSpec& spec) {
+  if (!spec.ttf || !spec.ttr) return invalid_error(spec.name + ": missing ttf or ttr");
+  // Units in node order; a rack or zone unit holds its matching nodes.
+  std::vector<std::pair<std::string, std::vector<size_t>>> units;
+  std::map<std::string, size_t> by_domain;
+  for (size_t n = 0; n < nodes_.size(); ++n) {
+    if (!spec.node_selector.empty()) {
+      api::Labels l;
+      for (const auto& [k, v] : nodes_[n].labels) l[k] = v;
+      if (!spec.node_selector.matches(l)) continue;
+    }
+    const std::string key = spec.domain == sim::FaultSpec::Domain::kNode   ? nodes_[n].name
+                            : spec.domain == sim::FaultSpec::Domain::kRack ? nodes_[n].rack
+                                                                           : nodes_[n].zone;
+    auto [it, inserted] = by_domain.emplace(key, units.size());
+    if (inserted) units.emplace_back(key, std::vector<size_t>{});
+    units[it->second].second.push_back(n);
+  }
+  for (auto& [name, nodes] : units) {
+    auto u = std::make_unique<Unit>();
+    u->name = name;
+    u->nodes = std::move(nodes);
+    u->spec = spec;
+    u->stream = random_.stream("faults/" + spec.name + "/" + name);
+    const size_t idx = units_.size();
+    const Duration d = spec.ttf->sample_duration(*u->stream);
+    u->timer = loop_.run_after(d, [this, idx] { unit_fail(idx); });
+    units_.push_back(std::move(u));
+  }
+  return Status::ok();
+}
+
+void LiveFaultInjector::unit_fail(size_t idx) {
+  Unit& u = *units_[idx];
+  const std::string node = u.nodes.size() == 1 ? nodes_[u.nodes[0]].name : "";
+  record(trace::FAULT_INJECTED, u.spec, "node_failure", node, u.name + " failed");
+  for (size_t n : u.nodes) node_down(n, "node_failure");
+  const Duration d = u.spec.ttr->sample_duration(*u.stream);
+  u.timer = loop_.run_after(d, [this, idx] { unit_repair(idx); });
+}
+
+void LiveFaultInjector::unit_repair(size_t idx) {
+  Unit& u = *units_[idx];
+  const std::string node = u.nodes.size() == 1 ? nodes_[u.nodes[0]].name : "";
+  record(trace::FAULT_HEALED, u.spec, "node_failure", node, u.name + " repaired");
+  for (size_t n : u.nodes) node_up(n, "node_repair");
+  const Duration d = u.spec.ttf->sample_duration(*u.stream);
+  u.timer = loop_.run_after(d, [this, idx] { unit_fail(idx); });
+}
+
+Status LiveFaultInjector::add_stochastic_containers(const sim::FaultSpec& spec) {
+  if (!spec.ttf) return invalid_error(spec.name + ": missing ttf");
+  if (spec.exit_code != 137) {
+    warnings_.push_back(spec.name + ": live mode kills with SIGKILL, so the exit code is 137, not " +
+                        std::to_string(spec.exit_code));
+  }
+  hazards_.push_back(Hazard{spec, random_.stream("faults/" + spec.name)});
+  hazard_seen_.emplace_back();
+  if (!pod_watch_) {
+    WatchOptions wo;
+    wo.send_initial_events = true;
+    auto w = store_.watch(api::Kind::kPod, wo, [this](const WatchEvent& e) { on_pod(e); });
+    if (!w.is_ok()) return w.status().with_prefix(spec.name + ": watching pods: ");
+    pod_watch_ = std::move(*w);
+  }
+  return Status::ok();
+}
+
+void LiveFaultInjector::on_pod(const WatchEvent& e) {
+  const auto pod = api::as<api::Pod>(e.object);
+  if (e.type == WatchEventType::kDeleted || pod->metadata().has_deletion_timestamp()) return;
+  api::Labels labels;
+  for (const auto& [k, v] : pod->metadata().labels()) labels[k] = v;
+  for (size_t h = 0; h < hazards_.size(); ++h) {
+    if (!hazards_[h].spec.selector.matches(labels)) continue;
+    for (const auto& cs : pod->status().container_statuses()) {
+      // A container start the hazard has not seen: draw its time to crash.
+      if (!cs.state().has_running() || cs.container_id().empty()) continue;
+      if (!hazard_seen_[h].insert(cs.container_id()).second) continue;
+      const Duration d = hazards_[h].spec.ttf->sample_duration(*hazards_[h].stream);
+      const std::string id = cs.container_id();
+      crash_timers_[{h, id}] = loop_.run_after(
+          d, [this, h, id, node = pod->spec().node_name(), ns = pod->metadata().namespace_(),
+              name = pod->metadata().name(), uid = pod->metadata().uid(), c = cs.name()] {
+            crash(h, id, node, ns, name, uid, c);
+          });
+    }
+  }
+}
+
+void LiveFaultInjector::crash(size_t h, const std::string& id, const std::string& node,
+                              const std::string& ns, const std::string& name,
+                              const std::string& uid, const std::string& container) {
+  crash_timers_.erase({h, id});
+  std::weak_ptr<int> alive = alive_;
+  const std::string fault = hazards_[h].spec.name;
+  enqueue([this, alive, id, node, ns, name, uid, container, fault] {
+    // Only a container still running crashes (it may have died or gone since).
+    if (!client_.call("POST", "/containers/" + id + "/kill").is_ok()) return;
+    loop_.post([this, alive, node, ns, name, uid, container, fault] {
+      if (alive.expired()) return;
+      trace::Record r;
+      r.set_time_ns(to_nanos(loop_.now()));
+      r.set_type(trace::FAULT_INJECTED);
+      r.set_node(node);
+      r.set_namespace_(ns);
+      r.set_name(name);
+      r.set_uid(uid);
+      r.set_container(container);
+      r.set_reason("container_crash");
+      r.set_message(fault);
+      r.set_exit_code(137);
+      trace_.record(r);
+      ++injected_;
+      affected_pods_.push_back(ns + "/" + name);
     });
   });
 }

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,6 +37,7 @@ struct LiveNodeInfo {
   std::string zone;
   std::string rack;
   std::string docker_node;  // its containers' flotilla.io/node label value
+  std::map<std::string, std::string> labels;  // the Node's labels (stochastic node selectors)
 };
 
 // What the runner does when a node goes down or comes back (it owns agents).
@@ -88,9 +90,16 @@ class LiveFaultInjector {
   LiveFaultInjector(const LiveFaultInjector&) = delete;
   LiveFaultInjector& operator=(const LiveFaultInjector&) = delete;
 
-  // Schedules one fault at spec.at from now. Errors: kNotFound for an unknown
-  // node, rack or zone; kInvalid for a spec missing a field. Stochastic faults
-  // are not supported live: they are skipped with a warning.
+  // Schedules one fault at spec.at from now, or starts a stochastic one with
+  // the simulator's model (sim/faults) on real time: for `nodes`, each unit
+  // (node, rack or zone, in node order) fails after a ttf draw from the stream
+  // "faults/<name>/<unit>" (its nodes go down as by kill_node, trace reason
+  // node_failure), is repaired after a ttr draw, and so on; for `containers`,
+  // every start of a matching pod's container (a new container id in the
+  // pod's status) draws a time to crash from "faults/<name>", after which the
+  // container gets SIGKILL (trace reason container_crash, exit code 137).
+  // Errors: kNotFound for an unknown node, rack or zone; kInvalid for a spec
+  // missing a field.
   Status add(const sim::FaultSpec& spec);
   Status add_all(const std::vector<sim::FaultSpec>& specs);
   // Fires one fault now (tests, tools).
@@ -106,6 +115,25 @@ class LiveFaultInjector {
   size_t busy() const;
 
  private:
+  struct Unit {
+    std::string name;  // node, rack or zone
+    std::vector<size_t> nodes;
+    sim::FaultSpec spec;
+    std::unique_ptr<RandomStream> stream;
+    TimerHandle timer;
+  };
+  struct Hazard {
+    sim::FaultSpec spec;
+    std::unique_ptr<RandomStream> stream;
+  };
+  Status add_stochastic_nodes(const sim::FaultSpec& spec);
+  Status add_stochastic_containers(const sim::FaultSpec& spec);
+  void unit_fail(size_t unit);
+  void unit_repair(size_t unit);
+  void on_pod(const WatchEvent& e);
+  void crash(size_t hazard, const std::string& container_id, const std::string& node,
+             const std::string& ns, const std::string& name, const std::string& uid,
+             const std::string& container);
   StatusOr<std::vector<size_t>> resolve_nodes(const sim::FaultSpec& spec) const;
   void fire(const sim::FaultSpec& spec, const std::vector<size_t>& nodes);
   void node_down(size_t node, const std::string& reason);
@@ -128,6 +156,13 @@ class LiveFaultInjector {
   std::string network_;
   std::vector<uint32_t> holds_;  // by node: faults holding it down
   std::vector<TimerHandle> timers_;
+  std::vector<std::unique_ptr<Unit>> units_;
+  std::vector<Hazard> hazards_;
+  WatchHandle pod_watch_;
+  // Container starts already given a crash time, by hazard: container ids.
+  std::vector<std::set<std::string>> hazard_seen_;
+  // Pending crashes: (hazard, container id) -> timer.
+  std::map<std::pair<size_t, std::string>, TimerHandle> crash_timers_;
   uint64_t injected_ = 0;
   uint64_t healed_ = 0;
   std::vector<std::string> warnings_;

@@ -3,6 +3,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -233,6 +234,15 @@ Status TcpServiceProxy::open(const std::string& owner, const Target& target,
   tcp::endpoint ep(addr, static_cast<unsigned short>(at.port));
   l->acceptor.open(ep.protocol(), ec);
   if (!ec) l->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && !target.vip.ip.empty() && !options_.vip_device.empty()) {
+    const int fd = l->acceptor.native_handle();
+    const int one = 1;
+    if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, options_.vip_device.c_str(),
+                     static_cast<socklen_t>(options_.vip_device.size())) != 0 ||
+        ::setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) != 0) {
+      ec = boost::system::error_code(errno, boost::system::system_category());
+    }
+  }
   if (!ec) l->acceptor.bind(ep, ec);
   if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {

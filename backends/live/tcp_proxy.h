@@ -40,6 +40,11 @@ struct TcpServiceProxyOptions {
   // local address (e.g. `ip addr add 10.96.0.10/32 dev <bridge>`); when it is
   // not, that listener is skipped and a warning recorded.
   bool listen_on_vip = false;
+  // With listen_on_vip: bind VIP listeners to this interface (SO_BINDTODEVICE,
+  // e.g. the Flotilla Docker bridge holding the VIPs, see vip_addresses.h) and
+  // with IP_FREEBIND, so they open before the VIP is local and several runs,
+  // each on its own bridge, can serve the same VIP:port side by side.
+  std::string vip_device;
   // Per direction and connection.
   size_t buffer_bytes = 32 * 1024;
   int max_retries = 2;  // extra endpoints tried after a failed connect
