@@ -2,6 +2,7 @@
 
 #include <boost/asio/signal_set.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <iostream>
 #include <optional>
@@ -13,6 +14,7 @@
 #include "backends/storage/durable_store.h"
 #include "core/api/validation.h"
 #include "core/store/in_memory_store.h"
+#include "scenarios/serve_runtime.h"
 
 namespace flotilla::cli {
 namespace {
@@ -24,6 +26,9 @@ struct ServeFlags {
   bool in_memory = false;
   bool repair = false;
   int64_t snapshot_every = 10000;
+  std::string backend = "sim";
+  scenarios::ServeOptions cluster;
+  int tick_ms = 5;
 };
 
 // Splits "host:port" ("[::1]:6443" for IPv6).
@@ -44,6 +49,31 @@ bool split_listen(const std::string& text, std::string* host, uint16_t* port) {
   return !host->empty();
 }
 
+// --backend sim|docker: the control plane and its nodes behind the API.
+int run_cluster(const ServeFlags& flags, const apiserver::ApiServerOptions& api) {
+  scenarios::ServeOptions o = flags.cluster;
+  o.backend = flags.backend;
+  o.api = api;
+  o.tick = milliseconds(std::max(flags.tick_ms, 1));
+  auto runtime = scenarios::ServeRuntime::create(o);
+  if (!runtime.is_ok()) {
+    std::cerr << "flotilla serve: " << runtime.status().message() << "\n";
+    return 1;
+  }
+  std::cerr << "flotilla serve: Kubernetes API on " << (*runtime)->url()
+            << (api.token.empty() ? "" : " (bearer token required)") << " over "
+            << (*runtime)->description() << "; `flotilla kubeconfig --server "
+            << (*runtime)->url() << "` prints a kubeconfig for kubectl" << std::endl;
+  Status s = (*runtime)->run();
+  runtime->reset();
+  if (!s.is_ok()) {
+    std::cerr << "flotilla serve: stopped; cleaning up: " << s.message() << "\n";
+    return 1;
+  }
+  std::cerr << "flotilla serve: stopped\n";
+  return 0;
+}
+
 int run_serve(const ServeFlags& flags) {
   apiserver::ApiServerOptions options;
   if (!split_listen(flags.listen, &options.address, &options.port)) {
@@ -58,6 +88,7 @@ int run_serve(const ServeFlags& flags) {
     return 2;
   }
   options.token = flags.token;
+  if (flags.backend != "none") return run_cluster(flags, options);
 
   live::AsioEventLoop loop;
   apiserver::SplitMix64Stream random(std::random_device{}() ^
@@ -150,7 +181,9 @@ std::string kubeconfig_text(const std::string& server_url, const std::string& to
 void add_serve_commands(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<ServeFlags>();
   CLI::App* serve = app.add_subcommand(
-      "serve", "Serve the Kubernetes core/v1 API over Flotilla's object store (kubectl works)");
+      "serve",
+      "Serve the Kubernetes core/v1 API over a Flotilla cluster: simulated nodes (default), "
+      "Docker, or the object store alone (kubectl works)");
   serve->add_option("--listen", flags->listen, "HOST:PORT to listen on (loopback only)")
       ->capture_default_str();
   serve->add_option("--token", flags->token, "Require this bearer token on every request");
@@ -162,6 +195,39 @@ void add_serve_commands(CLI::App& app, int* exit_code) {
                   "refusing to start");
   serve->add_option("--snapshot-every", flags->snapshot_every,
                     "Snapshot and compact the log after this many records (0: never)")
+      ->capture_default_str();
+  serve->add_option("--backend", flags->backend,
+                    "What runs the pods: sim (simulated nodes paced to the wall clock), "
+                    "docker (containers on the local Docker engine) or none (the object "
+                    "store only)")
+      ->check(CLI::IsMember({"sim", "docker", "none"}))
+      ->capture_default_str();
+  scenarios::ServeOptions& c = flags->cluster;
+  serve->add_option("--nodes", c.nodes, "Nodes of the cluster (without --scenario)")
+      ->capture_default_str();
+  serve->add_option("--node-cpu", c.node_cpu, "Each node's CPU capacity")->capture_default_str();
+  serve->add_option("--node-memory", c.node_memory, "Each node's memory capacity")
+      ->capture_default_str();
+  serve->add_option("--node-pods", c.node_pods, "Each node's pod capacity")->capture_default_str();
+  serve->add_option("--timing", c.timing, "Timing profile (without --scenario): fast or kubernetes")
+      ->check(CLI::IsMember({"fast", "kubernetes"}))
+      ->capture_default_str();
+  serve->add_option("--scenario", c.scenario_path,
+                    "Take the cluster, runtime model, workload and (sim) faults from a "
+                    "scenario file");
+  serve->add_option("--set", c.overrides, "Override a scenario value: path=value (repeatable)");
+  serve->add_option("--tick-ms", flags->tick_ms,
+                    "sim: how often the simulator catches up with the wall clock")
+      ->capture_default_str();
+  serve->add_option("--docker-socket", c.docker_socket, "docker: the engine's socket")
+      ->capture_default_str();
+  serve->add_option("--docker-network", c.docker_network, "docker: the pods' bridge network")
+      ->capture_default_str();
+  serve->add_option("--node-label-prefix", c.node_label_prefix,
+                    "docker: prefix of the flotilla.io/node label of this serve's containers")
+      ->capture_default_str();
+  serve->add_option("--host-port-offset", c.host_port_offset,
+                    "docker: Service port P is reachable on 127.0.0.1:P+offset")
       ->capture_default_str();
   serve->callback([flags, exit_code] { *exit_code = run_serve(*flags); });
 

@@ -12,6 +12,7 @@ BUILD_PKGS=(
   nlohmann-json3-dev libssl-dev zlib1g-dev
   gnuplot-nox
   busybox-static curl
+  python3-kubernetes
   clang-14 libclang-rt-14-dev
 )
 # docker.io is installed by scripts/ensure-docker.sh, only for the live path.

@@ -292,6 +292,47 @@ std::string event_type_name(WatchEventType t) {
   return "ERROR";
 }
 
+// Adds the fields Kubernetes always writes (its Go types have no omitempty on
+// them) where the codec left out a zero value: typed clients such as
+// python3-kubernetes refuse a ContainerStatus without restartCount or a
+// NodeSystemInfo without bootID. Pods and Nodes only; others need none.
+std::string with_required_fields(std::string encoded, api::Kind kind) {
+  if (kind != api::Kind::kPod && kind != api::Kind::kNode) return encoded;
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(encoded, nullptr, false);
+  if (!j.is_object() || !j.contains("status") || !j["status"].is_object()) return encoded;
+  nlohmann::ordered_json& status = j["status"];
+  bool changed = false;
+  auto require = [&](nlohmann::ordered_json& obj, const char* key, nlohmann::ordered_json value) {
+    if (obj.is_object() && !obj.contains(key)) {
+      obj[key] = std::move(value);
+      changed = true;
+    }
+  };
+  if (kind == api::Kind::kPod) {
+    for (const char* list : {"containerStatuses", "initContainerStatuses"}) {
+      if (!status.contains(list) || !status[list].is_array()) continue;
+      for (auto& cs : status[list]) {
+        require(cs, "ready", false);
+        require(cs, "restartCount", 0);
+        require(cs, "image", "");
+        require(cs, "imageID", "");
+        for (const char* st : {"state", "lastState"}) {
+          if (cs.contains(st) && cs[st].is_object() && cs[st].contains("terminated")) {
+            require(cs[st]["terminated"], "exitCode", 0);
+          }
+        }
+      }
+    }
+  } else if (status.contains("nodeInfo")) {
+    for (const char* key : {"machineID", "systemUUID", "bootID", "kernelVersion", "osImage",
+                            "containerRuntimeVersion", "kubeletVersion", "kubeProxyVersion",
+                            "operatingSystem", "architecture"}) {
+      require(status["nodeInfo"], key, "");
+    }
+  }
+  return changed ? j.dump() : encoded;
+}
+
 }  // namespace
 
 ApiHandler::ApiHandler(EventLoop& loop, Store& store, std::string server_address)
@@ -310,7 +351,9 @@ const std::string& ApiHandler::encoded(const api::Object& object) {
   }
   CachedJson& entry = json_cache_[object.get()];
   entry.object = object;
-  entry.json = api::encode_json(*object);
+  const api::KindInfo* kind = api::kind_of(*object);
+  entry.json = kind != nullptr ? with_required_fields(api::encode_json(*object), kind->kind)
+                               : api::encode_json(*object);
   return entry.json;
 }
 
@@ -369,7 +412,8 @@ HandlerResult ApiHandler::handle(const HttpRequest& req) {
   if (seg.size() > i + 3) return not_found();
   if (!r.subresource.empty()) {
     bool ok = r.subresource == "status" ||
-              (r.subresource == "scale" && r.kind->kind == api::Kind::kReplicationController);
+              (r.subresource == "scale" && r.kind->kind == api::Kind::kReplicationController) ||
+              (r.subresource == "log" && r.kind->kind == api::Kind::kPod && m == "GET");
     if (!ok) return not_found();
   }
   r.table = req.accept.find("as=Table") != std::string::npos;
@@ -382,6 +426,7 @@ HandlerResult ApiHandler::handle(const HttpRequest& req) {
     return not_found();
   }
   if (m == "GET") {
+    if (r.subresource == "log") return pod_log(r);
     if (r.name.empty()) return list(r);
     return get_object(r);
   }
@@ -434,6 +479,70 @@ HttpResponse ApiHandler::get_object(const Route& r) {
   auto obj = store_.get(r.kind->kind, r.ns, r.name);
   if (!obj.is_ok()) return error_response(obj.status(), r.resource(), r.name);
   return object_response(r, *obj, 200);
+}
+
+HandlerResult ApiHandler::pod_log(const Route& r) {
+  auto obj = store_.get(api::Kind::kPod, r.ns, r.name);
+  if (!obj.is_ok()) return error_response(obj.status(), r.resource(), r.name);
+  const auto& pod = *api::as<api::Pod>(*obj);
+  LogRequest lr;
+  lr.ns = r.ns;
+  lr.pod = r.name;
+  lr.node = pod.spec().node_name();
+  lr.container = r.q("container");
+  // Kubernetes' wording for each refusal (pkg/registry/core/pod/strategy.go).
+  if (lr.container.empty()) {
+    if (pod.spec().containers_size() == 1) {
+      lr.container = pod.spec().containers(0).name();
+    } else {
+      std::string names;
+      for (const auto& c : pod.spec().containers()) names += (names.empty() ? "" : " ") + c.name();
+      return error_response(bad_request_error("a container name must be specified for pod " +
+                                              r.name + ", choose one of: [" + names + "]"));
+    }
+  }
+  bool known = false;
+  for (const auto& c : pod.spec().containers()) known = known || c.name() == lr.container;
+  if (!known) {
+    return error_response(
+        bad_request_error("container " + lr.container + " is not valid for pod " + r.name));
+  }
+  const api::ContainerStatus* status = nullptr;
+  for (const auto& cs : pod.status().container_statuses()) {
+    if (cs.name() == lr.container) status = &cs;
+  }
+  const std::string previous = r.q("previous");
+  if (previous == "true" || previous == "1") {
+    // The runtime removes a container when the agent replaces it.
+    return error_response(bad_request_error("previous terminated container \"" + lr.container +
+                                            "\" in pod \"" + r.name + "\" not found"));
+  }
+  if (status == nullptr || status->container_id().empty()) {
+    std::string reason = "ContainerCreating";
+    if (status != nullptr && !status->state().waiting().reason().empty()) {
+      reason = status->state().waiting().reason();
+    }
+    return error_response(bad_request_error("container \"" + lr.container + "\" in pod \"" +
+                                            r.name + "\" is waiting to start: " + reason));
+  }
+  lr.container_id = status->container_id();
+  if (auto scheme = lr.container_id.find("://"); scheme != std::string::npos) {
+    lr.container_id = lr.container_id.substr(scheme + 3);
+  }
+  const std::string follow = r.q("follow");
+  lr.follow = follow == "true" || follow == "1";
+  if (!r.q("tailLines").empty()) {
+    auto t = parse_int(r.q("tailLines"), "tailLines");
+    if (!t.is_ok()) return error_response(t.status());
+    lr.tail_lines = std::max<int64_t>(*t, 0);
+  }
+  if (!r.q("limitBytes").empty()) {
+    auto l = parse_int(r.q("limitBytes"), "limitBytes");
+    if (!l.is_ok()) return error_response(l.status());
+    if (*l <= 0) return error_response(bad_request_error("limitBytes must be a positive integer"));
+    lr.limit_bytes = *l;
+  }
+  return lr;
 }
 
 HandlerResult ApiHandler::list(const Route& r) {

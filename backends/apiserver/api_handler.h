@@ -44,7 +44,20 @@ struct WatchRequest {
   Duration timeout{0};  // timeoutSeconds; zero: none
 };
 
-using HandlerResult = std::variant<HttpResponse, WatchRequest>;
+// A pods/{name}/log read the server runs against the runtime of the pod's
+// node (ApiServerOptions::logs), the pod and container already checked.
+struct LogRequest {
+  std::string ns;
+  std::string pod;
+  std::string container;     // the container's name
+  std::string node;          // spec.nodeName
+  std::string container_id;  // the runtime's id (containerID without "scheme://")
+  bool follow = false;
+  int64_t tail_lines = -1;   // tailLines; -1: every line
+  int64_t limit_bytes = 0;   // limitBytes; 0: no limit
+};
+
+using HandlerResult = std::variant<HttpResponse, WatchRequest, LogRequest>;
 
 class ApiHandler {
  public:
@@ -70,6 +83,7 @@ class ApiHandler {
  private:
   struct Route;
   HttpResponse get_object(const Route& r);
+  HandlerResult pod_log(const Route& r);
   HandlerResult list(const Route& r);
   HttpResponse create(const Route& r, const HttpRequest& req);
   HttpResponse replace(const Route& r, const HttpRequest& req);

@@ -70,6 +70,7 @@ class Session : public std::enable_shared_from_this<Session> {
       watch_.reset();
       --server_->watches;
     }
+    log_.reset();
     watch_timer_.reset();
     boost::system::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
@@ -125,7 +126,129 @@ class Session : public std::enable_shared_from_this<Session> {
       write_response(*resp, req.version(), req.keep_alive());
       return;
     }
+    if (auto* log = std::get_if<LogRequest>(&result)) {
+      start_log(*log, req.version(), req.keep_alive());
+      return;
+    }
     start_watch(std::get<WatchRequest>(result), req.version());
+  }
+
+  // pods/{name}/log. Without follow: the whole output (tailLines and
+  // limitBytes applied) as one text/plain reply. With follow: a chunked
+  // stream that ends when the container does or the client goes away; with
+  // tailLines, a plain read picks the tail first, then a follow read skips
+  // the bytes already accounted for (both start at the container's start).
+  void start_log(const LogRequest& lr, unsigned version, bool keep_alive) {
+    if (!server_->options.logs) {
+      write_response(ApiHandler::error_response(Status(
+                         StatusCode::kUnavailable,
+                         "this server runs no containers (flotilla serve --backend none)")),
+                     version, keep_alive);
+      return;
+    }
+    auto collected = std::make_shared<std::string>();
+    const bool plain_first = !lr.follow || lr.tail_lines >= 0;
+    auto on_data = [collected](std::string data) { *collected += data; };
+    // The pending read keeps the session alive (no socket operation is
+    // pending meanwhile); close() drops the read and so the cycle.
+    auto on_done = [self = shared_from_this(), collected, lr, version, keep_alive](Status s) {
+      if (self->closed_) return;
+      if (!s.is_ok()) {
+        self->write_response(ApiHandler::error_response(s, "pods", lr.pod), version, keep_alive);
+        return;
+      }
+      std::string text = tail_of(*collected, lr.tail_lines);
+      if (lr.limit_bytes > 0 && static_cast<int64_t>(text.size()) > lr.limit_bytes) {
+        text.resize(static_cast<size_t>(lr.limit_bytes));
+      }
+      if (!lr.follow) {
+        HttpResponse r;
+        r.content_type = "text/plain";
+        r.body = std::move(text);
+        self->write_response(r, version, keep_alive);
+        return;
+      }
+      self->follow_log(lr, version, collected->size(), std::move(text));
+    };
+    if (plain_first) {
+      log_ = server_->options.logs(lr.node, lr.container_id, false, on_data, on_done);
+    } else {
+      follow_log(lr, version, 0, "");
+      return;
+    }
+    if (!log_) no_runtime(lr, version, keep_alive);
+  }
+
+  void no_runtime(const LogRequest& lr, unsigned version, bool keep_alive) {
+    write_response(ApiHandler::error_response(Status(
+                       StatusCode::kNotFound, "no container runtime serves node \"" + lr.node +
+                                                  "\" of pod \"" + lr.pod + "\"")),
+                   version, keep_alive);
+  }
+
+  void follow_log(const LogRequest& lr, unsigned version, size_t skip, std::string first) {
+    std::string header = (version == 10 ? "HTTP/1.0" : "HTTP/1.1");
+    header +=
+        " 200 OK\r\nContent-Type: text/plain\r\nCache-Control: no-cache, private\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n";
+    std::weak_ptr<Session> weak = weak_from_this();
+    auto state = std::make_shared<std::pair<size_t, int64_t>>(skip, lr.limit_bytes);
+    auto end = [weak] {
+      auto self = weak.lock();
+      if (!self || self->closed_) return;
+      self->send("0\r\n\r\n");
+      self->end_after_writes_ = true;
+    };
+    // Sends what is left of the byte budget; false once it is spent.
+    auto emit = [weak, state](std::string data) {
+      auto self = weak.lock();
+      if (!self || self->closed_) return false;
+      if (state->second > 0) {
+        if (static_cast<int64_t>(data.size()) >= state->second) {
+          data.resize(static_cast<size_t>(state->second));
+          state->second = -1;
+        } else {
+          state->second -= static_cast<int64_t>(data.size());
+        }
+      } else if (state->second < 0) {
+        return false;
+      }
+      if (!data.empty()) self->send(chunk(data));
+      return state->second >= 0;
+    };
+    auto on_data = [state, emit, end](std::string data) {
+      if (state->first >= data.size()) {
+        state->first -= data.size();
+        return;
+      }
+      data.erase(0, state->first);
+      state->first = 0;
+      if (!emit(std::move(data))) end();
+    };
+    auto on_done = [end](Status) { end(); };
+    auto stream = server_->options.logs(lr.node, lr.container_id, true, on_data, on_done);
+    if (!stream) return no_runtime(lr, version, false);
+    log_ = std::move(stream);
+    send(header);
+    if (!first.empty() && !emit(std::move(first))) return end();
+    // A read completes only when the client goes away.
+    socket_.async_read_some(net::buffer(drain_),
+                            [self = shared_from_this()](boost::system::error_code, size_t) {
+                              self->close();
+                            });
+  }
+
+  static std::string tail_of(const std::string& text, int64_t lines) {
+    if (lines < 0) return text;
+    if (lines == 0) return "";
+    size_t pos = text.size();
+    if (pos > 0 && text[pos - 1] == '\n') --pos;
+    for (int64_t n = 0; n < lines; ++n) {
+      size_t nl = pos == 0 ? std::string::npos : text.rfind('\n', pos - 1);
+      if (nl == std::string::npos) return text;
+      pos = nl;
+    }
+    return text.substr(pos + 1);
   }
 
   void write_response(const HttpResponse& r, unsigned version, bool keep_alive) {
@@ -233,6 +356,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<char, 4096> drain_{};
   WatchHandle watch_;
   TimerHandle watch_timer_;
+  std::unique_ptr<ContainerLogStream> log_;
   std::deque<std::string> out_;
   bool writing_ = false;
   bool closed_ = false;

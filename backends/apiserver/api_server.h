@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "core/ports/container_runtime.h"
 #include "core/ports/event_loop.h"
 #include "core/ports/store.h"
 #include "core/util/status.h"
@@ -36,6 +37,14 @@ struct ApiServerOptions {
   // store's when_durable, so no reply reports a write before it is on disk
   // (backends/storage, group commit). Unset: replies go at once.
   std::function<void(std::function<void()> send)> before_reply;
+  // pods/{name}/log: opens the output of container `container_id` on `node`
+  // (the read_logs of that node's ContainerRuntime), callbacks on the loop.
+  // Returns nullptr when no runtime serves `node`. Unset: such requests get
+  // 503 (a server over a bare store has no containers).
+  std::function<std::unique_ptr<ContainerLogStream>(
+      const std::string& node, const std::string& container_id, bool follow,
+      std::function<void(std::string)> on_data, Callback<Status> done)>
+      logs;
 };
 
 class ApiServer {

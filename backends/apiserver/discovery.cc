@@ -64,6 +64,13 @@ std::string api_resource_list_json() {
                            {"kind", k.name},
                            {"verbs", json::array({"get", "patch", "update"})}});
     }
+    if (k.kind == api::Kind::kPod) {
+      resources.push_back({{"name", "pods/log"},
+                           {"singularName", ""},
+                           {"namespaced", true},
+                           {"kind", "Pod"},
+                           {"verbs", json::array({"get"})}});
+    }
     if (k.kind == api::Kind::kReplicationController) {
       resources.push_back({{"name", "replicationcontrollers/scale"},
                            {"singularName", ""},

@@ -226,6 +226,21 @@ bool Subprocess::read_until(const std::function<bool(const std::string&)>& done,
   return true;
 }
 
+bool Subprocess::read_err_until(const std::function<bool(const std::string&)>& done,
+                                std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (!done(err_)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0 || (out_fd_ < 0 && err_fd_ < 0)) return done(err_);
+    pump(std::min(left, std::chrono::milliseconds(100)));
+  }
+  return true;
+}
+
+void Subprocess::signal(int sig) {
+  if (pid_ > 0 && !exited_) ::kill(pid_, sig);
+}
+
 int Subprocess::wait(std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   while ((out_fd_ >= 0 || err_fd_ >= 0) && Clock::now() < deadline) {

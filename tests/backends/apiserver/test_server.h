@@ -42,6 +42,7 @@ class TestServer {
     return fut.get();
   }
 
+  live::AsioEventLoop& loop() { return loop_; }
   store::InMemoryStore& store() { return *store_; }
   ApiServer& server() { return *server_; }
   uint16_t port() const { return port_; }
@@ -91,8 +92,13 @@ class Subprocess {
   // Reads output until `done(stdout)` holds, the child exits, or the timeout.
   bool read_until(const std::function<bool(const std::string&)>& done,
                   std::chrono::milliseconds timeout);
+  // The same for standard error.
+  bool read_err_until(const std::function<bool(const std::string&)>& done,
+                      std::chrono::milliseconds timeout);
   // Waits for exit (killing it at the deadline); returns the exit code (-1: killed).
   int wait(std::chrono::milliseconds timeout);
+  // Sends `sig` (SIGTERM: a graceful stop) when the child still runs.
+  void signal(int sig);
   void kill();
   const std::string& out() const { return out_; }
   const std::string& err() const { return err_; }
