@@ -292,7 +292,11 @@ class HostClient {
         const auto& pod = *api::as<api::Pod>(pods->items.front());
         victim_ = pod.metadata().name();
         docker::DockerClient client;
+        // By this run's node label too: another run of the same scenario
+        // (same seed) has pods with the same UIDs.
         json filters = {{"label", json::array({std::string(docker::kPodUidLabel) + "=" + pod.metadata().uid(),
+                                               std::string(docker::kNodeLabel) + "=" + node_prefix_ +
+                                                   pod.spec().node_name(),
                                                std::string(docker::kRoleLabel) + "=app"})}};
         auto cs = client.call("GET", "/containers/json?filters=" + docker::encode_filters(filters));
         if (!cs.is_ok() || cs->empty()) return;
@@ -324,6 +328,7 @@ class HostClient {
   }
 
   Phase phase_ = Phase::kWaitReady;
+  std::string node_prefix_;  // the run's node-label prefix
   NetEndpoint addr_;
   std::vector<std::string> round_robin_;
   std::map<std::string, int> during_, after_;
@@ -366,6 +371,7 @@ TEST(LiveScenario, ServiceFromTheHostIsRoundRobinAndSurvivesAContainerKill) {
   lo.out_dir = out_dir("web");
   lo.watch_period = milliseconds(200);
   HostClient client;
+  client.node_prefix_ = lo.node_label_prefix;
   lo.on_tick = [&](LiveRunView& v) { client.tick(v); };
   auto live = run_live(*loaded, lo);
   ASSERT_TRUE(live.is_ok()) << live.status().message();
