@@ -262,6 +262,18 @@ StatusOr<std::shared_ptr<pb::Message>> decode_body(std::string_view body,
   std::string prefix = std::string(kind.name) + " in version \"v1\" cannot be handled as a " +
                        std::string(kind.name) + ": ";
   if (body.empty()) return bad_request_error(prefix + "the request body is empty");
+  // Kubernetes takes the kind and version from the path when a JSON body
+  // leaves them out (typed clients such as python3-kubernetes do).
+  std::string filled;
+  if (body.front() == '{') {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_object() && (!j.contains("kind") || !j.contains("apiVersion"))) {
+      if (!j.contains("kind")) j["kind"] = kind.name;
+      if (!j.contains("apiVersion")) j["apiVersion"] = "v1";
+      filled = j.dump();
+      body = filled;
+    }
+  }
   auto decoded = api::decode_manifests(body, "request body");
   if (!decoded.is_ok()) return bad_request_error(prefix + decoded.status().message());
   if (decoded->size() != 1) {

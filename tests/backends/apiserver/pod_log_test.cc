@@ -176,6 +176,17 @@ TEST_F(PodLogTest, RefusalsUseKubernetesWording) {
   EXPECT_EQ(gone.status, 404);
 }
 
+// python3-kubernetes posts typed objects without kind and apiVersion; the
+// path says what they are, as Kubernetes reads it.
+TEST(PodLogNoRuntime, CreateTakesTheKindFromThePath) {
+  TestServer ts;
+  HttpResult r = http_request(ts.port(), "POST", "/api/v1/namespaces/default/pods",
+                              R"({"metadata":{"name":"py-1"},"spec":{"containers":[)"
+                              R"({"name":"c","image":"demo:1"}]}})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(json::parse(r.body)["kind"], "Pod");
+}
+
 TEST(PodLogNoRuntime, ServerOverABareStoreAnswers503) {
   TestServer ts;
   add_pod(ts, "web-1", {"web"}, "c1");
