@@ -88,6 +88,11 @@ int run_serve(const ServeFlags& flags) {
     return 2;
   }
   options.token = flags.token;
+  if (flags.backend != "none" && (flags.data_dir || flags.repair)) {
+    std::cerr << "flotilla serve: --data-dir and --repair work with --backend none only; the "
+                 "sim and docker backends keep their store in memory (docs/durability.md)\n";
+    return 2;
+  }
   if (flags.backend != "none") return run_cluster(flags, options);
 
   live::AsioEventLoop loop;
