@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 
 #include "backends/docker/docker_container_runtime.h"
 #include "core/api/object.h"
@@ -286,7 +287,9 @@ void LiveFaultInjector::containers(const sim::FaultSpec& spec) {
   const bool kill = spec.kind == sim::FaultSpec::Kind::kKillContainers;
   const std::string reason = kind_reason(spec.kind);
   // The matching pods, from the store, in key order.
-  std::vector<std::pair<std::string, std::string>> pods;  // (uid, ns/name)
+  // (uid, ns/name, docker node label): by node label too, as another run of
+  // the same scenario on this host has pods with the same UIDs.
+  std::vector<std::tuple<std::string, std::string, std::string>> pods;
   ListOptions lo;
   lo.labels = spec.selector;
   auto list = store_.list(api::Kind::kPod, lo);
@@ -294,7 +297,13 @@ void LiveFaultInjector::containers(const sim::FaultSpec& spec) {
     for (const auto& o : list->items) {
       const auto& pod = *api::as<api::Pod>(o);
       if (pod.spec().node_name().empty() || pod.metadata().has_deletion_timestamp()) continue;
-      pods.emplace_back(pod.metadata().uid(), pod.metadata().namespace_() + "/" + pod.metadata().name());
+      std::string docker_node;
+      for (const auto& n : nodes_) {
+        if (n.name == pod.spec().node_name()) docker_node = n.docker_node;
+      }
+      if (docker_node.empty()) continue;
+      pods.emplace_back(pod.metadata().uid(), pod.metadata().namespace_() + "/" + pod.metadata().name(),
+                        docker_node);
     }
   }
   // Their running app containers: chosen on the worker, where the Engine API is.
@@ -302,8 +311,9 @@ void LiveFaultInjector::containers(const sim::FaultSpec& spec) {
   auto stream = std::shared_ptr<RandomStream>(random_.stream("faults/" + spec.name));
   enqueue([this, alive, spec, pods, kill, reason, stream] {
     std::vector<std::pair<std::string, std::string>> ids;  // (container id, pod)
-    for (const auto& [uid, key] : pods) {
+    for (const auto& [uid, key, docker_node] : pods) {
       auto cs = running_containers(client_, {label_filter(docker::kPodUidLabel, uid),
+                                             label_filter(docker::kNodeLabel, docker_node),
                                              label_filter(docker::kRoleLabel, "app")});
       if (!cs.is_ok()) continue;
       std::vector<std::pair<std::string, std::string>> mine;
