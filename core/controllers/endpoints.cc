@@ -162,7 +162,9 @@ void EndpointsController::enqueue_matching(const std::string& ns, const api::Lab
   const std::string prefix = ns + "/";
   for (auto it = selectors_.lower_bound(prefix);
        it != selectors_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-    if (it->second.matches(labels)) queue_->add(it->first);
+    if (it->second.matches(labels)) {
+      queue_->add_batched(it->first, ctx_.timing.endpoint_updates_batch_period);
+    }
   }
 }
 

@@ -204,7 +204,7 @@ void ReplicationManager::on_pod(const WatchEvent& e) {
     }
     bool gone = e.type == WatchEventType::kDeleted || (now.terminating && (!old || !old->terminating));
     if (gone) expectations_.deletion_observed(owner, key);
-    queue_->add(owner);
+    queue_->add_batched(owner, ctx_.timing.replication_updates_batch_period);
   } else {
     enqueue_matching(ns, now.labels);
   }

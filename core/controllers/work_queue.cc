@@ -57,6 +57,15 @@ void WorkQueue::add_after(const std::string& key, Duration d) {
   waiting_[key] = Waiting{when, std::move(timer)};
 }
 
+void WorkQueue::add_batched(const std::string& key, Duration period) {
+  if (period <= Duration(0)) {
+    add(key);
+    return;
+  }
+  if (dirty_.count(key) > 0) return;
+  add_after(key, period);
+}
+
 void WorkQueue::add_rate_limited(const std::string& key) { add_after(key, backoff_.next(key)); }
 
 void WorkQueue::shut_down() {

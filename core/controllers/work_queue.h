@@ -76,6 +76,11 @@ class WorkQueue {
   // Adds `key` after `d` (at once when d <= 0). Of several pending delayed adds
   // of one key, the earliest wins.
   void add_after(const std::string& key, Duration d);
+  // Batches bursts of changes (client-go users' AddAfter(key, batchPeriod)):
+  // a key already queued is left alone (its pass will see this change);
+  // otherwise it is added after `period`, so every change within the period
+  // costs one reconcile. period <= 0: add(key).
+  void add_batched(const std::string& key, Duration period);
   // Adds `key` after its next backoff step.
   void add_rate_limited(const std::string& key);
   // Clears the key's failure history.

@@ -56,6 +56,8 @@ Status TimingProfile::set(std::string_view field, std::string_view value) {
       {"scheduler_backoff_max", &TimingProfile::scheduler_backoff_max},
       {"controller_backoff_initial", &TimingProfile::controller_backoff_initial},
       {"controller_backoff_max", &TimingProfile::controller_backoff_max},
+      {"endpoint_updates_batch_period", &TimingProfile::endpoint_updates_batch_period},
+      {"replication_updates_batch_period", &TimingProfile::replication_updates_batch_period},
       {"proxy_min_sync_period", &TimingProfile::proxy_min_sync_period},
       {"proxy_health_check_interval", &TimingProfile::proxy_health_check_interval},
   };

@@ -37,6 +37,14 @@ struct TimingProfile {
   // Controllers' work queues (client-go's default rate limiter).
   Duration controller_backoff_initial = milliseconds(5);
   Duration controller_backoff_max = seconds(1000);
+  // Pod events reaching the endpoints controller are coalesced per Service
+  // for this long (kube-controller-manager --endpoint-updates-batch-period;
+  // upstream default 0: every event syncs). Large clusters set it.
+  Duration endpoint_updates_batch_period = Duration(0);
+  // The same for the replication manager's pod events per controller.
+  // Upstream has no flag: there the sync's own cost coalesces events; in
+  // virtual time a sync costs nothing, so a large simulated cluster sets it.
+  Duration replication_updates_batch_period = Duration(0);
 
   // Service proxy.
   Duration proxy_min_sync_period = seconds(1);        // endpoint updates coalesced

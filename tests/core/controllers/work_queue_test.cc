@@ -46,6 +46,39 @@ TEST_F(WorkQueueTest, DeduplicatesKeysWhileQueued) {
   EXPECT_EQ(calls_[1].key, "b");
 }
 
+TEST_F(WorkQueueTest, BatchedAddsWithinAPeriodCostOneReconcile) {
+  auto q = make([&](const std::string& k) {
+    calls_.push_back({k, sim_.now()});
+    return ReconcileResult::ok();
+  });
+  // Ten changes 100 ms apart, batched for 1 s: one reconcile 1 s after the
+  // first change, one more for the changes after it, never ten.
+  for (int i = 0; i < 10; ++i) {
+    sim_.schedule_at(kTimeZero + milliseconds(100 * i),
+                     [&] { q->add_batched("svc", seconds(1)); });
+  }
+  sim_.run();
+  ASSERT_EQ(calls_.size(), 1u);
+  EXPECT_EQ(calls_[0].at, kTimeZero + seconds(1));
+
+  // A key already queued for now is not delayed by a batched add.
+  calls_.clear();
+  sim_.post([&] {
+    q->add("now");
+    q->add_batched("now", seconds(1));
+  });
+  sim_.run();
+  ASSERT_EQ(calls_.size(), 1u);
+  EXPECT_EQ(calls_[0].at, kTimeZero + seconds(1)) << "same instant as the post";
+
+  // Period 0 is a plain add.
+  calls_.clear();
+  q->add_batched("zero", Duration(0));
+  EXPECT_EQ(q->queued(), 1u);
+  sim_.run();
+  EXPECT_EQ(calls_.size(), 1u);
+}
+
 TEST_F(WorkQueueTest, KeyReaddedWhileProcessingRunsAgainAfterwards) {
   WorkQueue* qp = nullptr;
   int runs = 0;
