@@ -1,6 +1,5 @@
 #include "core/agent/node_agent.h"
 
-#include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
 #include <array>
@@ -12,6 +11,14 @@
 
 namespace flotilla::agent {
 namespace {
+
+// Equal statuses serialize to equal bytes (PodStatus has no map fields, so
+// serialization is canonical): far cheaper than a reflective comparison, and
+// the periodic resync of every pod asks this of each one.
+bool same_status(const api::PodStatus& a, const api::PodStatus& b) {
+  if (a.ByteSizeLong() != b.ByteSizeLong()) return false;
+  return a.SerializeAsString() == b.SerializeAsString();
+}
 
 enum ProbeKind { kLiveness = 0, kReadiness = 1, kStartup = 2 };
 constexpr std::array<const char*, 3> kProbeNames = {"Liveness", "Readiness", "Startup"};
@@ -1200,7 +1207,7 @@ api::PodStatus NodeAgent::compute_status(const PodRecord& pod, const api::PodSta
 void NodeAgent::write_status(PodRecord& pod) {
   api::PodStatus status = compute_status(pod, pod.pod->status());
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
-    if (google::protobuf::util::MessageDifferencer::Equals(status, pod.pod->status())) break;
+    if (same_status(status, pod.pod->status())) break;
     api::Pod updated = *pod.pod;
     *updated.mutable_status() = status;
     StatusOr<api::Object> written = store_.update(api::share(std::move(updated)));
