@@ -55,11 +55,15 @@ ServiceProxyOptions ServiceProxyOptions::from_timing(const TimingProfile& timing
   o.node_name = std::move(node_name);
   o.min_sync_period = timing.proxy_min_sync_period;
   o.max_retries = timing.proxy_max_retries;
+  // An interval of 0 turns active checks off: passive failure detection only,
+  // as kube-proxy does (no checks of 15,000 endpoints from every node).
+  o.health.active_checks = timing.proxy_health_check_interval > Duration(0);
   o.health.interval = timing.proxy_health_check_interval;
   o.health.rise = timing.proxy_health_rise;
   o.health.fall = timing.proxy_health_fall;
   o.health.timeout = std::min<Duration>(seconds(1), timing.proxy_health_check_interval);
-  o.health.passive_cooldown = timing.proxy_health_check_interval * 5;
+  o.health.passive_cooldown =
+      o.health.active_checks ? timing.proxy_health_check_interval * 5 : seconds(10);
   return o;
 }
 

@@ -48,7 +48,7 @@ struct TimingProfile {
 
   // Service proxy.
   Duration proxy_min_sync_period = seconds(1);        // endpoint updates coalesced
-  Duration proxy_health_check_interval = seconds(2);  // active checks
+  Duration proxy_health_check_interval = seconds(2);  // active checks; 0: passive only
   int proxy_health_rise = 2;
   int proxy_health_fall = 3;
   int proxy_max_retries = 2;                          // passive: next endpoint

@@ -71,6 +71,17 @@ class ProxyTest : public ::testing::Test {
   std::unique_ptr<ServiceProxy> proxy;
 };
 
+TEST(ProxyOptionsTest, ZeroCheckIntervalMeansPassiveOnly) {
+  TimingProfile t = TimingProfile::kubernetes();
+  auto active = ServiceProxyOptions::from_timing(t, "n");
+  EXPECT_TRUE(active.health.active_checks);
+  EXPECT_EQ(active.health.passive_cooldown, seconds(10));
+  ASSERT_TRUE(t.set("proxy_health_check_interval", "0s").is_ok());
+  auto passive = ServiceProxyOptions::from_timing(t, "n");
+  EXPECT_FALSE(passive.health.active_checks);
+  EXPECT_EQ(passive.health.passive_cooldown, seconds(10)) << "suspects still come back";
+}
+
 TEST_F(ProxyTest, RoundRobinSplitsThreeHundredRequestsExactly) {
   start();
   web_with_three();
