@@ -40,6 +40,12 @@ struct ApiHandler::Route {
 
 namespace {
 
+// A boolean query parameter as Go's strconv.ParseBool reads it (the Python
+// client sends "watch=True").
+bool query_true(const std::string& v) {
+  return v == "1" || v == "t" || v == "T" || v == "true" || v == "True" || v == "TRUE";
+}
+
 constexpr int kPatchRetries = 5;
 
 std::string url_decode(std::string_view s) {
@@ -524,7 +530,7 @@ HandlerResult ApiHandler::pod_log(const Route& r) {
     if (cs.name() == lr.container) status = &cs;
   }
   const std::string previous = r.q("previous");
-  if (previous == "true" || previous == "1") {
+  if (query_true(previous)) {
     // The runtime removes a container when the agent replaces it.
     return error_response(bad_request_error("previous terminated container \"" + lr.container +
                                             "\" in pod \"" + r.name + "\" not found"));
@@ -542,7 +548,7 @@ HandlerResult ApiHandler::pod_log(const Route& r) {
     lr.container_id = lr.container_id.substr(scheme + 3);
   }
   const std::string follow = r.q("follow");
-  lr.follow = follow == "true" || follow == "1";
+  lr.follow = query_true(follow);
   if (!r.q("tailLines").empty()) {
     auto t = parse_int(r.q("tailLines"), "tailLines");
     if (!t.is_ok()) return error_response(t.status());
@@ -570,7 +576,7 @@ HandlerResult ApiHandler::list(const Route& r) {
   auto filter = involved_filter(std::move(involved));
 
   std::string watch = r.q("watch");
-  if (watch == "true" || watch == "1") {
+  if (query_true(watch)) {
     WatchRequest w;
     w.kind = r.kind->kind;
     w.options.ns = r.ns;
@@ -646,6 +652,12 @@ HttpResponse ApiHandler::create(const Route& r, const HttpRequest& req) {
       return error_response(bad_request_error(
           "the namespace of the provided object does not match the namespace sent on the request"));
     }
+  }
+  if (auto* pod = dynamic_cast<api::Pod*>(&obj)) {
+    // Kubernetes' pod strategy on create: the status is the server's, and a
+    // new pod starts Pending (typed clients read status.phase at once).
+    pod->clear_status();
+    pod->mutable_status()->set_phase("Pending");
   }
   api::Object attempted = *body;
   if (r.q("dryRun") == "All") {

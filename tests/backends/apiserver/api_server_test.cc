@@ -37,6 +37,7 @@ TEST(ApiServerHttp, CreateGetListAndConflictOnStaleVersion) {
   json created = json::parse(c.body);
   EXPECT_EQ(created["metadata"]["namespace"], "default");
   EXPECT_FALSE(created["metadata"]["uid"].get<std::string>().empty());
+  EXPECT_EQ(created["status"]["phase"], "Pending") << "a new pod starts Pending, as in Kubernetes";
 
   HttpResult dup = http_request(ts.port(), "POST", "/api/v1/namespaces/default/pods", kPod);
   EXPECT_EQ(dup.status, 409);
@@ -117,7 +118,8 @@ TEST(ApiServerHttp, ListPagesWithLimitAndContinue) {
 TEST(ApiServerHttp, WatchStreamsInitialThenLiveEvents) {
   TestServer ts;
   ASSERT_EQ(http_request(ts.port(), "POST", "/api/v1/namespaces/default/pods", kPod).status, 201);
-  StreamClient watch(ts.port(), "/api/v1/namespaces/default/pods?watch=true");
+  // "True" as Go's ParseBool (and the Python client) spell it.
+  StreamClient watch(ts.port(), "/api/v1/namespaces/default/pods?watch=True");
   ASSERT_TRUE(watch.read_until(
       [](const std::string& s) { return s.find("\"type\":\"ADDED\"") != std::string::npos; },
       5s))
