@@ -13,6 +13,7 @@ BUILD_PKGS=(
   gnuplot-nox
   busybox-static curl
   python3-kubernetes
+  wrk haproxy
   clang-14 libclang-rt-14-dev
 )
 # docker.io is installed by scripts/ensure-docker.sh, only for the live path.
