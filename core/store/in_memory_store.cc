@@ -311,6 +311,15 @@ class InMemoryStore::State {
   // ------------------------------------------------------------ writes
 
   StatusOr<api::Object> create(const api::Object& in) {
+    std::unique_ptr<Message> m;
+    FLOTILLA_RETURN_IF_ERROR(prepare_create(in, &m));
+    int64_t rv = ++rv_;
+    return put(std::move(m), rv);
+  }
+
+  // Everything create() does before writing: `*out` is the object as it would
+  // be stored, without a resourceVersion.
+  Status prepare_create(const api::Object& in, std::unique_ptr<Message>* out) {
     if (in == nullptr) return bad_request_error("create: no object given");
     const api::KindInfo* infop = api::kind_of(*in);
     if (infop == nullptr) return bad_request_error("create: not a kind the store knows");
@@ -356,20 +365,51 @@ class InMemoryStore::State {
     if (find(s, KeyView{key.ns, key.name}) != nullptr) {
       return already_exists_error(resource_name(info, meta.name()) + " already exists");
     }
-    // Commit.
-    int64_t rv = ++rv_;
+    *out = std::move(m);
+    return Status::ok();
+  }
+
+  // Stores `m` at version `rv` (>= the store's): a new key is kAdded, an
+  // existing one kModified.
+  api::Object put(std::unique_ptr<Message> m, int64_t rv) {
+    const api::KindInfo& info = *api::kind_of(*m);
+    KindStore& s = ks(info.kind);
+    api::ObjectMeta& meta = *info.mutable_meta(*m);
     meta.set_resource_version(to_decimal(rv));
+    rv_ = std::max(rv_, rv);
     api::Object obj(std::move(m));
-    auto [it, inserted] = s.objects.emplace(std::move(key), Slot{obj, rv});
-    (void)inserted;
-    s.by_key.emplace(it->first, &*it);
-    ++s.ns_count[it->first.ns];
-    index_add(info, s, &*it);
-    record(info, s, HistoryEntry{rv, WatchEventType::kAdded, obj, nullptr});
+    Entry* entry = find(s, KeyView{meta.namespace_(), meta.name()});
+    if (entry == nullptr) {
+      auto [it, inserted] =
+          s.objects.emplace(ObjKey{meta.namespace_(), meta.name()}, Slot{obj, rv});
+      (void)inserted;
+      s.by_key.emplace(it->first, &*it);
+      ++s.ns_count[it->first.ns];
+      index_add(info, s, &*it);
+      record(info, s, HistoryEntry{rv, WatchEventType::kAdded, obj, nullptr});
+      return obj;
+    }
+    api::Object prev = entry->second.obj;
+    index_update(info, s, entry, *prev, *obj);
+    entry->second = Slot{obj, rv};
+    record(info, s, HistoryEntry{rv, WatchEventType::kModified, obj, prev});
     return obj;
   }
 
   StatusOr<api::Object> update(const api::Object& in) {
+    std::unique_ptr<Message> m;
+    api::Object unchanged;
+    FLOTILLA_RETURN_IF_ERROR(prepare_update(in, &m, &unchanged));
+    if (m == nullptr) return unchanged;
+    int64_t rv = ++rv_;
+    return put(std::move(m), rv);
+  }
+
+  // Everything update() does before writing: `*out` is the object as it
+  // would be stored (no resourceVersion), or null with `*unchanged` the
+  // stored object when the update changes nothing.
+  Status prepare_update(const api::Object& in, std::unique_ptr<Message>* out,
+                        api::Object* unchanged) {
     if (in == nullptr) return bad_request_error("update: no object given");
     const api::KindInfo* infop = api::kind_of(*in);
     if (infop == nullptr) return bad_request_error("update: not a kind the store knows");
@@ -411,25 +451,31 @@ class InMemoryStore::State {
     meta.set_resource_version(old_meta.resource_version());
     set_type_meta(*m, info);
     // Nothing changed: nothing to write (the stored object was validated).
-    if (deterministic_bytes(*m) == deterministic_bytes(*slot.obj)) return slot.obj;
+    if (deterministic_bytes(*m) == deterministic_bytes(*slot.obj)) {
+      *unchanged = slot.obj;
+      return Status::ok();
+    }
     if (spec_bytes(*m) != spec_bytes(*slot.obj)) meta.set_generation(old_meta.generation() + 1);
     if (options_.validator) FLOTILLA_RETURN_IF_ERROR(options_.validator(*m, slot.obj.get()));
-    // Commit.
-    int64_t rv = ++rv_;
-    meta.set_resource_version(to_decimal(rv));
-    api::Object obj(std::move(m));
-    api::Object prev = slot.obj;
-    index_update(info, s, entry, *prev, *obj);
-    entry->second = Slot{obj, rv};
-    record(info, s, HistoryEntry{rv, WatchEventType::kModified, obj, prev});
-    return obj;
+    meta.clear_resource_version();
+    *out = std::move(m);
+    return Status::ok();
   }
 
   StatusOr<api::Object> remove(api::Kind kind, std::string_view ns, std::string_view name,
                                const DeleteOptions& o) {
+    StatusOr<api::Object> last = prepare_remove(kind, ns, name, o);
+    if (!last.is_ok()) return last.status();
+    int64_t rv = ++rv_;
+    return erase(kind, ns, name, rv);
+  }
+
+  // The checks remove() makes; returns the object it would remove.
+  StatusOr<api::Object> prepare_remove(api::Kind kind, std::string_view ns,
+                                       std::string_view name, const DeleteOptions& o) const {
     const api::KindInfo& info = api::kind_info(kind);
-    KindStore& s = ks(kind);
-    Entry* entry = find(s, view_of(info, ns, name));
+    const KindStore& s = ks(kind);
+    const Entry* entry = find(s, view_of(info, ns, name));
     if (entry == nullptr) return not_found(info, name);
     const api::ObjectMeta& meta = info.meta(*entry->second.obj);
     if (!o.uid.empty() && o.uid != meta.uid()) {
@@ -441,7 +487,16 @@ class InMemoryStore::State {
           "Precondition failed: ResourceVersion in precondition: " + o.resource_version +
           ", ResourceVersion in object meta: " + meta.resource_version());
     }
-    int64_t rv = ++rv_;
+    return entry->second.obj;
+  }
+
+  // Removes the object at version `rv` (>= the store's); null when absent.
+  api::Object erase(api::Kind kind, std::string_view ns, std::string_view name, int64_t rv) {
+    const api::KindInfo& info = api::kind_info(kind);
+    KindStore& s = ks(kind);
+    Entry* entry = find(s, view_of(info, ns, name));
+    if (entry == nullptr) return nullptr;
+    rv_ = std::max(rv_, rv);
     api::Object last = entry->second.obj;
     index_remove(info, s, entry);
     if (--s.ns_count[entry->first.ns] == 0) s.ns_count.erase(entry->first.ns);
@@ -862,6 +917,49 @@ StatusOr<WatchHandle> InMemoryStore::watch(api::Kind kind, const WatchOptions& o
 }
 
 int64_t InMemoryStore::resource_version() const { return state_->rv(); }
+
+StatusOr<api::Object> InMemoryStore::prepare_create(api::Object object) {
+  std::unique_ptr<Message> m;
+  FLOTILLA_RETURN_IF_ERROR(state_->prepare_create(object, &m));
+  return api::Object(std::move(m));
+}
+
+StatusOr<api::Object> InMemoryStore::prepare_update(api::Object object) {
+  std::unique_ptr<Message> m;
+  api::Object unchanged;
+  FLOTILLA_RETURN_IF_ERROR(state_->prepare_update(object, &m, &unchanged));
+  if (m == nullptr) return unchanged;
+  return api::Object(std::move(m));
+}
+
+StatusOr<api::Object> InMemoryStore::prepare_remove(api::Kind kind, std::string_view ns,
+                                                    std::string_view name,
+                                                    const DeleteOptions& options) const {
+  return state_->prepare_remove(kind, ns, name, options);
+}
+
+Status InMemoryStore::apply_put(const api::Object& object, int64_t resource_version) {
+  const api::KindInfo* info = object == nullptr ? nullptr : api::kind_of(*object);
+  if (info == nullptr) return bad_request_error("apply_put: not a kind the store knows");
+  if (resource_version < state_->rv()) {
+    return bad_request_error("apply_put: version " + std::to_string(resource_version) +
+                             " is older than the store's " + std::to_string(state_->rv()));
+  }
+  std::unique_ptr<Message> m(object->New());
+  m->CopyFrom(*object);
+  state_->put(std::move(m), resource_version);
+  return Status::ok();
+}
+
+Status InMemoryStore::apply_remove(api::Kind kind, std::string_view ns, std::string_view name,
+                                   int64_t resource_version) {
+  if (resource_version < state_->rv()) {
+    return bad_request_error("apply_remove: version " + std::to_string(resource_version) +
+                             " is older than the store's " + std::to_string(state_->rv()));
+  }
+  state_->erase(kind, ns, name, resource_version);
+  return Status::ok();
+}
 
 Status InMemoryStore::restore(const std::vector<api::Object>& objects, int64_t resource_version) {
   return state_->restore(objects, resource_version);

@@ -87,6 +87,29 @@ class InMemoryStore final : public Store {
   // an unparsable resourceVersion or a repeated key.
   Status restore(const std::vector<api::Object>& objects, int64_t resource_version);
 
+  // --- Mirroring, for a store whose truth lives elsewhere (backends/etcd keeps
+  // an InMemoryStore as a cache of etcd). The prepare_* calls make exactly the
+  // checks of create/update/remove against the current state (defaulting,
+  // generated name, uid, creationTimestamp, generation, validation,
+  // preconditions) and write nothing.
+  // The object as create() would store it, without a resourceVersion.
+  StatusOr<api::Object> prepare_create(api::Object object);
+  // The object as update() would store it, without a resourceVersion; or the
+  // stored object itself (with its resourceVersion) when nothing changes.
+  StatusOr<api::Object> prepare_update(api::Object object);
+  // The object remove() would remove.
+  StatusOr<api::Object> prepare_remove(api::Kind kind, std::string_view ns,
+                                       std::string_view name,
+                                       const DeleteOptions& options = {}) const;
+  // Applies a change made elsewhere at `resource_version` (not older than the
+  // store's, which becomes it): stores `object` as given (kAdded or
+  // kModified; its metadata.resourceVersion is set to the version), or
+  // removes the object (nothing when absent). Watches see the change as usual.
+  // Errors: kBadRequest for an older version or an unknown kind.
+  Status apply_put(const api::Object& object, int64_t resource_version);
+  Status apply_remove(api::Kind kind, std::string_view ns, std::string_view name,
+                      int64_t resource_version);
+
   // --- Introspection, for tests and metrics ---
   size_t object_count(api::Kind kind) const;
   // Watches currently open on `kind`.
