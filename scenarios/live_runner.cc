@@ -11,12 +11,10 @@
 #include "analysis/trace_io.h"
 #include "backends/docker/docker_container_runtime.h"
 #include "backends/live/asio_event_loop.h"
-#include "backends/live/dns_server.h"
 #include "backends/live/live_faults.h"
 #include "backends/live/live_network.h"
 #include "backends/live/live_traffic.h"
-#include "backends/live/tcp_proxy.h"
-#include "backends/live/vip_addresses.h"
+#include "backends/live/node_services.h"
 #include "core/agent/node_agent.h"
 #include "core/api/quantity.h"
 #include "core/proxy/service_proxy.h"
@@ -142,8 +140,8 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
       record(trace::NODE_ADDED, [&](trace::Record& r) { r.set_node(n.info.name); });
     }
 
-    // The pod network, its DNS server on the gateway and the Service VIPs on
-    // its bridge, so pods reach Services by name and by ClusterIP.
+    // The pod network; its gateway is every pod's resolver (NodeServices
+    // serves DNS there) and its bridge holds the Service VIPs.
     auto net = docker::ensure_network(client_, opts_.docker_network,
                                       docker::DockerRuntimeOptions{}.subnets);
     if (!net.is_ok()) return net.status();
@@ -152,18 +150,7 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
       warnings_.push_back("network " + opts_.docker_network +
                           " has no IPv4 gateway: pods cannot reach Services by name or VIP");
     }
-    if (opts_.pod_services && !net_.gateway.empty()) {
-      dns_ = std::make_unique<live::DnsServer>(loop_.io_context());
-      Status ds = dns_->listen(net_.gateway, opts_.dns_port);
-      if (ds.is_ok()) {
-        network_.attach_dns(dns_.get());
-        dns_address_ = net_.gateway + ":" + std::to_string(dns_->port());
-      } else {
-        warnings_.push_back("pods cannot resolve Service names: " + ds.message());
-        dns_.reset();
-      }
-      vip_addresses_ = std::make_unique<live::InterfaceAddresses>(net_.bridge);
-    }
+    const bool pod_services = opts_.pod_services && !net_.gateway.empty();
 
     control_ = std::make_unique<ControlPlane>(loop_, random_, network_, rebase_, sc_);
     FLOTILLA_RETURN_IF_ERROR(control_->start());
@@ -178,7 +165,7 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
       ro.socket_path = opts_.docker_socket;
       ro.network = opts_.docker_network;
       ro.worker_threads = 4;
-      if (dns_) ro.dns_servers = {net_.gateway};
+      if (pod_services) ro.dns_servers = {net_.gateway};
       auto rt = docker::DockerContainerRuntime::create(loop_, ro);
       if (!rt.is_ok()) return rt.status();
       runtimes_.push_back(std::move(rt).value());
@@ -207,22 +194,18 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
       }
       proxy_node = t.from_node;
     }
-    decisions_ = std::make_unique<proxy::ServiceProxy>(
-        loop_, store, network_, random_, proxy::ServiceProxyOptions::from_timing(sc_.timing, proxy_node),
-        nullptr);
-    FLOTILLA_RETURN_IF_ERROR(decisions_->start());
-    live::TcpServiceProxyOptions to;
-    to.host_port_offset = opts_.host_port_offset;
-    to.max_retries = sc_.timing.proxy_max_retries;
-    if (vip_addresses_) {
-      to.extra_addresses = {net_.gateway};
-      to.listen_on_vip = true;
-      to.vip_device = net_.bridge;
-      vip_sync_ = std::make_unique<live::ServiceVipAddresses>(store, *vip_addresses_);
-      FLOTILLA_RETURN_IF_ERROR(vip_sync_->start());
+    live::NodeServicesOptions so;
+    so.proxy = proxy::ServiceProxyOptions::from_timing(sc_.timing, proxy_node);
+    so.host_port_offset = opts_.host_port_offset;
+    so.max_retries = sc_.timing.proxy_max_retries;
+    if (pod_services) {
+      so.bridge = net_.bridge;
+      so.gateway = net_.gateway;
+      so.dns_port = opts_.dns_port;
     }
-    tcp_ = std::make_unique<live::TcpServiceProxy>(loop_, store, *decisions_, to);
-    FLOTILLA_RETURN_IF_ERROR(tcp_->start());
+    services_ = std::make_unique<live::NodeServices>(loop_, store, network_, random_, so);
+    FLOTILLA_RETURN_IF_ERROR(services_->start());
+    dns_address_ = services_->dns_address();
 
     traffic_ = std::make_unique<live::LiveTrafficGenerator>(
         loop_, random_, rebase_, [this](const sim::TrafficSpec& spec) -> StatusOr<live::LiveTarget> {
@@ -297,22 +280,14 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
       faults_injected_ = faults_->injected();
       warnings_.insert(warnings_.end(), faults_->warnings().begin(), faults_->warnings().end());
     }
-    if (tcp_) warnings_.insert(warnings_.end(), tcp_->warnings().begin(), tcp_->warnings().end());
-    if (vip_sync_) {
-      warnings_.insert(warnings_.end(), vip_sync_->warnings().begin(), vip_sync_->warnings().end());
-    }
     faults_.reset();
     traffic_.reset();
-    tcp_.reset();
-    vip_sync_.reset();
-    if (vip_addresses_) {
-      Status s = vip_addresses_->remove_all();
-      if (!s.is_ok()) warnings_.push_back(s.message());
-      vip_addresses_.reset();
+    if (services_) {
+      services_->stop();  // listeners, VIPs and the DNS server go
+      const auto w = services_->warnings();
+      warnings_.insert(warnings_.end(), w.begin(), w.end());
+      services_.reset();
     }
-    network_.attach_dns(nullptr);
-    dns_.reset();
-    decisions_.reset();
     for (auto& a : agents_) a->stop();
     runtimes_.clear();  // joins their workers and event threads
     if (!opts_.cleanup) return Status::ok();
@@ -350,9 +325,7 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
       }
       p = s.spec().ports(0).port();
     }
-    auto hp = tcp_->host_port(service, p);
-    if (!hp.is_ok()) return hp.status();
-    return NetEndpoint{"127.0.0.1", *hp};
+    return services_->host_endpoint(service, p);
   }
   void stop() override { loop_.stop(); }
   const docker::DockerNetworkInfo& pod_network() const override { return net_; }
@@ -451,17 +424,13 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
   docker::DockerClient client_;
   std::vector<NodePlan> plan_;
   docker::DockerNetworkInfo net_;
-  std::unique_ptr<live::DnsServer> dns_;
   std::string dns_address_;
-  std::unique_ptr<live::InterfaceAddresses> vip_addresses_;
-  std::unique_ptr<live::ServiceVipAddresses> vip_sync_;
   std::unique_ptr<ControlPlane> control_;
   std::unique_ptr<AllocationTracker> allocation_;
   std::vector<std::unique_ptr<docker::DockerContainerRuntime>> runtimes_;
   std::vector<std::unique_ptr<live::SwitchableStoreLink>> links_;
   std::vector<std::unique_ptr<agent::NodeAgent>> agents_;
-  std::unique_ptr<proxy::ServiceProxy> decisions_;
-  std::unique_ptr<live::TcpServiceProxy> tcp_;
+  std::unique_ptr<live::NodeServices> services_;
   std::unique_ptr<live::LiveTrafficGenerator> traffic_;
   std::unique_ptr<live::LiveFaultInjector> faults_;
   TimerHandle sample_timer_;

@@ -1,8 +1,8 @@
 // Runs a loaded scenario live on the local Docker engine, in real time: the
 // same control plane as the simulator (scenarios/control_plane.h) on an
 // AsioEventLoop, one NodeAgent per logical node with its own
-// DockerContainerRuntime, the host's service proxy (core ServiceProxy + the
-// TcpServiceProxy data path on 127.0.0.1:<service port + offset>), real HTTP
+// DockerContainerRuntime, the host's live::NodeServices (service proxy on
+// 127.0.0.1:<service port + offset> and on the VIPs, DNS, VIPs), real HTTP
 // traffic and real faults; writes the same trace, summary ("backend":
 // "docker"), CSVs and report as `flotilla sim`. The end of the run, SIGINT and
 // SIGTERM remove every container, volume and network the run created.

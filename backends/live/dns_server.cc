@@ -9,6 +9,8 @@
 #include <chrono>
 
 #include "backends/live/live_network.h"
+#include "core/api/object.h"
+#include "core/proxy/service_ip.h"
 
 namespace flotilla::live {
 
@@ -373,6 +375,49 @@ void DnsServer::accept() {
     }
     accept();
   });
+}
+
+// ------------------------------------------------------------ ServiceDnsRecords
+
+ServiceDnsRecords::ServiceDnsRecords(Store& store, DnsServer& dns, std::string cluster_domain)
+    : store_(store), dns_(dns), domain_(std::move(cluster_domain)) {}
+
+ServiceDnsRecords::~ServiceDnsRecords() {
+  watch_.reset();
+  for (const auto& [name, ip] : records_) dns_.set_record(name, "");
+}
+
+Status ServiceDnsRecords::start() {
+  WatchOptions wo;
+  wo.send_initial_events = true;
+  auto w = store_.watch(api::Kind::kService, wo, [this](const WatchEvent& e) { on_event(e); });
+  if (!w) return w.status().with_prefix("service DNS: watching Services: ");
+  watch_ = std::move(*w);
+  return Status::ok();
+}
+
+void ServiceDnsRecords::on_event(const WatchEvent& e) {
+  const auto& meta = api::meta_of(*e.object);
+  const std::string name = proxy::service_dns_name(meta.name(), meta.namespace_(), domain_);
+  std::string ip;
+  if (e.type != WatchEventType::kDeleted) {
+    const auto svc = api::as<api::Service>(e.object);
+    if (!proxy::is_headless(*svc)) ip = svc->spec().cluster_ip();
+  }
+  auto it = records_.find(name);
+  if (ip.empty()) {
+    if (it == records_.end()) return;
+    records_.erase(it);
+    dns_.set_record(name, "");
+    return;
+  }
+  if (it != records_.end() && it->second == ip) return;
+  if (dns_.set_record(name, ip)) {
+    records_[name] = ip;
+  } else if (it != records_.end()) {
+    records_.erase(it);
+    dns_.set_record(name, "");
+  }
 }
 
 }  // namespace flotilla::live

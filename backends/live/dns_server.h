@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -19,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/ports/store.h"
 #include "core/util/status.h"
 
 namespace flotilla::live {
@@ -113,6 +115,35 @@ class DnsServer {
   std::unordered_map<std::string, uint32_t> records_;
   Stats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// Keeps a DnsServer's records equal to the Services of a Store (watched with
+// their current state): `<svc>.<ns>.svc.<domain>` -> spec.clusterIP, removed
+// when the Service goes or becomes headless. With it a node's DNS answers from
+// whatever Store it is given (the control plane's, or an agent's RemoteStore
+// cache), so every node resolves the same names. Loop thread.
+class ServiceDnsRecords {
+ public:
+  // Both borrowed; they must outlive this object.
+  ServiceDnsRecords(Store& store, DnsServer& dns, std::string cluster_domain = "cluster.local");
+  // Removes the records it set.
+  ~ServiceDnsRecords();
+  ServiceDnsRecords(const ServiceDnsRecords&) = delete;
+  ServiceDnsRecords& operator=(const ServiceDnsRecords&) = delete;
+
+  // Errors: the Store refuses the watch (e.g. a RemoteStore without a
+  // Service informer: kFailedPrecondition).
+  Status start();
+  // The names it serves now -> IP, sorted.
+  const std::map<std::string, std::string>& records() const { return records_; }
+
+ private:
+  void on_event(const WatchEvent& e);
+  Store& store_;
+  DnsServer& dns_;
+  std::string domain_;
+  std::map<std::string, std::string> records_;  // DNS name -> IP
+  WatchHandle watch_;
 };
 
 }  // namespace flotilla::live
