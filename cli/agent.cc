@@ -2,14 +2,18 @@
 // Docker, joined to a control plane elsewhere through its Kubernetes API only:
 // it caches its Node and its pods from list + watch streams (RemoteStore),
 // posts pod status and node heartbeats over HTTP, and reconnects when the
-// server goes away. SIGINT/SIGTERM stop it; pod containers keep running and a
-// restarted agent adopts them, unless --stop-pods-on-exit.
+// server goes away. It also runs the node's Service plumbing
+// (live::NodeServices over cached Services and Endpoints): the service proxy
+// on every VIP, the VIPs on the pod bridge and the DNS server on its gateway,
+// unless --no-service-proxy. SIGINT/SIGTERM stop it; pod containers keep
+// running and a restarted agent adopts them, unless --stop-pods-on-exit.
 #include <unistd.h>
 
 #include <boost/asio/signal_set.hpp>
 
 #include <csignal>
 #include <iostream>
+#include <random>
 #include <memory>
 #include <string>
 #include <thread>
@@ -20,11 +24,13 @@
 #include "backends/docker/docker_container_runtime.h"
 #include "backends/live/asio_event_loop.h"
 #include "backends/live/live_network.h"
+#include "backends/live/node_services.h"
 #include "cli/command.h"
 #include "core/agent/node_agent.h"
 #include "core/api/quantity.h"
 #include "core/ports/trace.h"
 #include "core/timing/timing.h"
+#include "sim/engine/random.h"
 
 namespace flotilla::cli {
 namespace {
@@ -45,6 +51,9 @@ struct AgentArgs {
   std::string timing = "kubernetes";
   std::vector<std::string> labels;
   bool stop_pods_on_exit = false;
+  bool no_service_proxy = false;
+  int dns_port = 53;
+  int service_port_offset = 30000;
 };
 
 std::string host_memory() {
@@ -96,6 +105,16 @@ int run_agent(const AgentArgs& a) {
   ro.socket_path = a.docker_socket;
   ro.network = a.network;
   ro.worker_threads = 4;
+  // The pod network's gateway is the pods' resolver, where NodeServices
+  // serves DNS; its bridge holds the Service VIPs.
+  docker::DockerNetworkInfo net;
+  if (!a.no_service_proxy) {
+    docker::DockerClient docker_client(a.docker_socket);
+    auto n = docker::ensure_network(docker_client, a.network, ro.subnets);
+    if (!n.is_ok()) return fail("network " + a.network + ": " + n.status().message());
+    net = *n;
+    if (!net.gateway.empty()) ro.dns_servers = {net.gateway};
+  }
   auto runtime = docker::DockerContainerRuntime::create(loop, ro);
   if (!runtime.is_ok()) return fail(runtime.status().message());
 
@@ -112,6 +131,9 @@ int run_agent(const AgentArgs& a) {
   nodes.kind = api::Kind::kNode;
   nodes.fields = *node_fields;
   so.informers = {pods, nodes};
+  if (!a.no_service_proxy) {
+    for (const auto& i : apiclient::service_informers()) so.informers.push_back(i);
+  }
   so.redeliver_after = timing->agent_sync_period;
   apiclient::RemoteStore remote(loop, **client, so);
 
@@ -119,6 +141,15 @@ int run_agent(const AgentArgs& a) {
   NullTraceSink trace;
   agent::NodeAgent node_agent(a.node_name, loop, remote, **runtime, network, trace, *timing,
                               desc);
+  sim::SimRandom random(std::random_device{}());
+  live::NodeServicesOptions nso;
+  nso.proxy = proxy::ServiceProxyOptions::from_timing(*timing, a.node_name);
+  nso.bridge = net.bridge;
+  nso.gateway = net.gateway;
+  nso.dns_port = a.dns_port;
+  nso.host_port_offset = a.service_port_offset;
+  nso.max_retries = timing->proxy_max_retries;
+  live::NodeServices services(loop, remote, network, random, nso);
 
   bool stopping = false;
   boost::asio::signal_set signals(loop.io_context(), SIGINT, SIGTERM);
@@ -143,12 +174,25 @@ int run_agent(const AgentArgs& a) {
             << " (cpu " << desc.capacity["cpu"] << ", memory " << desc.capacity["memory"]
             << ", pods " << desc.capacity["pods"] << "; Docker node label "
             << ro.node << ", network " << a.network << ")\n";
+  size_t warned = 0;
+  if (!a.no_service_proxy) {
+    Status ss = services.start();
+    if (!ss.is_ok()) return fail("service proxy: " + ss.message());
+    std::cerr << "flotilla agent: service proxy on the VIPs (bridge " << net.bridge
+              << ") and on 127.0.0.1:<port + " << a.service_port_offset << ">; DNS "
+              << (services.dns_address().empty() ? "off" : "at " + services.dns_address())
+              << "\n";
+  }
 
   // Says when the API server goes away and comes back (the store reconnects).
   bool connected = true;
   std::function<void()> check;
   TimerHandle check_timer;
   check = [&] {
+    const auto warnings = services.warnings();
+    for (; warned < warnings.size(); ++warned) {
+      std::cerr << "flotilla agent: warning: " << warnings[warned] << "\n";
+    }
     bool now_connected = remote.connected();
     if (now_connected != connected) {
       connected = now_connected;
@@ -165,6 +209,7 @@ int run_agent(const AgentArgs& a) {
 
   loop.run();
   check_timer.reset();
+  services.stop();
   node_agent.stop();
 
   if (a.stop_pods_on_exit) {
@@ -230,6 +275,13 @@ void add_agent_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--stop-pods-on-exit", args->stop_pods_on_exit,
                 "Stop and remove the node's pod containers when the agent exits (default: "
                 "leave them running for the next agent to adopt)");
+  cmd->add_flag("--no-service-proxy", args->no_service_proxy,
+                "Do not run the node's service proxy, Service VIPs and DNS server");
+  cmd->add_option("--dns-port", args->dns_port,
+                  "Port of the pods' DNS server on the pod network's gateway");
+  cmd->add_option("--service-port-offset", args->service_port_offset,
+                  "Service port P is reachable on 127.0.0.1:P+offset (give agents sharing a "
+                  "host different offsets)");
   cmd->callback([args, exit_code] { *exit_code = run_agent(*args); });
 }
 

@@ -117,6 +117,14 @@ StatusOr<YAML::Node> parse_json(std::string_view text) {
 
 }  // namespace
 
+std::vector<InformerSpec> service_informers() {
+  InformerSpec services;
+  services.kind = api::Kind::kService;
+  InformerSpec endpoints;
+  endpoints.kind = api::Kind::kEndpoints;
+  return {services, endpoints};
+}
+
 StatusOr<api::Object> decode_object(api::Kind kind, std::string_view json) {
   StatusOr<YAML::Node> node = parse_json(json);
   if (!node.is_ok()) return node.status();

@@ -32,6 +32,10 @@ struct InformerSpec {
   api::FieldSelector fields;
 };
 
+// The informers a node's Service plumbing (live::NodeServices) reads: every
+// Service and every Endpoints object, in all namespaces.
+std::vector<InformerSpec> service_informers();
+
 struct RemoteStoreOptions {
   std::vector<InformerSpec> informers;
   // Reconnect backoff of the list/watch streams (doubles up to the max).
