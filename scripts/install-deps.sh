@@ -15,6 +15,7 @@ BUILD_PKGS=(
   python3-kubernetes
   wrk haproxy
   clang-14 libclang-rt-14-dev
+  etcd-server  # tests start their own etcd (tests/backends/etcd), serve --store etcd://
 )
 # docker.io is installed by scripts/ensure-docker.sh, only for the live path.
 
