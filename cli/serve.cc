@@ -29,6 +29,8 @@ struct ServeFlags {
   std::string backend = "sim";
   scenarios::ServeOptions cluster;
   int tick_ms = 5;
+  bool keep_containers = false;
+  size_t max_watches = apiserver::ApiServerOptions{}.max_watches;
 };
 
 // Splits "host:port" ("[::1]:6443" for IPv6).
@@ -55,6 +57,13 @@ int run_cluster(const ServeFlags& flags, const apiserver::ApiServerOptions& api)
   o.backend = flags.backend;
   o.api = api;
   o.tick = milliseconds(std::max(flags.tick_ms, 1));
+  if (flags.backend == "docker" && !flags.in_memory) {
+    o.data_dir = flags.data_dir.value_or(storage::default_data_dir());
+    o.repair = flags.repair;
+    o.snapshot_every = flags.snapshot_every;
+    o.log = [](const std::string& m) { std::cerr << "flotilla serve: " << m << "\n"; };
+  }
+  o.cleanup = !flags.keep_containers;
   auto runtime = scenarios::ServeRuntime::create(o);
   if (!runtime.is_ok()) {
     std::cerr << "flotilla serve: " << runtime.status().message() << "\n";
@@ -88,9 +97,15 @@ int run_serve(const ServeFlags& flags) {
     return 2;
   }
   options.token = flags.token;
-  if (flags.backend != "none" && (flags.data_dir || flags.repair)) {
-    std::cerr << "flotilla serve: --data-dir and --repair work with --backend none only; the "
-                 "sim and docker backends keep their store in memory (docs/durability.md)\n";
+  options.max_watches = flags.max_watches;
+  if (flags.backend == "sim" && (flags.data_dir || flags.repair)) {
+    std::cerr << "flotilla serve: --data-dir and --repair work with --backend docker or none; "
+                 "the sim backend's nodes are simulated and its store stays in memory "
+                 "(docs/durability.md)\n";
+    return 2;
+  }
+  if (flags.keep_containers && flags.backend != "docker") {
+    std::cerr << "flotilla serve: --keep-containers works with --backend docker only\n";
     return 2;
   }
   if (flags.backend != "none") return run_cluster(flags, options);
@@ -193,8 +208,16 @@ void add_serve_commands(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   serve->add_option("--token", flags->token, "Require this bearer token on every request");
   serve->add_option("--data-dir", flags->data_dir,
-                    "Keep the object store in this directory (write-ahead log, snapshots; \"\" for none); default $XDG_STATE_HOME/flotilla/serve or ~/.local/state/flotilla/serve");
+                    "none, docker: keep the object store in this directory (write-ahead log, "
+                    "snapshots; \"\" for none); default $XDG_STATE_HOME/flotilla/serve or "
+                    "~/.local/state/flotilla/serve");
+  serve->add_option("--max-watches", flags->max_watches,
+                    "Watches open at once; one more gets 429 Too Many Requests (0: no cap)")
+      ->capture_default_str();
   serve->add_flag("--in-memory", flags->in_memory, "Keep nothing on disk (as --data-dir '')");
+  serve->add_flag("--keep-containers", flags->keep_containers,
+                  "docker: leave the pods' containers running when serve stops, for a restart "
+                  "on the same --data-dir to adopt (a killed serve always leaves them)");
   serve->add_flag("--repair", flags->repair,
                   "Truncate the log at a corrupt record (and say what was dropped) instead of "
                   "refusing to start");

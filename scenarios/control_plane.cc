@@ -21,10 +21,7 @@ void record(TraceSink& trace, EventLoop& loop, trace::EventType type, F fill) {
 
 }  // namespace
 
-ControlPlane::ControlPlane(EventLoop& loop, Random& random, Network& network, TraceSink& trace,
-                           const LoadedScenario& scenario)
-    : loop_(loop), trace_(trace), scenario_(scenario), network_(network) {
-  store_rng_ = random.stream("store");
+store::StoreOptions ControlPlane::store_options() {
   store::StoreOptions so;
   so.validator = [](const google::protobuf::Message& obj,
                     const google::protobuf::Message* old) -> Status {
@@ -33,8 +30,23 @@ ControlPlane::ControlPlane(EventLoop& loop, Random& random, Network& network, Tr
     if (errors.empty()) return Status::ok();
     return api::invalid_status(obj, errors);
   };
-  store_ = std::make_unique<store::InMemoryStore>(loop_, *store_rng_, so);
+  return so;
 }
+
+ControlPlane::ControlPlane(EventLoop& loop, Random& random, Network& network, TraceSink& trace,
+                           const LoadedScenario& scenario)
+    : loop_(loop), trace_(trace), scenario_(scenario), network_(network) {
+  store_rng_ = random.stream("store");
+  auto memory = std::make_unique<store::InMemoryStore>(loop_, *store_rng_, store_options());
+  memory_ = memory.get();
+  store_ = std::move(memory);
+}
+
+ControlPlane::ControlPlane(EventLoop& loop, Random& /*random*/, Network& network,
+                           TraceSink& trace, const LoadedScenario& scenario,
+                           std::unique_ptr<Store> store)
+    : loop_(loop), trace_(trace), scenario_(scenario), store_(std::move(store)),
+      network_(network) {}
 
 ControlPlane::~ControlPlane() = default;
 

@@ -29,6 +29,13 @@ class ControlPlane {
   // Borrows every argument; they must outlive the control plane.
   ControlPlane(EventLoop& loop, Random& random, Network& network, TraceSink& trace,
                const LoadedScenario& scenario);
+  // Runs on `store` (built with store_options(), e.g. the durable store of
+  // backends/storage) instead of a new in-memory one; the control plane owns
+  // it. What the store already holds is picked up as the controllers start.
+  ControlPlane(EventLoop& loop, Random& random, Network& network, TraceSink& trace,
+               const LoadedScenario& scenario, std::unique_ptr<Store> store);
+  // The options of the control plane's store: API validation on every write.
+  static store::StoreOptions store_options();
   ~ControlPlane();
   ControlPlane(const ControlPlane&) = delete;
   ControlPlane& operator=(const ControlPlane&) = delete;
@@ -36,7 +43,8 @@ class ControlPlane {
   // Starts controllers, the Service IP allocator and the scheduler.
   Status start();
   Store& store() { return *store_; }
-  store::InMemoryStore& memory_store() { return *store_; }
+  // Only for a control plane built with its own in-memory store.
+  store::InMemoryStore& memory_store() { return *memory_; }
   sched::Scheduler& scheduler() { return *scheduler_; }
 
   // Applies one workload step now: creates (or updates) its objects, scales or
@@ -48,7 +56,8 @@ class ControlPlane {
   TraceSink& trace_;
   const LoadedScenario& scenario_;
   std::unique_ptr<RandomStream> store_rng_;
-  std::unique_ptr<store::InMemoryStore> store_;
+  std::unique_ptr<Store> store_;
+  store::InMemoryStore* memory_ = nullptr;  // store_, when it is the in-memory store
   std::unique_ptr<ctrl::ControllerManager> controllers_;
   std::unique_ptr<proxy::ServiceIPAllocator> service_ips_;
   std::unique_ptr<sched::Scheduler> scheduler_;

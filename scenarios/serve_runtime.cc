@@ -13,6 +13,7 @@
 #include "backends/live/asio_event_loop.h"
 #include "backends/live/live_network.h"
 #include "backends/live/tcp_proxy.h"
+#include "backends/storage/durable_store.h"
 #include "core/agent/node_agent.h"
 #include "core/api/object.h"
 #include "core/proxy/service_proxy.h"
@@ -272,10 +273,28 @@ class DockerServe final : public ServeRuntime {
     if (!sc_.faults.empty()) {
       warnings_.push_back("the scenario's faults are ignored with --backend docker");
     }
-    control_ = std::make_unique<ControlPlane>(loop_, random_, network_, trace_, sc_);
+    storage::DurableStore* durable = nullptr;
+    if (opts_.data_dir.empty()) {
+      control_ = std::make_unique<ControlPlane>(loop_, random_, network_, trace_, sc_);
+    } else {
+      store_rng_ = random_.stream("store");
+      storage::DurableOptions d{
+          .dir = opts_.data_dir, .snapshot_every = opts_.snapshot_every, .repair = opts_.repair};
+      d.log = opts_.log;
+      auto opened =
+          storage::DurableStore::open(loop_, *store_rng_, ControlPlane::store_options(), d);
+      if (!opened.is_ok()) return opened.status();
+      durable = opened->get();
+      recovered_ = durable->recovery().resource_version;
+      control_ = std::make_unique<ControlPlane>(loop_, random_, network_, trace_, sc_,
+                                                std::move(opened).value());
+    }
     FLOTILLA_RETURN_IF_ERROR(control_->start());
     Store& store = control_->store();
     create_namespaces(store);
+    // The agents list their runtime's containers (by the flotilla.io/node
+    // label) as they start and adopt those of pods still bound to them, so a
+    // restart on a recovered store leaves running containers alone.
     for (const auto& n : plan_) {
       docker::DockerRuntimeOptions ro;
       ro.node = opts_.node_label_prefix + n.name;
@@ -317,6 +336,12 @@ class DockerServe final : public ServeRuntime {
       if (it == runtimes_.end()) return nullptr;
       return it->second->read_logs(id, follow, std::move(on_data), std::move(done));
     };
+    if (durable != nullptr) {
+      // No reply reports a write before it is on disk.
+      api.before_reply = [durable](std::function<void()> send) {
+        durable->when_durable(std::move(send));
+      };
+    }
     api_ = std::make_unique<apiserver::ApiServer>(loop_, store, std::move(api));
     return api_->start();
   }
@@ -328,6 +353,10 @@ class DockerServe final : public ServeRuntime {
     std::string out = std::to_string(plan_.size()) + " nodes on Docker (" + node_range(names) +
                       ", network " + opts_.docker_network + "), timing " + sc_.timing.name +
                       ", Service port P on 127.0.0.1:P+" + std::to_string(opts_.host_port_offset);
+    if (!opts_.data_dir.empty()) {
+      out += "; store in " + opts_.data_dir + " (recovered up to resourceVersion " +
+             std::to_string(recovered_) + ")";
+    }
     for (const auto& w : warnings_) out += "; " + w;
     return out;
   }
@@ -383,6 +412,8 @@ class DockerServe final : public ServeRuntime {
   docker::DockerClient client_;
   std::vector<PlannedNode> plan_;
   std::vector<std::string> warnings_;
+  std::unique_ptr<RandomStream> store_rng_;  // the durable store's; outlives control_
+  int64_t recovered_ = 0;
   std::unique_ptr<ControlPlane> control_;
   std::map<std::string, std::unique_ptr<docker::DockerContainerRuntime>> runtimes_;
   std::vector<std::unique_ptr<agent::NodeAgent>> agents_;
@@ -398,6 +429,11 @@ class DockerServe final : public ServeRuntime {
 StatusOr<std::unique_ptr<ServeRuntime>> ServeRuntime::create(const ServeOptions& options) {
   if (options.backend != "sim" && options.backend != "docker") {
     return invalid_error("unknown backend \"" + options.backend + "\" (known: sim, docker, none)");
+  }
+  if (options.backend == "sim" && !options.data_dir.empty()) {
+    return invalid_error(
+        "a data directory needs --backend docker or none: the sim backend's nodes and "
+        "containers are simulated and do not survive a restart");
   }
   auto sc = serve_scenario(options);
   if (!sc.is_ok()) return sc.status();

@@ -7,6 +7,7 @@
 // reads the node's runtime.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,14 @@ struct ServeOptions {
   int host_port_offset = 30000;  // Service port P is reachable on 127.0.0.1:P+offset
   int max_docker_nodes = 8;
   bool cleanup = true;         // docker: remove the containers and network at the end
+  // docker: keep the store in this directory (backends/storage/durable_store.h:
+  // write-ahead log, snapshots); a restart on the same directory recovers
+  // every object and the node agents adopt the containers still running.
+  // Empty: the store lives in memory. Not with sim (its nodes are simulated).
+  std::string data_dir;
+  bool repair = false;            // as DurableOptions.repair
+  int64_t snapshot_every = 10000;  // as DurableOptions.snapshot_every
+  std::function<void(const std::string&)> log;  // recovery notes; empty: none
   bool handle_signals = true;  // SIGINT/SIGTERM end run()
 };
 

@@ -8,6 +8,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 #include <unordered_map>
 #include <variant>
 
@@ -31,6 +33,7 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra ones (Retry-After)
 };
 
 // A watch the server streams as newline-delimited JSON events.

@@ -5,7 +5,12 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <array>
+#include <climits>
+#include <cstdint>
 #include <deque>
 #include <set>
 #include <variant>
@@ -82,7 +87,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_request() {
     parser_.emplace();
     parser_->body_limit(server_->options.max_body_bytes);
-    parser_->header_limit(64 * 1024);
+    parser_->header_limit(static_cast<std::uint32_t>(
+        std::min<size_t>(server_->options.max_header_bytes, UINT32_MAX)));
     http::async_read(socket_, buffer_, *parser_,
                      [self = shared_from_this()](boost::system::error_code ec, size_t) {
                        self->on_request(ec);
@@ -97,8 +103,32 @@ class Session : public std::enable_shared_from_this<Session> {
       write_response(ApiHandler::error_response(s), 11, false);
       return;
     }
+    if (ec == http::error::header_limit) {
+      // The header is still unparsed in the buffer: no line end yet means the
+      // request line alone is over the limit.
+      auto data = buffer_.cdata();
+      std::string_view seen(static_cast<const char*>(data.data()), data.size());
+      bool line_too_long = seen.find("\r\n") == std::string_view::npos;
+      const std::string limit = std::to_string(server_->options.max_header_bytes);
+      write_response(
+          line_too_long
+              ? limit_response(414, "URI Too Long: the request line is over " + limit + " bytes")
+              : limit_response(431, "Request Header Fields Too Large: the request line and "
+                                    "headers are over " + limit + " bytes"),
+          11, false);
+      return;
+    }
     if (ec) return close();
     http::request<http::string_body> req = parser_->release();
+    if (server_->options.max_url_bytes > 0 &&
+        req.target().size() > server_->options.max_url_bytes) {
+      write_response(limit_response(414, "URI Too Long: the request target has " +
+                                             std::to_string(req.target().size()) +
+                                             " bytes, the limit is " +
+                                             std::to_string(server_->options.max_url_bytes)),
+                     req.version(), false);
+      return;
+    }
     if (!server_->options.token.empty()) {
       auto auth = req.find(http::field::authorization);
       if (auth == req.end() || auth->value() != "Bearer " + server_->options.token) {
@@ -130,7 +160,32 @@ class Session : public std::enable_shared_from_this<Session> {
       start_log(*log, req.version(), req.keep_alive());
       return;
     }
+    if (server_->options.max_watches > 0 &&
+        server_->watches >= server_->options.max_watches) {
+      HttpResponse busy = ApiHandler::error_response(Status(
+          StatusCode::kTooManyRequests,
+          "Too many requests: " + std::to_string(server_->watches) +
+              " watches are open, the server's limit (--max-watches) is " +
+              std::to_string(server_->options.max_watches) + "; please try again later"));
+      busy.headers.emplace_back("Retry-After", "1");
+      write_response(busy, req.version(), req.keep_alive());
+      return;
+    }
     start_watch(std::get<WatchRequest>(result), req.version());
+  }
+
+  // A metav1.Status for an HTTP-level limit (414, 431): no StatusCode of ours
+  // maps to these, so the code is set here.
+  static HttpResponse limit_response(int code, const std::string& message) {
+    HttpResponse r = ApiHandler::error_response(Status(StatusCode::kBadRequest, message));
+    nlohmann::json st = nlohmann::json::parse(r.body, nullptr, false);
+    if (st.is_object()) {
+      st["code"] = code;
+      st["reason"] = code == 414 ? "RequestURITooLong" : "RequestHeaderFieldsTooLarge";
+      r.body = st.dump();
+    }
+    r.status = code;
+    return r;
   }
 
   // pods/{name}/log. Without follow: the whole output (tailLines and
@@ -256,6 +311,7 @@ class Session : public std::enable_shared_from_this<Session> {
         static_cast<http::status>(r.status), version);
     res->set(http::field::content_type, r.content_type);
     res->set(http::field::cache_control, "no-cache, private");
+    for (const auto& [name, value] : r.headers) res->set(name, value);
     res->keep_alive(keep_alive);
     res->body() = r.body;
     res->prepare_payload();

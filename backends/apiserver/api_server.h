@@ -32,6 +32,14 @@ struct ApiServerOptions {
   // Non-empty: every request needs "Authorization: Bearer <token>" (else 401).
   std::string token;
   size_t max_body_bytes = 3 * 1024 * 1024;  // larger bodies get 413
+  // The request line and headers together; more gets 431 (Request Header
+  // Fields Too Large), or 414 (URI Too Long) when the request line alone does
+  // not fit. A request target longer than max_url_bytes gets 414 too.
+  size_t max_header_bytes = 64 * 1024;
+  size_t max_url_bytes = 32 * 1024;
+  // Watch streams open at once, over all connections; one more gets 429 Too
+  // Many Requests (a Status body, Retry-After: 1). 0: no cap.
+  size_t max_watches = 4096;
   // Set: each reply to a request goes out only when the server calls the
   // argument (on the loop thread). flotilla serve passes the persistent
   // store's when_durable, so no reply reports a write before it is on disk
