@@ -1,5 +1,6 @@
 // Plain HTTP behaviour of the API server: Status bodies, optimistic
-// concurrency, watches, limits, auth, patches and Table output.
+// concurrency, watches, limits, auth, patches and Table output, on every
+// store (the same suite passes on the embedded stores and on etcd).
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -12,12 +13,22 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
+// Every test runs on each store (InMemory, Durable, Etcd): the API must not
+// be able to tell them apart.
+class ApiServerHttp : public ::testing::TestWithParam<StoreKind> {
+ protected:
+  void SetUp() override { ASSERT_TRUE(store_kind_available(GetParam())); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Stores, ApiServerHttp, ::testing::ValuesIn(all_store_kinds()),
+                         [](const auto& p) { return store_kind_name(p.param); });
+
 constexpr const char* kPod = R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1",
   "labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx:1",
   "ports":[{"containerPort":80}]}]}})";
 
-TEST(ApiServerHttp, NotFoundIsAKubernetesStatus) {
-  TestServer ts;
+TEST_P(ApiServerHttp, NotFoundIsAKubernetesStatus) {
+  TestServer ts(GetParam());
   HttpResult r = http_request(ts.port(), "GET", "/api/v1/namespaces/default/pods/nope");
   ASSERT_EQ(r.status, 404);
   json st = json::parse(r.body);
@@ -30,8 +41,8 @@ TEST(ApiServerHttp, NotFoundIsAKubernetesStatus) {
   EXPECT_EQ(st["details"]["kind"], "pods");
 }
 
-TEST(ApiServerHttp, CreateGetListAndConflictOnStaleVersion) {
-  TestServer ts;
+TEST_P(ApiServerHttp, CreateGetListAndConflictOnStaleVersion) {
+  TestServer ts(GetParam());
   HttpResult c = http_request(ts.port(), "POST", "/api/v1/namespaces/default/pods", kPod);
   ASSERT_EQ(c.status, 201) << c.body;
   json created = json::parse(c.body);
@@ -68,8 +79,8 @@ TEST(ApiServerHttp, CreateGetListAndConflictOnStaleVersion) {
   EXPECT_EQ(json::parse(none.body)["items"].size(), 0u);
 }
 
-TEST(ApiServerHttp, InvalidObjectGets422WithCauses) {
-  TestServer ts;
+TEST_P(ApiServerHttp, InvalidObjectGets422WithCauses) {
+  TestServer ts(GetParam());
   std::string rc = R"({"apiVersion":"v1","kind":"ReplicationController","metadata":{"name":"bad"},
     "spec":{"replicas":-1,"selector":{"app":"x"},"template":{"metadata":{"labels":{"app":"x"}},
     "spec":{"containers":[{"name":"c","image":"i"}]}}}})";
@@ -87,8 +98,8 @@ TEST(ApiServerHttp, InvalidObjectGets422WithCauses) {
             "Invalid value: -1: must be greater than or equal to 0");
 }
 
-TEST(ApiServerHttp, ListPagesWithLimitAndContinue) {
-  TestServer ts;
+TEST_P(ApiServerHttp, ListPagesWithLimitAndContinue) {
+  TestServer ts(GetParam());
   ts.on_loop([&] {
     for (int i = 0; i < 5; ++i) {
       api::Pod p;
@@ -115,8 +126,8 @@ TEST(ApiServerHttp, ListPagesWithLimitAndContinue) {
   EXPECT_EQ(names, (std::vector<std::string>{"p0", "p1", "p2", "p3", "p4"}));
 }
 
-TEST(ApiServerHttp, WatchStreamsInitialThenLiveEvents) {
-  TestServer ts;
+TEST_P(ApiServerHttp, WatchStreamsInitialThenLiveEvents) {
+  TestServer ts(GetParam());
   ASSERT_EQ(http_request(ts.port(), "POST", "/api/v1/namespaces/default/pods", kPod).status, 201);
   // "True" as Go's ParseBool (and the Python client) spell it.
   StreamClient watch(ts.port(), "/api/v1/namespaces/default/pods?watch=True");
@@ -145,8 +156,8 @@ TEST(ApiServerHttp, WatchStreamsInitialThenLiveEvents) {
   EXPECT_EQ(ts.on_loop([&] { return ts.server().watch_count(); }), 1u);
 }
 
-TEST(ApiServerHttp, WatchFromAnExpiredVersionGetsExpired410) {
-  TestServer ts({}, /*history_size=*/5);
+TEST_P(ApiServerHttp, WatchFromAnExpiredVersionGetsExpired410) {
+  TestServer ts(GetParam(), {}, /*history_size=*/5);
   for (int i = 0; i < 12; ++i) {
     std::string body = R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"ns)" +
                        std::to_string(i) + R"("}})";
@@ -160,8 +171,8 @@ TEST(ApiServerHttp, WatchFromAnExpiredVersionGetsExpired410) {
   EXPECT_EQ(ev["object"]["reason"], "Expired");
 }
 
-TEST(ApiServerHttp, BodiesOverThreeMiBAreRefusedWith413) {
-  TestServer ts;
+TEST_P(ApiServerHttp, BodiesOverThreeMiBAreRefusedWith413) {
+  TestServer ts(GetParam());
   std::string big(3 * 1024 * 1024 + 10, ' ');
   HttpResult r = http_request(ts.port(), "POST", "/api/v1/namespaces/default/pods", big);
   ASSERT_EQ(r.status, 413);
@@ -169,10 +180,10 @@ TEST(ApiServerHttp, BodiesOverThreeMiBAreRefusedWith413) {
   EXPECT_EQ(json::parse(r.body)["code"], 413);
 }
 
-TEST(ApiServerHttp, TokenIsRequiredWhenConfigured) {
+TEST_P(ApiServerHttp, TokenIsRequiredWhenConfigured) {
   ApiServerOptions o;
   o.token = "s3cret";
-  TestServer ts(o);
+  TestServer ts(GetParam(), o);
   HttpResult anon = http_request(ts.port(), "GET", "/api/v1/namespaces");
   ASSERT_EQ(anon.status, 401);
   EXPECT_EQ(json::parse(anon.body)["reason"], "Unauthorized");
@@ -184,8 +195,8 @@ TEST(ApiServerHttp, TokenIsRequiredWhenConfigured) {
   EXPECT_EQ(ok.status, 200);
 }
 
-TEST(ApiServerHttp, StrategicMergePatchMergesContainersByName) {
-  TestServer ts;
+TEST_P(ApiServerHttp, StrategicMergePatchMergesContainersByName) {
+  TestServer ts(GetParam());
   ASSERT_EQ(http_request(ts.port(), "POST", "/api/v1/namespaces/default/pods", kPod).status, 201);
   HttpResult r = http_request(
       ts.port(), "PATCH", "/api/v1/namespaces/default/pods/web-1",
@@ -206,8 +217,8 @@ TEST(ApiServerHttp, StrategicMergePatchMergesContainersByName) {
   EXPECT_EQ(json::parse(m.body)["details"]["causes"][0]["reason"], "FieldValueForbidden");
 }
 
-TEST(ApiServerHttp, ScaleSubresourceAndStatusKeptOnMainUpdates) {
-  TestServer ts;
+TEST_P(ApiServerHttp, ScaleSubresourceAndStatusKeptOnMainUpdates) {
+  TestServer ts(GetParam());
   std::string rc = R"({"apiVersion":"v1","kind":"ReplicationController","metadata":{"name":"web"},
     "spec":{"replicas":2,"selector":{"app":"web"},"template":{"metadata":{"labels":{"app":"web"}},
     "spec":{"containers":[{"name":"c","image":"i"}]}}},"status":{"replicas":7}})";
@@ -242,8 +253,8 @@ TEST(ApiServerHttp, ScaleSubresourceAndStatusKeptOnMainUpdates) {
   EXPECT_EQ(got["status"]["readyReplicas"], 2);
 }
 
-TEST(ApiServerHttp, TableOutputHasKubectlColumns) {
-  TestServer ts;
+TEST_P(ApiServerHttp, TableOutputHasKubectlColumns) {
+  TestServer ts(GetParam());
   ASSERT_EQ(http_request(ts.port(), "POST", "/api/v1/namespaces/default/pods", kPod).status, 201);
   HttpResult r = http_request(ts.port(), "GET", "/api/v1/namespaces/default/pods", "",
                               "application/json",
@@ -263,8 +274,8 @@ TEST(ApiServerHttp, TableOutputHasKubectlColumns) {
   EXPECT_EQ(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 }
 
-TEST(ApiServerHttp, EventsFilterByInvolvedObject) {
-  TestServer ts;
+TEST_P(ApiServerHttp, EventsFilterByInvolvedObject) {
+  TestServer ts(GetParam());
   ts.on_loop([&] {
     for (const char* target : {"a", "b"}) {
       api::Event e;

@@ -1,6 +1,7 @@
 // The real kubectl against an in-process API server: apply, get in every
 // output form, get -w, describe with events, scale, delete, create namespace,
-// and Kubernetes' error wording. Skipped when kubectl is not installed.
+// and Kubernetes' error wording, on every store. Skipped when kubectl is not
+// installed.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -44,12 +45,14 @@ struct KubectlRun {
   std::string err;
 };
 
-class KubectlTest : public ::testing::Test {
+// Every test runs on each store (InMemory, Durable, Etcd).
+class KubectlTest : public ::testing::TestWithParam<StoreKind> {
  protected:
   void SetUp() override {
     kubectl_ = find_kubectl();
     if (kubectl_.empty()) GTEST_SKIP() << "kubectl is not installed (command -v kubectl)";
-    server_ = std::make_unique<TestServer>();
+    ASSERT_TRUE(store_kind_available(GetParam()));
+    server_ = std::make_unique<TestServer>(GetParam());
     dir_ = fs::temp_directory_path() /
            ("flotilla-kubectl-" + std::to_string(::getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -112,7 +115,10 @@ class KubectlTest : public ::testing::Test {
   fs::path dir_;
 };
 
-TEST_F(KubectlTest, ApplyRcAndServiceThenGetInEveryForm) {
+INSTANTIATE_TEST_SUITE_P(Stores, KubectlTest, ::testing::ValuesIn(all_store_kinds()),
+                         [](const auto& p) { return store_kind_name(p.param); });
+
+TEST_P(KubectlTest, ApplyRcAndServiceThenGetInEveryForm) {
   KubectlRun apply = kubectl({"apply", "-f", source_dir() + "/examples/apache-rc.yaml"});
   ASSERT_EQ(apply.code, 0) << apply.err;
   EXPECT_NE(apply.out.find("replicationcontroller/apache created"), std::string::npos);
@@ -161,7 +167,7 @@ TEST_F(KubectlTest, ApplyRcAndServiceThenGetInEveryForm) {
   EXPECT_EQ(replicas, 4);
 }
 
-TEST_F(KubectlTest, GetPodsPrintsColumnsWideAndLabelSelection) {
+TEST_P(KubectlTest, GetPodsPrintsColumnsWideAndLabelSelection) {
   add_running_pod("web-1", "web", "node-a", "10.0.0.5");
   add_running_pod("db-1", "db", "node-b", "10.0.0.6");
   KubectlRun get = kubectl({"get", "pods"});
@@ -182,7 +188,7 @@ TEST_F(KubectlTest, GetPodsPrintsColumnsWideAndLabelSelection) {
   EXPECT_EQ(sel.out, "pod/db-1\n");
 }
 
-TEST_F(KubectlTest, GetWatchPrintsNewPods) {
+TEST_P(KubectlTest, GetWatchPrintsNewPods) {
   add_running_pod("web-1", "web", "node-a", "10.0.0.5");
   Subprocess watch(argv({"get", "pods", "-w"}), env());
   ASSERT_TRUE(watch.read_until(
@@ -199,7 +205,7 @@ TEST_F(KubectlTest, GetWatchPrintsNewPods) {
   EXPECT_NE(watch.out().find("web-2   1/1     Running"), std::string::npos) << watch.out();
 }
 
-TEST_F(KubectlTest, DescribeShowsEvents) {
+TEST_P(KubectlTest, DescribeShowsEvents) {
   add_running_pod("web-1", "web", "node-a", "10.0.0.5");
   server_->on_loop([&] {
     auto pod = server_->store().get(api::Kind::kPod, "default", "web-1");
@@ -227,7 +233,7 @@ TEST_F(KubectlTest, DescribeShowsEvents) {
       << d.out;
 }
 
-TEST_F(KubectlTest, ScaleDeleteAndCreateNamespace) {
+TEST_P(KubectlTest, ScaleDeleteAndCreateNamespace) {
   ASSERT_EQ(kubectl({"apply", "-f", source_dir() + "/examples/apache-rc.yaml"}).code, 0);
   KubectlRun scale = kubectl({"scale", "rc", "apache", "--replicas=5"});
   ASSERT_EQ(scale.code, 0) << scale.err;
@@ -256,7 +262,7 @@ TEST_F(KubectlTest, ScaleDeleteAndCreateNamespace) {
   EXPECT_NE(ssa.out.find("replicationcontroller/apache serverside-applied"), std::string::npos);
 }
 
-TEST_F(KubectlTest, ErrorsUseKubernetesWording) {
+TEST_P(KubectlTest, ErrorsUseKubernetesWording) {
   KubectlRun missing = kubectl({"get", "pods", "nope"});
   EXPECT_NE(missing.code, 0);
   EXPECT_EQ(missing.err, "Error from server (NotFound): pods \"nope\" not found\n");

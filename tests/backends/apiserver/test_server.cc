@@ -11,9 +11,15 @@
 #include <unistd.h>
 
 #include <cassert>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
+#include "backends/etcd/etcd_store.h"
+#include "backends/storage/durable_store.h"
 #include "core/api/validation.h"
+#include "tests/backends/etcd/local_etcd.h"
 
 extern char** environ;
 
@@ -73,14 +79,68 @@ std::string dechunk(const std::string& body) {
 
 }  // namespace
 
-TestServer::TestServer(ApiServerOptions options, int64_t history_size) {
+namespace {
+[[noreturn]] void die(const std::string& why) {
+  std::fprintf(stderr, "TestServer: %s\n", why.c_str());
+  std::abort();
+}
+}  // namespace
+
+std::string store_kind_name(StoreKind kind) {
+  switch (kind) {
+    case StoreKind::kInMemory:
+      return "InMemory";
+    case StoreKind::kDurable:
+      return "Durable";
+    case StoreKind::kEtcd:
+      return "Etcd";
+  }
+  return "?";
+}
+
+std::vector<StoreKind> all_store_kinds() {
+  return {StoreKind::kInMemory, StoreKind::kDurable, StoreKind::kEtcd};
+}
+
+bool store_kind_available(StoreKind kind) {
+  return kind != StoreKind::kEtcd || etcd::testing::shared_etcd() != nullptr;
+}
+
+TestServer::TestServer(StoreKind kind, ApiServerOptions options, int64_t history_size) {
   store::StoreOptions so;
   so.enforce_namespaces = true;
   so.history_size = history_size;
   so.validator = [](const google::protobuf::Message& obj, const google::protobuf::Message* old) {
     return api::invalid_status(obj, old ? api::validate_update(*old, obj) : api::validate(obj));
   };
-  store_ = std::make_unique<store::InMemoryStore>(loop_, random_, so);
+  switch (kind) {
+    case StoreKind::kInMemory:
+      store_ = std::make_unique<store::InMemoryStore>(loop_, random_, so);
+      break;
+    case StoreKind::kDurable: {
+      char tmpl[] = "/tmp/flotilla-api-wal-XXXXXX";
+      data_dir_ = ::mkdtemp(tmpl) != nullptr ? tmpl : "";
+      auto durable = storage::DurableStore::open(loop_, random_, so, {.dir = data_dir_});
+      if (!durable.is_ok()) die("cannot open a durable store: " + durable.status().message());
+      storage::DurableStore* d = durable->get();
+      if (!options.before_reply) {
+        options.before_reply = [d](std::function<void()> send) { d->when_durable(std::move(send)); };
+      }
+      store_ = std::move(*durable);
+      break;
+    }
+    case StoreKind::kEtcd: {
+      etcd::testing::LocalEtcd* server = etcd::testing::shared_etcd();
+      if (server == nullptr) die("etcd did not start (see the failure above)");
+      etcd::EtcdOptions eo;
+      eo.endpoints = server->endpoints();
+      eo.prefix = etcd::testing::unique_prefix();
+      auto e = etcd::EtcdStore::open(loop_, random_, so, eo);
+      if (!e.is_ok()) die("cannot open the etcd store: " + e.status().message());
+      store_ = std::move(*e);
+      break;
+    }
+  }
   for (const char* name : {"default", "kube-system"}) {
     api::Namespace ns;
     ns.mutable_metadata()->set_name(name);
@@ -103,6 +163,8 @@ TestServer::~TestServer() {
   thread_.join();
   server_.reset();
   store_.reset();
+  std::error_code ec;
+  if (!data_dir_.empty()) std::filesystem::remove_all(data_dir_, ec);
 }
 
 HttpResult http_request(uint16_t port, const std::string& method, const std::string& target,

@@ -1,6 +1,8 @@
 // Test harness for the API server: an in-process server on an ephemeral
-// loopback port whose loop runs on its own thread, a blocking HTTP client,
-// and a subprocess runner for the real kubectl (deadlines, never sleeps).
+// loopback port whose loop runs on its own thread, over the store a test
+// chooses (in-memory, durable in a temporary directory, or etcd), a blocking
+// HTTP client, and a subprocess runner for the real kubectl (deadlines, never
+// sleeps).
 #pragma once
 
 #include <chrono>
@@ -18,11 +20,28 @@
 
 namespace flotilla::apiserver::testing {
 
+// The stores the API suite runs on (value-parameterized tests).
+enum class StoreKind {
+  kInMemory,  // core/store
+  kDurable,   // backends/storage: write-ahead log in a temporary directory
+  kEtcd,      // backends/etcd: a local etcd the test process starts
+};
+std::string store_kind_name(StoreKind kind);  // "InMemory", "Durable", "Etcd"
+// Every kind, for INSTANTIATE_TEST_SUITE_P.
+std::vector<StoreKind> all_store_kinds();
+// Fails the calling test (and returns false) when `kind` cannot run here, as
+// when etcd is not installed.
+bool store_kind_available(StoreKind kind);
+
 class TestServer {
  public:
-  // Starts a store (validation on, namespaces enforced, "default" and
-  // "kube-system" created) and a server on 127.0.0.1:0, then the loop thread.
-  explicit TestServer(ApiServerOptions options = {}, int64_t history_size = 10000);
+  // Starts a store of `kind` (validation on, namespaces enforced, "default"
+  // and "kube-system" created) and a server on 127.0.0.1:0, then the loop
+  // thread. With kDurable, replies wait for the log (before_reply).
+  explicit TestServer(StoreKind kind, ApiServerOptions options = {},
+                      int64_t history_size = 10000);
+  explicit TestServer(ApiServerOptions options = {}, int64_t history_size = 10000)
+      : TestServer(StoreKind::kInMemory, std::move(options), history_size) {}
   ~TestServer();
 
   // Runs `fn` on the loop thread and returns its result.
@@ -43,7 +62,7 @@ class TestServer {
   }
 
   live::AsioEventLoop& loop() { return loop_; }
-  store::InMemoryStore& store() { return *store_; }
+  Store& store() { return *store_; }
   ApiServer& server() { return *server_; }
   uint16_t port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
@@ -51,7 +70,8 @@ class TestServer {
  private:
   live::AsioEventLoop loop_;
   SplitMix64Stream random_{42};
-  std::unique_ptr<store::InMemoryStore> store_;
+  std::unique_ptr<Store> store_;
+  std::string data_dir_;  // kDurable's, removed afterwards
   std::unique_ptr<ApiServer> server_;
   uint16_t port_ = 0;
   std::thread thread_;
