@@ -158,33 +158,9 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
     allocation_ = std::make_unique<AllocationTracker>(loop_, store, rebase_, sc_.sample_period);
     FLOTILLA_RETURN_IF_ERROR(allocation_->start());
 
-    // One agent per logical node, each with its own runtime and link.
-    for (const auto& n : plan_) {
-      docker::DockerRuntimeOptions ro;
-      ro.node = n.info.docker_node;
-      ro.socket_path = opts_.docker_socket;
-      ro.network = opts_.docker_network;
-      ro.worker_threads = 4;
-      if (pod_services) ro.dns_servers = {net_.gateway};
-      auto rt = docker::DockerContainerRuntime::create(loop_, ro);
-      if (!rt.is_ok()) return rt.status();
-      runtimes_.push_back(std::move(rt).value());
-      agent::NodeDescription desc;
-      desc.capacity = format_node_resources(n.capacity);
-      desc.allocatable = format_node_resources(n.allocatable);
-      desc.labels = n.labels;
-      desc.addresses = {{"InternalIP", "127.0.0.1"}, {"Hostname", n.info.name}};
-      desc.container_runtime_version = "docker://" + opts_.docker_network;
-      links_.push_back(std::make_unique<live::SwitchableStoreLink>(store, n.info.name));
-      agents_.push_back(std::make_unique<agent::NodeAgent>(
-          n.info.name, loop_, *links_.back(), *runtimes_.back(), network_, rebase_, sc_.timing,
-          std::move(desc)));
-      FLOTILLA_RETURN_IF_ERROR(agents_.back()->start());
-      allocation_->add_allocatable(n.allocatable.cpu_millis, n.allocatable.memory_bytes);
-    }
-
-    // The host's service proxy: the decisions of the clients' node, and the
-    // TCP data path on 127.0.0.1.
+    // The host's NodeServices (before the agents, so pods get a resolver that
+    // answers): the decisions of the clients' node, the TCP data path on
+    // 127.0.0.1 and the VIPs, the VIPs on the bridge, DNS on its gateway.
     std::string proxy_node = plan_[0].info.name;
     for (const auto& t : sc_.traffic) {
       if (t.from_node.empty()) continue;
@@ -206,6 +182,32 @@ class LiveRun final : public LiveRunView, public live::LiveNodeControl {
     services_ = std::make_unique<live::NodeServices>(loop_, store, network_, random_, so);
     FLOTILLA_RETURN_IF_ERROR(services_->start());
     dns_address_ = services_->dns_address();
+
+    // One agent per logical node, each with its own runtime and link.
+    for (const auto& n : plan_) {
+      docker::DockerRuntimeOptions ro;
+      ro.node = n.info.docker_node;
+      ro.socket_path = opts_.docker_socket;
+      ro.network = opts_.docker_network;
+      ro.worker_threads = 4;
+      // The pods' resolver: the DNS server on the gateway, when it listens.
+      if (services_->dns() != nullptr) ro.dns_servers = {net_.gateway};
+      auto rt = docker::DockerContainerRuntime::create(loop_, ro);
+      if (!rt.is_ok()) return rt.status();
+      runtimes_.push_back(std::move(rt).value());
+      agent::NodeDescription desc;
+      desc.capacity = format_node_resources(n.capacity);
+      desc.allocatable = format_node_resources(n.allocatable);
+      desc.labels = n.labels;
+      desc.addresses = {{"InternalIP", "127.0.0.1"}, {"Hostname", n.info.name}};
+      desc.container_runtime_version = "docker://" + opts_.docker_network;
+      links_.push_back(std::make_unique<live::SwitchableStoreLink>(store, n.info.name));
+      agents_.push_back(std::make_unique<agent::NodeAgent>(
+          n.info.name, loop_, *links_.back(), *runtimes_.back(), network_, rebase_, sc_.timing,
+          std::move(desc)));
+      FLOTILLA_RETURN_IF_ERROR(agents_.back()->start());
+      allocation_->add_allocatable(n.allocatable.cpu_millis, n.allocatable.memory_bytes);
+    }
 
     traffic_ = std::make_unique<live::LiveTrafficGenerator>(
         loop_, random_, rebase_, [this](const sim::TrafficSpec& spec) -> StatusOr<live::LiveTarget> {
