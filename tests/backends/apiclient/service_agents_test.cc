@@ -290,6 +290,20 @@ TEST_F(ServiceAgentsTest, FromAPodOnEachNodeTheServiceAnswersByVipAndNameOverPod
   const std::string vip = api::as<api::Service>(*svc)->spec().cluster_ip();
   ASSERT_FALSE(vip.empty());
 
+  // Each agent serves DNS on its own network's gateway and holds the VIPs on
+  // its own bridge.
+  for (size_t i = 0; i < kNodes.size(); ++i) {
+    docker::DockerClient dc;
+    auto net = docker::ensure_network(dc, network(i), docker::DockerRuntimeOptions{}.subnets);
+    ASSERT_TRUE(net.is_ok()) << net.status().to_string();
+    const std::string gateway = net->gateway;
+    ASSERT_FALSE(gateway.empty());
+    const std::string out = agents_[i]->output();
+    EXPECT_NE(out.find("DNS at " + gateway + ":53"), std::string::npos) << out;
+    EXPECT_EQ(out.find("VIP not reachable"), std::string::npos) << out;
+    EXPECT_EQ(out.find("cannot resolve"), std::string::npos) << out;
+  }
+
   // A client pod on each node: the first pod there.
   std::map<std::string, std::string> client;  // node -> container
   for (const auto& node : kNodes) {
