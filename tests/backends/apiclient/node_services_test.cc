@@ -226,6 +226,12 @@ class NodeServicesTest : public ::testing::Test {
     return off_loop([port, name] { return resolve(port, name); });
   }
 
+  // The DNS server has a record for `name` (set from the watch, through the loop).
+  bool dns_knows(const std::string& name) {
+    return loop_.run_until([&] { return services_->dns()->lookup(name).has_value(); },
+                           seconds(10));
+  }
+
   bool proxy_has(int n) {
     return loop_.run_until(
         [&] { return services_->decisions().endpoints("default/web", 80).size() == size_t(n); },
@@ -261,6 +267,8 @@ TEST_F(NodeServicesTest, DnsAndRoundRobinProxyFollowTheRemoteServicesAndEndpoint
   EXPECT_TRUE(remote_->get(api::Kind::kEndpoints, "default", "web").is_ok());
 
   // DNS: the Service's name in each namespace, its ClusterIP.
+  ASSERT_TRUE(dns_knows("web.default.svc.cluster.local"));
+  ASSERT_TRUE(dns_knows("web.shop.svc.cluster.local"));
   EXPECT_EQ(dns("web.default.svc.cluster.local"), "10.96.7.7");
   EXPECT_EQ(dns("web.shop.svc.cluster.local"), "10.96.7.8");
   EXPECT_EQ(dns("nope.default.svc.cluster.local"), "NXDOMAIN");
@@ -314,6 +322,7 @@ TEST_F(NodeServicesTest, AfterTheWatchHistoryExpiredTheRelistBringsProxyAndDnsUp
   ASSERT_TRUE(proxy_has(1)) << remote_->last_error().to_string();
   EXPECT_GT(remote_->stats().relists, relists);
   EXPECT_EQ(spread(6), (std::map<std::string, int>{{"pod-b", 6}}));
+  ASSERT_TRUE(dns_knows("web.shop.svc.cluster.local"));
   EXPECT_EQ(dns("web.shop.svc.cluster.local"), "10.96.7.9");
 }
 
