@@ -66,10 +66,11 @@ class NodeServices {
   // Errors: the Store refuses a watch of Services or Endpoints (a RemoteStore
   // without those informers: kFailedPrecondition). What the host refuses (DNS
   // port taken, no CAP_NET_ADMIN for VIPs, a listener that cannot bind) is a
-  // warning, not an error: Services stay reachable by host port.
+  // warning, not an error: Services stay reachable by host port. Call once.
   Status start();
   // Closes every listener and connection, stops the DNS server and removes
-  // the VIPs this object added. Idempotent.
+  // the VIPs this object added (the decisions stay, unused). Idempotent; not
+  // followed by another start().
   void stop();
 
   proxy::ServiceProxy& decisions() { return *decisions_; }
