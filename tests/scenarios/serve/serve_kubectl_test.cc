@@ -163,7 +163,8 @@ class ServeTest : public ::testing::Test {
     if (docker()) {
       args.insert(args.end(), {"--docker-network", "flotilla-" + tag_, "--node-label-prefix",
                                tag_ + "-", "--host-port-offset",
-                               std::to_string(proxy_port_ - 80)});
+                               std::to_string(proxy_port_ - 80), "--data-dir",
+                               (dir_ / "data").string()});
     }
     server_ = std::make_unique<Subprocess>(args, std::vector<std::string>{});
     const std::string marker = "Kubernetes API on http://127.0.0.1:";
