@@ -60,6 +60,12 @@ struct TcpServiceProxy::Connection : std::enable_shared_from_this<Connection> {
   bool up_done = false;
   bool down_done = false;
   bool finished = false;
+  // Redispatch (Target::retry_unanswered): what the client sent while the
+  // backend has sent nothing back, at most `size` bytes; `gen` counts backends.
+  bool keep_replay = false;
+  std::string replay;
+  int64_t bytes_down = 0;
+  uint64_t gen = 0;
   std::unique_ptr<uint8_t[]> up;
   std::unique_ptr<uint8_t[]> down;
   size_t size;
@@ -146,6 +152,15 @@ void TcpServiceProxy::sync_service(const std::string& key, const api::Service* s
     }
     const std::string dns = proxy::service_dns_name(svc->metadata().name(),
                                                     svc->metadata().namespace_());
+    bool retry_unanswered = options_.retry_unanswered;
+    if (auto it = ann.find(std::string(kRetryUnansweredAnnotation)); it != ann.end()) {
+      if (it->second == "true" || it->second == "false") {
+        retry_unanswered = it->second == "true";
+      } else {
+        warn("service " + key + ": ignoring bad " + std::string(kRetryUnansweredAnnotation) +
+             " \"" + it->second + "\" (want true or false)");
+      }
+    }
     for (int i = 0; i < svc->spec().ports_size(); ++i) {
       const auto& sp = svc->spec().ports(i);
       if (!sp.protocol().empty() && sp.protocol() != "TCP") continue;
@@ -161,7 +176,7 @@ void TcpServiceProxy::sync_service(const std::string& key, const api::Service* s
                                                             " is out of range"));
         continue;
       }
-      Target t{key, dns, sp.port(), {}};
+      Target t{key, dns, sp.port(), {}, retry_unanswered};
       want[NetEndpoint{options_.host_address, hp}] = t;
       for (const auto& extra : options_.extra_addresses) want[NetEndpoint{extra, hp}] = t;
       ports.insert_or_assign(sp.port(), hp);
@@ -180,6 +195,7 @@ void TcpServiceProxy::sync_service(const std::string& key, const api::Service* s
     const bool keep = w != want.end() && w->second.service_port == it->second->target.service_port &&
                       w->second.vip == it->second->target.vip;
     if (keep) {
+      it->second->target.retry_unanswered = w->second.retry_unanswered;
       ++it;
       continue;
     }
@@ -216,7 +232,8 @@ StatusOr<int> TcpServiceProxy::add_listener(const std::string& service_key, int 
   Target t{service_key,
            proxy::service_dns_name(service_key.substr(slash + 1), service_key.substr(0, slash)),
            service_port,
-           {}};
+           {},
+           options_.retry_unanswered};
   int bound = 0;
   FLOTILLA_RETURN_IF_ERROR(open("", t, NetEndpoint{address, port}, &bound));
   host_ports_.insert_or_assign({service_key, service_port}, bound);
@@ -314,6 +331,7 @@ void TcpServiceProxy::on_accept(const std::shared_ptr<Listener>& l, tcp::socket 
   auto c = std::make_shared<Connection>(loop_.io_context(), std::move(s), options_.buffer_bytes);
   c->listener = l;
   c->client_ip = peer.address().to_string();
+  c->keep_replay = l->target.retry_unanswered;
   connections_.insert(c.get());
   ++stats_.active;
   connect_next(c);
@@ -378,79 +396,161 @@ void TcpServiceProxy::connect_next(const std::shared_ptr<Connection>& c) {
     c->connected = true;
     boost::system::error_code ignored;
     c->backend.set_option(tcp::no_delay(true), ignored);
-    // The two pumps. `from`/`to` and the buffer are fixed per direction.
-    // After a read that filled the buffer more data is likely queued, so the
-    // next read is attempted at once (speculative); otherwise the pump first
-    // waits for readiness, which saves the recv() that would fail with EAGAIN
-    // on every request/response turn.
-    struct Pump {
-      static void run(TcpServiceProxy* self, std::weak_ptr<bool> alive,
-                      std::shared_ptr<Connection> c, bool upstream, bool speculative) {
-        tcp::socket& from = upstream ? c->client : c->backend;
-        uint8_t* buf = upstream ? c->up.get() : c->down.get();
-        if (speculative) {
-          from.async_read_some(asio::buffer(buf, c->size),
-                               [self, alive, c, upstream](const boost::system::error_code& re,
-                                                          size_t n) {
-                                 on_read(self, alive, c, upstream, re, n);
-                               });
-          return;
-        }
-        from.async_wait(tcp::socket::wait_read,
-                        [self, alive, c, upstream, buf](const boost::system::error_code& we) {
-          if (alive.expired() || c->finished) return;
-          if (we) return on_read(self, alive, c, upstream, we, 0);
-          // MSG_DONTWAIT: never blocks the loop, without an ioctl per socket.
-          tcp::socket& src = upstream ? c->client : c->backend;
-          const ssize_t got = ::recv(src.native_handle(), buf, c->size, MSG_DONTWAIT);
-          boost::system::error_code re;
-          if (got == 0) {
-            re = asio::error::eof;
-          } else if (got < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-              return run(self, alive, c, upstream, false);  // spurious wake-up
-            }
-            re = boost::system::error_code(errno, boost::system::system_category());
-          }
-          on_read(self, alive, c, upstream, re, got > 0 ? static_cast<size_t>(got) : 0);
-        });
-      }
-      static void on_read(TcpServiceProxy* self, const std::weak_ptr<bool>& alive,
-                          const std::shared_ptr<Connection>& c, bool upstream,
-                          const boost::system::error_code& re, size_t n) {
-        if (alive.expired() || c->finished) return;
-        tcp::socket& to = upstream ? c->backend : c->client;
-        if (re) {
-          if (re == asio::error::eof) {
-            (upstream ? c->up_done : c->down_done) = true;
-            if (c->up_done && c->down_done) {
-              self->finish(c);  // close() sends the FIN; no separate shutdown
-              return;
-            }
-            boost::system::error_code ignored;
-            to.shutdown(tcp::socket::shutdown_send, ignored);
-          } else {
-            self->finish(c);
-          }
-          return;
-        }
-        (upstream ? self->stats_.bytes_up : self->stats_.bytes_down) += static_cast<int64_t>(n);
-        uint8_t* buf = upstream ? c->up.get() : c->down.get();
-        asio::async_write(to, asio::buffer(buf, n),
-                          [self, alive, c, upstream, full = n == c->size](
-                              const boost::system::error_code& we, size_t) {
-          if (alive.expired() || c->finished) return;
-          if (we) {
-            self->finish(c);
-            return;
-          }
-          run(self, alive, c, upstream, full);
-        });
-      }
-    };
-    Pump::run(this, alive, c, true, true);  // the request may be here already
-    Pump::run(this, alive, c, false, false);
+    if (c->replay.empty()) {
+      start_pumps(c);
+      return;
+    }
+    // A redispatched connection: the new backend first gets what the client
+    // sent the one that failed.
+    asio::async_write(c->backend, asio::buffer(c->replay),
+                      [this, alive, c, gen = c->gen](const boost::system::error_code& we, size_t) {
+                        if (alive.expired() || c->finished || gen != c->gen) return;
+                        if (we) {
+                          backend_failed(c, we.message());
+                          return;
+                        }
+                        start_pumps(c);
+                      });
   });
+}
+
+// The two pumps. `from`/`to` and the buffer are fixed per direction. After a
+// read that filled the buffer more data is likely queued, so the next read is
+// attempted at once (speculative); otherwise the pump first waits for
+// readiness, which saves the recv() that would fail with EAGAIN on every
+// request/response turn. Every callback carries the backend generation it was
+// started for and does nothing once the connection was redispatched.
+struct TcpServiceProxy::Pump {
+  static void run(TcpServiceProxy* self, std::weak_ptr<bool> alive, std::shared_ptr<Connection> c,
+                  bool upstream, bool speculative) {
+    tcp::socket& from = upstream ? c->client : c->backend;
+    uint8_t* buf = upstream ? c->up.get() : c->down.get();
+    const uint64_t gen = c->gen;
+    if (speculative) {
+      from.async_read_some(asio::buffer(buf, c->size),
+                           [self, alive, c, upstream, gen](const boost::system::error_code& re,
+                                                           size_t n) {
+                             if (alive.expired() || c->finished || gen != c->gen) return;
+                             on_read(self, alive, c, upstream, re, n);
+                           });
+      return;
+    }
+    from.async_wait(tcp::socket::wait_read,
+                    [self, alive, c, upstream, buf, gen](const boost::system::error_code& we) {
+      if (alive.expired() || c->finished || gen != c->gen) return;
+      if (we) return on_read(self, alive, c, upstream, we, 0);
+      // MSG_DONTWAIT: never blocks the loop, without an ioctl per socket.
+      tcp::socket& src = upstream ? c->client : c->backend;
+      const ssize_t got = ::recv(src.native_handle(), buf, c->size, MSG_DONTWAIT);
+      boost::system::error_code re;
+      if (got == 0) {
+        re = asio::error::eof;
+      } else if (got < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+          return run(self, alive, c, upstream, false);  // spurious wake-up
+        }
+        re = boost::system::error_code(errno, boost::system::system_category());
+      }
+      on_read(self, alive, c, upstream, re, got > 0 ? static_cast<size_t>(got) : 0);
+    });
+  }
+
+  static void on_read(TcpServiceProxy* self, const std::weak_ptr<bool>& alive,
+                      const std::shared_ptr<Connection>& c, bool upstream,
+                      const boost::system::error_code& re, size_t n) {
+    tcp::socket& to = upstream ? c->backend : c->client;
+    if (re) {
+      // The backend ended (reset or closed) before it sent a single byte:
+      // a failure of that endpoint, and maybe a connection to redispatch.
+      // A clean close counts only where the Service declared request/response
+      // (retry_unanswered): elsewhere a backend may well never answer.
+      const bool unanswered_close = re == asio::error::eof && c->keep_replay && !c->replay.empty();
+      if (!upstream && c->bytes_down == 0 &&
+          (unanswered_close || (re != asio::error::eof && re != asio::error::operation_aborted))) {
+        self->backend_failed(c, re == asio::error::eof ? "closed by the backend before answering"
+                                                       : re.message() + " before answering");
+        return;
+      }
+      if (re == asio::error::eof) {
+        (upstream ? c->up_done : c->down_done) = true;
+        if (c->up_done && c->down_done) {
+          self->finish(c);  // close() sends the FIN; no separate shutdown
+          return;
+        }
+        boost::system::error_code ignored;
+        to.shutdown(tcp::socket::shutdown_send, ignored);
+      } else {
+        self->finish(c);
+      }
+      return;
+    }
+    (upstream ? self->stats_.bytes_up : self->stats_.bytes_down) += static_cast<int64_t>(n);
+    uint8_t* buf = upstream ? c->up.get() : c->down.get();
+    if (upstream) {
+      if (c->keep_replay && c->replay.size() + n <= c->size) {
+        c->replay.append(reinterpret_cast<const char*>(buf), n);
+      } else {
+        c->keep_replay = false;  // too much to replay: never redispatched
+        std::string().swap(c->replay);
+      }
+    } else if (c->bytes_down == 0) {
+      c->keep_replay = false;  // answered: from now on a plain spliced stream
+      std::string().swap(c->replay);
+    }
+    if (!upstream) c->bytes_down += static_cast<int64_t>(n);
+    asio::async_write(to, asio::buffer(buf, n),
+                      [self, alive, c, upstream, full = n == c->size, gen = c->gen](
+                          const boost::system::error_code& we, size_t) {
+      if (alive.expired() || c->finished || gen != c->gen) return;
+      if (we) {
+        if (upstream && c->bytes_down == 0) {
+          self->backend_failed(c, "writing to the backend: " + we.message());
+        } else {
+          self->finish(c);
+        }
+        return;
+      }
+      run(self, alive, c, upstream, full);
+    });
+  }
+};
+
+void TcpServiceProxy::start_pumps(const std::shared_ptr<Connection>& c) {
+  std::weak_ptr<bool> alive = alive_;
+  if (c->up_done) {
+    // The client had half-closed before a redispatch: pass that on too.
+    boost::system::error_code ignored;
+    c->backend.shutdown(tcp::socket::shutdown_send, ignored);
+  } else {
+    Pump::run(this, alive, c, true, true);  // the request may be here already
+  }
+  Pump::run(this, alive, c, false, false);
+}
+
+void TcpServiceProxy::backend_failed(const std::shared_ptr<Connection>& c, const std::string& why) {
+  if (c->pick) decisions_.report_result(c->pick->endpoint, false, why);
+  ++stats_.backend_failures;
+  const bool redispatch = c->listener->target.retry_unanswered && c->keep_replay &&
+                          !c->replay.empty() && c->bytes_down == 0 &&
+                          c->attempts <= options_.max_retries;
+  if (!redispatch) {
+    finish(c);
+    return;
+  }
+  ++stats_.redispatched;
+  if (c->pick) {
+    decisions_.release(*c->pick);
+    c->pick.reset();
+  }
+  // Everything still pending on the old backend (and the client's read) is
+  // cancelled; its callbacks see a newer generation and do nothing.
+  ++c->gen;
+  c->connected = false;
+  boost::system::error_code ignored;
+  c->backend.close(ignored);
+  c->backend = tcp::socket(loop_.io_context());
+  c->client.cancel(ignored);
+  connect_next(c);
 }
 
 void TcpServiceProxy::finish(const std::shared_ptr<Connection>& c) {

@@ -4,7 +4,10 @@
 // address), asks the core proxy::ServiceProxy which endpoint each accepted
 // connection goes to, connects (on failure: report it, try the next endpoint,
 // up to max_retries more), then splices bytes both ways with Asio until both
-// sides have closed, and releases the pick. Single-threaded, on the loop.
+// sides have closed, and releases the pick. A backend that resets or closes a
+// connection before answering is reported failed (passive health) and, for
+// Services that opt in, the connection is redispatched to another endpoint.
+// Single-threaded, on the loop.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -27,6 +30,10 @@ namespace flotilla::live {
 // Annotation on a Service choosing its host ports: "30080" (the first port) or
 // "http=30080,metrics=30090" (by port name or service port number).
 inline constexpr std::string_view kHostPortAnnotation = "flotilla.io/host-port";
+// Annotation on a Service: "true" or "false" overrides
+// TcpServiceProxyOptions::retry_unanswered for its ports.
+inline constexpr std::string_view kRetryUnansweredAnnotation =
+    "flotilla.io/proxy-retry-unanswered";
 
 struct TcpServiceProxyOptions {
   // Every Service port is reachable from the host on host_address:<host port>.
@@ -49,6 +56,17 @@ struct TcpServiceProxyOptions {
   size_t buffer_bytes = 32 * 1024;
   int max_retries = 2;  // extra endpoints tried after a failed connect
   Duration connect_timeout = seconds(1);
+  // Redispatch unanswered connections: when a backend resets or closes a
+  // connection before sending a single byte back, and the client has sent at
+  // most `buffer_bytes` so far (kept until the first answer byte), connect to
+  // another endpoint (within max_retries) and replay those bytes there, as
+  // HAProxy's `retry-on empty-response` and Envoy's `retry_on: reset` do for
+  // HTTP. It saves requests caught by a backend's crash (e.g. connections
+  // still in a killed server's accept queue); but a request the dead backend
+  // had acted on before dying is then delivered twice, so it is only for
+  // idempotent request/response protocols. Off by default; per Service with
+  // kRetryUnansweredAnnotation.
+  bool retry_unanswered = false;
 };
 
 class TcpServiceProxy {
@@ -59,6 +77,8 @@ class TcpServiceProxy {
     int64_t forwarded = 0;         // connections that reached a backend
     int64_t no_backend = 0;        // closed: no endpoint could be picked or reached
     int64_t connect_failures = 0;  // failed backend connects (each reported to health)
+    int64_t backend_failures = 0;  // reset/closed by the backend before answering (reported)
+    int64_t redispatched = 0;      // of those, replayed on another endpoint
     int64_t bytes_up = 0;          // client -> backend
     int64_t bytes_down = 0;        // backend -> client
   };
@@ -96,11 +116,13 @@ class TcpServiceProxy {
  private:
   struct Listener;
   struct Connection;
+  struct Pump;
   struct Target {
     std::string service_key;
     std::string dns_name;
     int service_port = 0;
     NetEndpoint vip;  // set for a VIP listener: pick by VIP:port
+    bool retry_unanswered = false;
   };
 
   void on_service_event(const WatchEvent& e);
@@ -111,6 +133,9 @@ class TcpServiceProxy {
   void on_accept(const std::shared_ptr<Listener>& l, boost::asio::ip::tcp::socket s,
                  const boost::asio::ip::tcp::endpoint& peer);
   void connect_next(const std::shared_ptr<Connection>& c);
+  void start_pumps(const std::shared_ptr<Connection>& c);
+  // The backend failed before answering: report it; redispatch or finish.
+  void backend_failed(const std::shared_ptr<Connection>& c, const std::string& why);
   void finish(const std::shared_ptr<Connection>& c);
   void warn(std::string message);
 
