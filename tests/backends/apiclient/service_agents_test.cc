@@ -319,6 +319,11 @@ TEST_F(ServiceAgentsTest, FromAPodOnEachNodeTheServiceAnswersByVipAndNameOverPod
     auto short_name = in_pod(client[node], "nslookup web");
     ASSERT_TRUE(short_name.is_ok());
     EXPECT_NE(short_name->find("Address: " + vip), std::string::npos) << *short_name;
+    // The agent's cache follows the API a moment later: wait (by asking)
+    // until its proxy has all 3 endpoints.
+    const TimePoint deadline = loop_.now() + seconds(20);
+    while (answers(client[node], vip, 3).size() < 3 && loop_.now() < deadline) {
+    }
     // 30 requests by VIP and by name: all 3 pods, 10 each (round-robin).
     std::map<std::string, int> even;
     for (const auto& n : names) even[n] = 10;
