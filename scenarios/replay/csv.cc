@@ -67,6 +67,13 @@ Status LineReader::fill() {
 StatusOr<std::optional<std::string_view>> LineReader::next() {
   while (true) {
     size_t nl = buffer_.find('\n', pos_);
+    size_t length = (nl == std::string::npos ? buffer_.size() : nl) - pos_;
+    if (length > kMaxLineBytes) {
+      return Status(StatusCode::kBadRequest,
+                    name_ + ":" + std::to_string(line_ + 1) + ": line longer than " +
+                        std::to_string(kMaxLineBytes) +
+                        " bytes (a trace line has a few hundred; is this the right file?)");
+    }
     if (nl != std::string::npos) {
       size_t end = nl;
       if (end > pos_ && buffer_[end - 1] == '\r') --end;

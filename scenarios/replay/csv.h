@@ -17,6 +17,12 @@ namespace flotilla::replay {
 
 class LineReader {
  public:
+  // The longest line next() returns (1 MiB; a trace line is a few hundred
+  // bytes). A longer one is an error naming file and line, found after
+  // reading at most this much more of it, so no input makes a reader hold
+  // more than about this plus one buffer in memory.
+  static constexpr size_t kMaxLineBytes = size_t{1} << 20;
+
   // Errors: kNotFound (missing file), kUnavailable (cannot open).
   static StatusOr<std::unique_ptr<LineReader>> open(const std::string& path);
   ~LineReader();
@@ -25,7 +31,8 @@ class LineReader {
 
   // The next line without its end of line ("\n" or "\r\n"); nullopt at the end
   // of the file. The view is valid until the next call. Errors: kBadRequest
-  // for a corrupt or truncated gzip stream, naming the file and line.
+  // for a corrupt or truncated gzip stream, or a line over kMaxLineBytes,
+  // naming the file and line.
   StatusOr<std::optional<std::string_view>> next();
   // 1-based number of the line last returned.
   int64_t line_number() const { return line_; }
