@@ -154,6 +154,11 @@ struct NodeAgent::PodRecord {
   bool sandbox_busy = false;  // run_pod_sandbox in flight
   bool removing = false;      // remove_pod_sandbox in flight
   bool queued = false;
+  // Something may have changed since the status was last computed: every
+  // enqueue but the periodic resync's sets it. A clean pod whose snapshot is
+  // the one its status was checked against skips recomputing its status.
+  bool dirty = true;
+  std::string checked_rv;  // snapshot version the last computed status matched
   bool has_start_time = false;
   TimePoint start_time{};
   std::vector<ContainerRecord> containers;
@@ -551,9 +556,11 @@ void NodeAgent::forget_pod(const std::string& uid, bool remove_sandbox) {
   pods_.erase(uid);
 }
 
-void NodeAgent::enqueue(const std::string& uid) {
+void NodeAgent::enqueue(const std::string& uid, bool resync) {
   PodRecord* p = find(uid);
-  if (p == nullptr || p->queued) return;
+  if (p == nullptr) return;
+  if (!resync) p->dirty = true;
+  if (p->queued) return;
   p->queued = true;
   queue_.push_back(uid);
   if (!drain_posted_) {
@@ -582,7 +589,9 @@ void NodeAgent::drain_queue() {
 
 void NodeAgent::schedule_resync() {
   resync_timer_ = loop_.run_after(timing_.agent_sync_period, guard([this] {
-                                    for (const auto& [uid, p] : pods_) enqueue(uid);
+                                    for (const auto& [uid, p] : pods_) {
+                                      enqueue(uid, /*resync=*/true);
+                                    }
                                     schedule_resync();
                                   }));
 }
@@ -655,11 +664,19 @@ void NodeAgent::sync_pod(PodRecord& pod) {
     return;
   }
   if (pod.sandbox_id.empty()) {
+    pod.dirty = true;
     ensure_sandbox(pod);
   } else {
-    for (size_t i = 0; i < pod.containers.size(); ++i) sync_container(pod, i);
+    for (size_t i = 0; i < pod.containers.size(); ++i) {
+      const ContainerRecord& c = pod.containers[i];
+      if (c.busy || c.phase != ContainerRecord::Phase::kRunning) pod.dirty = true;
+      sync_container(pod, i);
+    }
   }
-  write_status(pod);
+  // A periodic resync of a pod nothing happened to finds the status it
+  // checked last time: skip building it again (most of a large cluster's
+  // resyncs).
+  if (pod.dirty || pod.checked_rv != pod.pod->metadata().resource_version()) write_status(pod);
 }
 
 void NodeAgent::ensure_sandbox(PodRecord& pod) {
@@ -1205,15 +1222,20 @@ api::PodStatus NodeAgent::compute_status(const PodRecord& pod, const api::PodSta
 }
 
 void NodeAgent::write_status(PodRecord& pod) {
+  pod.dirty = false;
   api::PodStatus status = compute_status(pod, pod.pod->status());
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
-    if (same_status(status, pod.pod->status())) break;
+    if (same_status(status, pod.pod->status())) {
+      pod.checked_rv = pod.pod->metadata().resource_version();
+      break;
+    }
     api::Pod updated = *pod.pod;
     *updated.mutable_status() = status;
     StatusOr<api::Object> written = store_.update(api::share(std::move(updated)));
     if (written.is_ok()) {
       pod.pod = api::as<api::Pod>(*written);
       pod.written_rv = pod.pod->metadata().resource_version();
+      pod.checked_rv = pod.written_rv;
       break;
     }
     if (written.status().code() != StatusCode::kConflict) break;  // resync retries

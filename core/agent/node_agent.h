@@ -82,7 +82,8 @@ class NodeAgent final {
   void on_runtime_event(const ContainerEvent& event);
   void track_pod(std::shared_ptr<const api::Pod> pod);
   void forget_pod(const std::string& uid, bool remove_sandbox);
-  void enqueue(const std::string& uid);
+  // `resync`: the periodic resync's visit, which does not mark the pod dirty.
+  void enqueue(const std::string& uid, bool resync = false);
   void drain_queue();
   void schedule_resync();
   void wake_at(PodRecord& pod, TimePoint t);
