@@ -64,6 +64,7 @@ struct TcpServiceProxy::Connection : std::enable_shared_from_this<Connection> {
   // backend has sent nothing back, at most `size` bytes; `gen` counts backends.
   bool keep_replay = false;
   std::string replay;
+  int64_t bytes_up = 0;  // read from the client so far
   int64_t bytes_down = 0;
   uint64_t gen = 0;
   std::unique_ptr<uint8_t[]> up;
@@ -462,9 +463,14 @@ struct TcpServiceProxy::Pump {
     if (re) {
       // The backend ended (reset or closed) before it sent a single byte:
       // a failure of that endpoint, and maybe a connection to redispatch.
-      // A clean close counts only where the Service declared request/response
-      // (retry_unanswered): elsewhere a backend may well never answer.
-      const bool unanswered_close = re == asio::error::eof && c->keep_replay && !c->replay.empty();
+      // A clean close counts when nothing was exchanged yet (e.g. a connection
+      // idle before its first request when the backend died: the client has
+      // lost nothing and is moved on) or where the Service declared
+      // request/response (retry_unanswered): elsewhere a backend may well
+      // never answer.
+      const bool unanswered_close =
+          re == asio::error::eof &&
+          ((c->bytes_up == 0 && !c->up_done) || (c->keep_replay && !c->replay.empty()));
       if (!upstream && c->bytes_down == 0 &&
           (unanswered_close || (re != asio::error::eof && re != asio::error::operation_aborted))) {
         self->backend_failed(c, re == asio::error::eof ? "closed by the backend before answering"
@@ -497,7 +503,7 @@ struct TcpServiceProxy::Pump {
       c->keep_replay = false;  // answered: from now on a plain spliced stream
       std::string().swap(c->replay);
     }
-    if (!upstream) c->bytes_down += static_cast<int64_t>(n);
+    (upstream ? c->bytes_up : c->bytes_down) += static_cast<int64_t>(n);
     asio::async_write(to, asio::buffer(buf, n),
                       [self, alive, c, upstream, full = n == c->size, gen = c->gen](
                           const boost::system::error_code& we, size_t) {
@@ -530,9 +536,13 @@ void TcpServiceProxy::start_pumps(const std::shared_ptr<Connection>& c) {
 void TcpServiceProxy::backend_failed(const std::shared_ptr<Connection>& c, const std::string& why) {
   if (c->pick) decisions_.report_result(c->pick->endpoint, false, why);
   ++stats_.backend_failures;
-  const bool redispatch = c->listener->target.retry_unanswered && c->keep_replay &&
-                          !c->replay.empty() && c->bytes_down == 0 &&
-                          c->attempts <= options_.max_retries;
+  // Nothing exchanged yet: as safe as a failed connect. Else only a replay
+  // the Service asked for.
+  const bool fresh = c->bytes_up == 0 && !c->up_done;
+  const bool replayable = c->listener->target.retry_unanswered && c->keep_replay &&
+                          !c->replay.empty();
+  const bool redispatch =
+      c->bytes_down == 0 && (fresh || replayable) && c->attempts <= options_.max_retries;
   if (!redispatch) {
     finish(c);
     return;

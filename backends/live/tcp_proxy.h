@@ -5,8 +5,9 @@
 // connection goes to, connects (on failure: report it, try the next endpoint,
 // up to max_retries more), then splices bytes both ways with Asio until both
 // sides have closed, and releases the pick. A backend that resets or closes a
-// connection before answering is reported failed (passive health) and, for
-// Services that opt in, the connection is redispatched to another endpoint.
+// connection before answering is reported failed (passive health); the
+// connection moves to another endpoint when nothing was exchanged yet, and,
+// for Services that opt in, also when a request was sent but not answered.
 // Single-threaded, on the loop.
 #pragma once
 
@@ -78,7 +79,7 @@ class TcpServiceProxy {
     int64_t no_backend = 0;        // closed: no endpoint could be picked or reached
     int64_t connect_failures = 0;  // failed backend connects (each reported to health)
     int64_t backend_failures = 0;  // reset/closed by the backend before answering (reported)
-    int64_t redispatched = 0;      // of those, replayed on another endpoint
+    int64_t redispatched = 0;      // of those, moved (and replayed) to another endpoint
     int64_t bytes_up = 0;          // client -> backend
     int64_t bytes_down = 0;        // backend -> client
   };
