@@ -10,6 +10,7 @@
 
 #include "backends/apiserver/api_server.h"
 #include "backends/apiserver/splitmix_random.h"
+#include "backends/etcd/etcd_store.h"
 #include "backends/live/asio_event_loop.h"
 #include "backends/storage/durable_store.h"
 #include "core/api/validation.h"
@@ -24,6 +25,7 @@ struct ServeFlags {
   std::string token;
   std::optional<std::string> data_dir;  // unset: storage::default_data_dir(); "": none
   bool in_memory = false;
+  std::string store_url;  // "etcd://HOST:PORT[,...]": the store is etcd (docs/etcd.md)
   bool repair = false;
   int64_t snapshot_every = 10000;
   std::string backend = "sim";
@@ -98,6 +100,15 @@ int run_serve(const ServeFlags& flags) {
   }
   options.token = flags.token;
   options.max_watches = flags.max_watches;
+  if (!flags.store_url.empty() && (flags.data_dir || flags.in_memory || flags.repair)) {
+    std::cerr << "flotilla serve: --store and --data-dir (or --in-memory, --repair) are mutually "
+                 "exclusive: with --store the objects live in etcd, not in a local directory\n";
+    return 2;
+  }
+  if (!flags.store_url.empty() && flags.backend != "none") {
+    std::cerr << "flotilla serve: --store works with --backend none only (docs/etcd.md)\n";
+    return 2;
+  }
   if (flags.backend == "sim" && (flags.data_dir || flags.repair)) {
     std::cerr << "flotilla serve: --data-dir and --repair work with --backend docker or none; "
                  "the sim backend's nodes are simulated and its store stays in memory "
@@ -121,7 +132,25 @@ int run_serve(const ServeFlags& flags) {
   };
   std::unique_ptr<Store> owned_store;
   std::string data_dir = flags.in_memory ? "" : flags.data_dir.value_or(storage::default_data_dir());
-  if (data_dir.empty()) {
+  if (!flags.store_url.empty()) {
+    auto endpoints = etcd::parse_endpoints(flags.store_url);
+    if (!endpoints.is_ok()) {
+      std::cerr << "flotilla serve: --store: " << endpoints.status().message() << "\n";
+      return 2;
+    }
+    etcd::EtcdOptions etcd_options;
+    etcd_options.endpoints = std::move(*endpoints);
+    etcd_options.log = [](const std::string& m) { std::cerr << "flotilla serve: " << m << "\n"; };
+    auto etcd_store = etcd::EtcdStore::open(loop, random, store_options, etcd_options);
+    if (!etcd_store.is_ok()) {
+      std::cerr << "flotilla serve: cannot use the store " << flags.store_url << ": "
+                << etcd_store.status().message() << "\n";
+      return 1;
+    }
+    std::cerr << "flotilla serve: store etcd at " << (*etcd_store)->endpoint()
+              << " under /registry/ (revision " << (*etcd_store)->resource_version() << ")\n";
+    owned_store = std::move(*etcd_store);
+  } else if (data_dir.empty()) {
     owned_store = std::make_unique<store::InMemoryStore>(loop, random, store_options);
   } else {
     storage::DurableOptions durable_options{
@@ -215,6 +244,9 @@ void add_serve_commands(CLI::App& app, int* exit_code) {
                     "Watches open at once; one more gets 429 Too Many Requests (0: no cap)")
       ->capture_default_str();
   serve->add_flag("--in-memory", flags->in_memory, "Keep nothing on disk (as --data-dir '')");
+  serve->add_option("--store", flags->store_url,
+                    "none: keep the object store in etcd, etcd://HOST:PORT[,HOST:PORT...] "
+                    "(keys under /registry/; docs/etcd.md); excludes --data-dir");
   serve->add_flag("--keep-containers", flags->keep_containers,
                   "docker: leave the pods' containers running when serve stops, for a restart "
                   "on the same --data-dir to adopt (a killed serve always leaves them)");
