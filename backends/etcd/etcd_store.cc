@@ -7,7 +7,9 @@
 // write sees it, and the cache never applies changes out of order.
 #include "backends/etcd/etcd_store.h"
 
+#include <algorithm>
 #include <charconv>
+#include <initializer_list>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -207,10 +209,36 @@ struct EtcdStore::Impl {
         "the deletion of " + std::string(name));
   }
 
+  // When the cache's copy of the key is not etcd's (a change still on its
+  // way through the watch), waits until it is and returns true; false when
+  // they agree. Used before reporting an error that depends on the cache
+  // (not found, already exists, conflict), so errors are as of now, not as
+  // of the watch's delay.
+  StatusOr<bool> refresh(api::Kind kind, std::string_view ns, std::string_view name) {
+    StatusOr<RangeResult> r = client->range(key_for(api::kind_info(kind), ns, name), "");
+    if (!r.is_ok()) return r.status();
+    int64_t actual = r->kvs.empty() ? 0 : r->kvs.front().mod_revision;
+    if (cached_rv(kind, ns, name) == actual) return false;
+    TxnResult t;
+    t.revision = r->revision;
+    t.current = std::move(r->kvs);
+    FLOTILLA_RETURN_IF_ERROR(catch_up(t, kind, ns, name));
+    return true;
+  }
+
+  // An error from a check against the cache: retry (true) when the cache was
+  // behind etcd for this key, else it stands.
+  StatusOr<bool> retry_after(const Status& error, api::Kind kind, std::string_view ns,
+                             std::string_view name, std::initializer_list<StatusCode> codes) {
+    if (name.empty() || std::find(codes.begin(), codes.end(), error.code()) == codes.end()) {
+      return false;
+    }
+    return refresh(kind, ns, name);
+  }
+
   static api::Object with_version(const api::Object& o, int64_t rev) {
     std::unique_ptr<google::protobuf::Message> m(o->New());
     m->CopyFrom(*o);
-    api::meta_of(*m);
     api::kind_of(*m)->mutable_meta(*m)->set_resource_version(std::to_string(rev));
     return api::Object(std::move(m));
   }
@@ -228,7 +256,14 @@ struct EtcdStore::Impl {
       FLOTILLA_RETURN_IF_ERROR(status());
       drain();
       StatusOr<api::Object> prepared = cache->prepare_create(object);
-      if (!prepared.is_ok()) return prepared.status();
+      if (!prepared.is_ok()) {
+        const api::ObjectMeta& in = api::meta_of(*object);
+        StatusOr<bool> again = retry_after(prepared.status(), api::kind_of(*object)->kind,
+                                           in.namespace_(), in.name(),
+                                           {StatusCode::kAlreadyExists});
+        if (again.is_ok() && *again) continue;
+        return again.is_ok() ? prepared.status() : again.status();
+      }
       const api::KindInfo& info = *api::kind_of(**prepared);
       const api::ObjectMeta& meta = info.meta(**prepared);
       std::string value;
@@ -249,7 +284,14 @@ struct EtcdStore::Impl {
       FLOTILLA_RETURN_IF_ERROR(status());
       drain();
       StatusOr<api::Object> prepared = cache->prepare_update(object);
-      if (!prepared.is_ok()) return prepared.status();
+      if (!prepared.is_ok()) {
+        const api::ObjectMeta& in = api::meta_of(*object);
+        StatusOr<bool> again =
+            retry_after(prepared.status(), api::kind_of(*object)->kind, in.namespace_(),
+                        in.name(), {StatusCode::kNotFound, StatusCode::kConflict});
+        if (again.is_ok() && *again) continue;
+        return again.is_ok() ? prepared.status() : again.status();
+      }
       const api::KindInfo& info = *api::kind_of(**prepared);
       const api::ObjectMeta& meta = info.meta(**prepared);
       if (!meta.resource_version().empty()) return prepared;  // nothing changes
@@ -275,7 +317,12 @@ struct EtcdStore::Impl {
       FLOTILLA_RETURN_IF_ERROR(status());
       drain();
       StatusOr<api::Object> last = cache->prepare_remove(kind, ns, name, o);
-      if (!last.is_ok()) return last.status();
+      if (!last.is_ok()) {
+        StatusOr<bool> again = retry_after(last.status(), kind, ns, name,
+                                           {StatusCode::kNotFound, StatusCode::kConflict});
+        if (again.is_ok() && *again) continue;
+        return again.is_ok() ? last.status() : again.status();
+      }
       const api::ObjectMeta& meta = info.meta(**last);
       int64_t expected = parse_rv(meta.resource_version());
       StatusOr<TxnResult> r = client->delete_if(key_for(info, meta.namespace_(), meta.name()),

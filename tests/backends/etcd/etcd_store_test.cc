@@ -299,6 +299,29 @@ TEST_F(EtcdStoreTest, AnotherWritersChangesReachTheCacheAndItsVersionsConflict) 
             StatusCode::kAlreadyExists);
 }
 
+TEST_F(EtcdStoreTest, ErrorsAreAsOfEtcdNotAsOfTheWatchsDelay) {
+  std::unique_ptr<EtcdStore> other = open();
+  ASSERT_NE(other, nullptr);
+  // The other store creates a pod; at once (our watch may not have brought
+  // it yet) we update it from the version it returned: not kNotFound.
+  auto theirs = other->create(api::share(pod("web-1")));
+  ASSERT_TRUE(theirs.is_ok());
+  api::Pod p = as_pod(*theirs);
+  p.mutable_spec()->mutable_containers(0)->set_image("nginx:ours");
+  auto ours = store_->update(api::share(p));
+  ASSERT_TRUE(ours.is_ok()) << ours.status().message();
+  EXPECT_EQ(as_pod(*ours).spec().containers(0).image(), "nginx:ours");
+  // They delete it; at once we delete it too: kNotFound, as etcd says.
+  ASSERT_TRUE(run_until([&] {
+    return rv_of(*other->get(api::Kind::kPod, "default", "web-1")) == rv_of(*ours);
+  }));
+  ASSERT_TRUE(other->remove(api::Kind::kPod, "default", "web-1").is_ok());
+  EXPECT_EQ(store_->remove(api::Kind::kPod, "default", "web-1").status().code(),
+            StatusCode::kNotFound);
+  // And we can create it again at once.
+  EXPECT_TRUE(store_->create(api::share(pod("web-1"))).is_ok());
+}
+
 TEST_F(EtcdStoreTest, AVersionOlderThanTheHistoryIsGone) {
   store_.reset();
   store_ = open(/*history=*/2);
