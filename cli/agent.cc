@@ -15,6 +15,7 @@
 #include <iostream>
 #include <random>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "backends/live/asio_event_loop.h"
 #include "backends/live/live_network.h"
 #include "backends/live/node_services.h"
+#include "backends/live/pod_routes.h"
 #include "cli/command.h"
 #include "core/agent/node_agent.h"
 #include "core/api/quantity.h"
@@ -51,6 +53,12 @@ struct AgentArgs {
   std::string timing = "kubernetes";
   std::vector<std::string> labels;
   bool stop_pods_on_exit = false;
+  // Cross-host pod networking (docs/multihost.md): "" keeps a Docker network
+  // of its own choosing (pods reachable from this host only).
+  std::string pod_network;
+  std::string node_ip;
+  std::string cluster_cidr = "10.244.0.0/16";
+  std::string pod_bridge = "flpod0";
   bool no_service_proxy = false;
   int dns_port = 53;
   int service_port_offset = 30000;
@@ -88,7 +96,18 @@ int run_agent(const AgentArgs& a) {
     }
     desc.labels[l.substr(0, eq)] = l.substr(eq + 1);
   }
-  desc.addresses = {{"InternalIP", a.address}, {"Hostname", a.node_name}};
+  std::optional<live::PodNetworkMode> pod_mode;
+  if (!a.pod_network.empty()) {
+    auto m = live::parse_pod_network_mode(a.pod_network);
+    if (!m.is_ok()) return fail("--pod-network: " + m.status().message(), kExitBadInput);
+    pod_mode = *m;
+    if (a.node_ip.empty()) {
+      return fail("--pod-network needs --node-ip (this host's address the other hosts reach)",
+                  kExitBadInput);
+    }
+  }
+  const std::string internal_ip = a.node_ip.empty() ? a.address : a.node_ip;
+  desc.addresses = {{"InternalIP", internal_ip}, {"Hostname", a.node_name}};
   desc.container_runtime_version = "docker://" + a.network;
 
   std::string token = a.token;
@@ -99,24 +118,6 @@ int run_agent(const AgentArgs& a) {
   live::AsioEventLoop loop;
   auto client = apiclient::ApiClient::create(loop.io_context(), {.server = a.server, .token = token});
   if (!client.is_ok()) return fail(client.status().message(), kExitBadInput);
-
-  docker::DockerRuntimeOptions ro;
-  ro.node = a.runtime_node_prefix + a.node_name;
-  ro.socket_path = a.docker_socket;
-  ro.network = a.network;
-  ro.worker_threads = 4;
-  // The pod network's gateway is the pods' resolver, where NodeServices
-  // serves DNS; its bridge holds the Service VIPs.
-  docker::DockerNetworkInfo net;
-  if (!a.no_service_proxy) {
-    docker::DockerClient docker_client(a.docker_socket);
-    auto n = docker::ensure_network(docker_client, a.network, ro.subnets);
-    if (!n.is_ok()) return fail("network " + a.network + ": " + n.status().message());
-    net = *n;
-    if (!net.gateway.empty()) ro.dns_servers = {net.gateway};
-  }
-  auto runtime = docker::DockerContainerRuntime::create(loop, ro);
-  if (!runtime.is_ok()) return fail(runtime.status().message());
 
   apiclient::RemoteStoreOptions so;
   apiclient::InformerSpec pods;
@@ -129,27 +130,14 @@ int run_agent(const AgentArgs& a) {
   pods.fields = *pod_fields;
   apiclient::InformerSpec nodes;
   nodes.kind = api::Kind::kNode;
-  nodes.fields = *node_fields;
+  // Routing to the other nodes' pods needs every Node, not only this one.
+  if (!pod_mode) nodes.fields = *node_fields;
   so.informers = {pods, nodes};
   if (!a.no_service_proxy) {
     for (const auto& i : apiclient::service_informers()) so.informers.push_back(i);
   }
   so.redeliver_after = timing->agent_sync_period;
   apiclient::RemoteStore remote(loop, **client, so);
-
-  live::LiveNetwork network(loop);
-  NullTraceSink trace;
-  agent::NodeAgent node_agent(a.node_name, loop, remote, **runtime, network, trace, *timing,
-                              desc);
-  sim::SimRandom random(std::random_device{}());
-  live::NodeServicesOptions nso;
-  nso.proxy = proxy::ServiceProxyOptions::from_timing(*timing, a.node_name);
-  nso.bridge = net.bridge;
-  nso.gateway = net.gateway;
-  nso.dns_port = a.dns_port;
-  nso.host_port_offset = a.service_port_offset;
-  nso.max_retries = timing->proxy_max_retries;
-  live::NodeServices services(loop, remote, network, random, nso);
 
   bool stopping = false;
   boost::asio::signal_set signals(loop.io_context(), SIGINT, SIGTERM);
@@ -168,6 +156,94 @@ int run_agent(const AgentArgs& a) {
               << remote.last_error().message() << "\n";
   }
   if (stopping) return 0;
+
+  docker::DockerRuntimeOptions ro;
+  ro.node = a.runtime_node_prefix + a.node_name;
+  ro.socket_path = a.docker_socket;
+  ro.network = a.network;
+  ro.worker_threads = 4;
+  docker::DockerNetworkInfo net;
+  std::unique_ptr<live::PodRoutes> routes;
+  if (pod_mode) {
+    // The Node is registered first so the control plane's node IPAM gives it
+    // a podCIDR; this host's Docker network is made from that CIDR before the
+    // runtime (which would otherwise pick a subnet of its own) starts.
+    if (!remote.get(api::Kind::kNode, "", a.node_name).is_ok()) {
+      api::Node n;
+      n.set_api_version("v1");
+      n.set_kind("Node");
+      n.mutable_metadata()->set_name(a.node_name);
+      (*n.mutable_metadata()->mutable_labels())["kubernetes.io/hostname"] = a.node_name;
+      for (const auto& [type, address] : desc.addresses) {
+        auto* ad = n.mutable_status()->add_addresses();
+        ad->set_type(type);
+        ad->set_address(address);
+      }
+      auto created = remote.create(api::share(std::move(n)));
+      if (!created.is_ok()) {
+        return fail("registering node " + a.node_name + ": " + created.status().message());
+      }
+    }
+    auto pod_cidr = [&] {
+      auto n = remote.get(api::Kind::kNode, "", a.node_name);
+      return n.is_ok() ? api::as<api::Node>(*n)->spec().pod_cidr() : std::string();
+    };
+    while (!stopping && pod_cidr().empty()) {
+      if (loop.run_until([&] { return stopping || !pod_cidr().empty(); }, seconds(5))) break;
+      std::cerr << "flotilla agent: waiting for node " << a.node_name
+                << " to get a spec.podCIDR (does the control plane run the node IPAM "
+                   "controller? flotilla serve --cluster-cidr)\n";
+    }
+    if (stopping) return 0;
+    const std::string cidr = pod_cidr();
+    const int underlay = live::mtu_of_address(a.node_ip);
+    live::PodNetworkSpec spec;
+    spec.name = a.network;
+    spec.pod_cidr = cidr;
+    spec.bridge = a.pod_bridge;
+    if (*pod_mode == live::PodNetworkMode::kVxlan && underlay > 0) spec.mtu = underlay - 50;
+    docker::DockerClient docker_client(a.docker_socket);
+    auto made = live::ensure_pod_network(docker_client, spec);
+    if (!made.is_ok()) return fail("pod network: " + made.status().message());
+    net = *made;
+    Status nat = live::ensure_pod_nat_rules(cidr, a.cluster_cidr, net.bridge);
+    if (!nat.is_ok()) std::cerr << "flotilla agent: warning: " << nat.message() << "\n";
+    live::PodRoutesOptions po;
+    po.mode = *pod_mode;
+    po.node_name = a.node_name;
+    po.node_ip = a.node_ip;
+    routes = std::make_unique<live::PodRoutes>(remote, po);
+    Status rs = routes->start(cidr);
+    if (!rs.is_ok()) return fail("pod routes: " + rs.message());
+    std::cerr << "flotilla agent: pod network " << a.network << " on " << cidr << " (bridge "
+              << net.bridge << ", gateway " << net.gateway << "; " << live::to_string(*pod_mode)
+              << " routes to the other nodes' pods)\n";
+  } else if (!a.no_service_proxy) {
+    docker::DockerClient docker_client(a.docker_socket);
+    auto n = docker::ensure_network(docker_client, a.network, ro.subnets);
+    if (!n.is_ok()) return fail("network " + a.network + ": " + n.status().message());
+    net = *n;
+  }
+  // The pod network's gateway is the pods' resolver, where NodeServices
+  // serves DNS; its bridge holds the Service VIPs.
+  if (!a.no_service_proxy && !net.gateway.empty()) ro.dns_servers = {net.gateway};
+  auto runtime = docker::DockerContainerRuntime::create(loop, ro);
+  if (!runtime.is_ok()) return fail(runtime.status().message());
+
+  live::LiveNetwork network(loop);
+  NullTraceSink trace;
+  agent::NodeAgent node_agent(a.node_name, loop, remote, **runtime, network, trace, *timing,
+                              desc);
+  sim::SimRandom random(std::random_device{}());
+  live::NodeServicesOptions nso;
+  nso.proxy = proxy::ServiceProxyOptions::from_timing(*timing, a.node_name);
+  nso.bridge = net.bridge;
+  nso.gateway = net.gateway;
+  nso.dns_port = a.dns_port;
+  nso.host_port_offset = a.service_port_offset;
+  nso.max_retries = timing->proxy_max_retries;
+  live::NodeServices services(loop, remote, network, random, nso);
+
   Status started = node_agent.start();
   if (!started.is_ok()) return fail("registering node " + a.node_name + ": " + started.message());
   std::cerr << "flotilla agent: node " << a.node_name << " registered with " << a.server
@@ -272,6 +348,19 @@ void add_agent_command(CLI::App& app, int* exit_code) {
                   "Timing profile (heartbeat period, resyncs): kubernetes or fast; match the "
                   "control plane's");
   cmd->add_option("--label", args->labels, "A node label KEY=VALUE (repeatable)");
+  cmd->add_option("--pod-network", args->pod_network,
+                  "Cross-host pod networking: host-gw (hosts on one L2 segment) or vxlan; pods "
+                  "get IPs from the node's spec.podCIDR and reach every other node's pods "
+                  "without NAT (docs/multihost.md)")
+      ->check(CLI::IsMember({"host-gw", "vxlan"}));
+  cmd->add_option("--node-ip", args->node_ip,
+                  "This host's address the other hosts reach (the node's InternalIP; routes "
+                  "and VXLAN use it)");
+  cmd->add_option("--cluster-cidr", args->cluster_cidr,
+                  "The cluster's pod CIDR (with --pod-network): pod traffic to anywhere else "
+                  "is masqueraded");
+  cmd->add_option("--pod-bridge", args->pod_bridge,
+                  "Linux bridge name of the pod network (with --pod-network)");
   cmd->add_flag("--stop-pods-on-exit", args->stop_pods_on_exit,
                 "Stop and remove the node's pod containers when the agent exits (default: "
                 "leave them running for the next agent to adopt)");

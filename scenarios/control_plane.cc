@@ -68,6 +68,16 @@ Status ControlPlane::start() {
   return scheduler_->start();
 }
 
+Status ControlPlane::enable_node_ipam(const ctrl::NodeIpamOptions& options) {
+  if (node_ipam_) return failed_precondition_error("node IPAM already enabled");
+  auto ipam = ctrl::NodeIpamController::create(
+      ctrl::ControllerContext{*store_, loop_, trace_, scenario_.timing}, options);
+  if (!ipam.is_ok()) return ipam.status();
+  FLOTILLA_RETURN_IF_ERROR((*ipam)->start());
+  node_ipam_ = std::move(*ipam);
+  return Status::ok();
+}
+
 void ControlPlane::apply(const WorkloadAction& a) {
   for (const auto& obj : a.apply) {
     auto copy = std::shared_ptr<google::protobuf::Message>(obj.object->New());

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/controllers/controller_manager.h"
+#include "core/controllers/node_ipam.h"
 #include "core/ports/event_loop.h"
 #include "core/ports/network.h"
 #include "core/ports/random.h"
@@ -46,6 +47,11 @@ class ControlPlane {
   // Only for a control plane built with its own in-memory store.
   store::InMemoryStore& memory_store() { return *memory_; }
   sched::Scheduler& scheduler() { return *scheduler_; }
+  // Starts the node IPAM controller (spec.podCIDR for every Node, for live
+  // cross-host pod networking; docs/multihost.md). Off unless called, so
+  // simulator runs and their traces are unchanged. Errors: a bad CIDR/mask.
+  Status enable_node_ipam(const ctrl::NodeIpamOptions& options);
+  ctrl::NodeIpamController* node_ipam() { return node_ipam_.get(); }
 
   // Applies one workload step now: creates (or updates) its objects, scales or
   // deletes; records WORKLOAD_APPLIED.
@@ -61,6 +67,7 @@ class ControlPlane {
   std::unique_ptr<ctrl::ControllerManager> controllers_;
   std::unique_ptr<proxy::ServiceIPAllocator> service_ips_;
   std::unique_ptr<sched::Scheduler> scheduler_;
+  std::unique_ptr<ctrl::NodeIpamController> node_ipam_;
   Network& network_;
 };
 
