@@ -9,11 +9,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <nlohmann/json.hpp>
-
 #include <charconv>
 #include <condition_variable>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
@@ -45,9 +44,11 @@ StatusOr<std::vector<Endpoint>> parse_endpoints(std::string_view url) {
     size_t colon = part.rfind(':');
     if (part.starts_with('[')) {  // [v6]:port
       size_t close = part.find(']');
-      if (close == std::string_view::npos) return invalid_error("bad etcd endpoint " + std::string(part));
+      if (close == std::string_view::npos)
+        return invalid_error("bad etcd endpoint " + std::string(part));
       ep.host = std::string(part.substr(1, close - 1));
-      colon = part.size() > close + 1 && part[close + 1] == ':' ? close + 1 : std::string_view::npos;
+      colon =
+          part.size() > close + 1 && part[close + 1] == ':' ? close + 1 : std::string_view::npos;
     } else {
       ep.host = std::string(part.substr(0, colon));
     }
@@ -60,7 +61,8 @@ StatusOr<std::vector<Endpoint>> parse_endpoints(std::string_view url) {
       }
       ep.port = static_cast<uint16_t>(port);
     }
-    if (ep.host.empty()) return invalid_error("no host in etcd endpoint \"" + std::string(part) + "\"");
+    if (ep.host.empty())
+      return invalid_error("no host in etcd endpoint \"" + std::string(part) + "\"");
     out.push_back(std::move(ep));
     if (comma == std::string_view::npos) break;
   }
@@ -105,13 +107,20 @@ StatusOr<std::string> base64_decode(std::string_view text) {
   int bits = 0;
   for (char c : text) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+' || c == '-') v = 62;
-    else if (c == '/' || c == '_') v = 63;
-    else if (c == '=') break;
-    else return bad_request_error("not base64: character " + std::to_string(int(uint8_t(c))));
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+' || c == '-')
+      v = 62;
+    else if (c == '/' || c == '_')
+      v = 63;
+    else if (c == '=')
+      break;
+    else
+      return bad_request_error("not base64: character " + std::to_string(int(uint8_t(c))));
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
     if (bits >= 8) {
@@ -181,13 +190,14 @@ Status gateway_error(const std::string& body, unsigned http_status, const std::s
   if (msg.find("compacted") != std::string::npos || code == 11) {
     return Status(StatusCode::kGone, "etcd at " + where + ": " + msg);
   }
-  return unavailable_error("etcd at " + where + " answered " + std::to_string(http_status) +
-                           ": " + msg);
+  return unavailable_error("etcd at " + where + " answered " + std::to_string(http_status) + ": " +
+                           msg);
 }
 
 StatusOr<json> parse_reply(const std::string& body, const std::string& where) {
   json j = json::parse(body, nullptr, false);
-  if (!j.is_object()) return unavailable_error("etcd at " + where + " sent a reply that is not JSON");
+  if (!j.is_object())
+    return unavailable_error("etcd at " + where + " sent a reply that is not JSON");
   return j;
 }
 
@@ -309,7 +319,8 @@ json compare_mod(std::string_view key, int64_t expected) {
   if (expected == 0) {
     return {{"target", "CREATE"}, {"key", base64_encode(key)}, {"create_revision", "0"}};
   }
-  return {{"target", "MOD"}, {"key", base64_encode(key)}, {"mod_revision", std::to_string(expected)}};
+  return {
+      {"target", "MOD"}, {"key", base64_encode(key)}, {"mod_revision", std::to_string(expected)}};
 }
 
 }  // namespace
@@ -334,19 +345,18 @@ static StatusOr<TxnResult> run_txn(EtcdClient& c, const json& req) {
 
 StatusOr<TxnResult> EtcdClient::put_if(std::string_view key, std::string_view value,
                                        int64_t expected) {
-  json req = {
-      {"compare", json::array({compare_mod(key, expected)})},
-      {"success", json::array({{{"request_put",
-                                 {{"key", base64_encode(key)}, {"value", base64_encode(value)}}}}})},
-      {"failure", json::array({{{"request_range", {{"key", base64_encode(key)}}}}})}};
+  json req = {{"compare", json::array({compare_mod(key, expected)})},
+              {"success",
+               json::array({{{"request_put",
+                              {{"key", base64_encode(key)}, {"value", base64_encode(value)}}}}})},
+              {"failure", json::array({{{"request_range", {{"key", base64_encode(key)}}}}})}};
   return run_txn(*this, req);
 }
 
 StatusOr<TxnResult> EtcdClient::delete_if(std::string_view key, int64_t expected) {
-  json req = {
-      {"compare", json::array({compare_mod(key, expected)})},
-      {"success", json::array({{{"request_delete_range", {{"key", base64_encode(key)}}}}})},
-      {"failure", json::array({{{"request_range", {{"key", base64_encode(key)}}}}})}};
+  json req = {{"compare", json::array({compare_mod(key, expected)})},
+              {"success", json::array({{{"request_delete_range", {{"key", base64_encode(key)}}}}})},
+              {"failure", json::array({{{"request_range", {{"key", base64_encode(key)}}}}})}};
   return run_txn(*this, req);
 }
 
@@ -443,12 +453,12 @@ struct EtcdWatchStream::Impl {
       const json& r = j.contains("result") ? j["result"] : j;
       if (r.value("canceled", false)) {
         int64_t compact = num(r, "compact_revision");
-        *fatal = compact > 0 ? Status(StatusCode::kGone,
-                                      "etcd compacted its history past revision " +
-                                          std::to_string(next_revision) + " (now from " +
-                                          std::to_string(compact) + ")")
-                             : unavailable_error("etcd canceled the watch: " +
-                                                 r.value("cancel_reason", std::string("?")));
+        *fatal = compact > 0
+                     ? Status(StatusCode::kGone, "etcd compacted its history past revision " +
+                                                     std::to_string(next_revision) + " (now from " +
+                                                     std::to_string(compact) + ")")
+                     : unavailable_error("etcd canceled the watch: " +
+                                         r.value("cancel_reason", std::string("?")));
         return;
       }
       auto evs = r.find("events");
@@ -515,8 +525,7 @@ struct EtcdWatchStream::Impl {
 };
 
 EtcdWatchStream::EtcdWatchStream(std::vector<Endpoint> endpoints, std::string key,
-                                 std::string range_end, int64_t start_revision,
-                                 Callbacks callbacks)
+                                 std::string range_end, int64_t start_revision, Callbacks callbacks)
     : impl_(std::make_unique<Impl>()) {
   impl_->endpoints = std::move(endpoints);
   impl_->key = std::move(key);

@@ -50,8 +50,8 @@ struct RangeResult {
 };
 
 struct TxnResult {
-  int64_t revision = 0;     // after the transaction (its own when it wrote)
-  bool succeeded = false;   // the compare held and the write was made
+  int64_t revision = 0;           // after the transaction (its own when it wrote)
+  bool succeeded = false;         // the compare held and the write was made
   std::vector<KeyValue> current;  // when it failed: the key as it is (empty: absent)
 };
 

@@ -9,10 +9,10 @@
 
 #include <algorithm>
 #include <charconv>
-#include <initializer_list>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <initializer_list>
 #include <mutex>
 #include <utility>
 
@@ -54,8 +54,7 @@ struct EtcdStore::Impl {
     if (options.log) options.log(msg);
   }
 
-  std::string key_for(const api::KindInfo& info, std::string_view ns,
-                      std::string_view name) const {
+  std::string key_for(const api::KindInfo& info, std::string_view ns, std::string_view name) const {
     std::string k = options.prefix;
     k += info.resource;
     k += '/';
@@ -93,12 +92,12 @@ struct EtcdStore::Impl {
     return true;
   }
 
-  StatusOr<api::Object> decode(const ParsedKey& k, const std::string& key,
-                               const std::string& value, int64_t rev) const {
+  StatusOr<api::Object> decode(const ParsedKey& k, const std::string& key, const std::string& value,
+                               int64_t rev) const {
     std::unique_ptr<google::protobuf::Message> m = k.info->make();
     if (!m->ParseFromString(value)) {
-      return bad_request_error("etcd key " + key + " does not hold a " +
-                               std::string(k.info->name) + " (the value does not parse)");
+      return bad_request_error("etcd key " + key + " does not hold a " + std::string(k.info->name) +
+                               " (the value does not parse)");
     }
     api::ObjectMeta& meta = *k.info->mutable_meta(*m);
     if (meta.name() != k.name || meta.namespace_() != k.ns) {
@@ -166,8 +165,8 @@ struct EtcdStore::Impl {
   // Applies what the watch delivers until `done` holds (loop thread).
   template <typename Done>
   Status wait_until(Done&& done, const std::string& what) {
-    auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::nanoseconds(to_nanos(options.timeout));
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::nanoseconds(to_nanos(options.timeout));
     for (;;) {
       drain();
       if (done()) return Status::ok();
@@ -175,8 +174,8 @@ struct EtcdStore::Impl {
       if (!fatal.is_ok()) return fatal;
       if (!cv.wait_until(lock, deadline, [&] { return !queue.empty() || !fatal.is_ok(); })) {
         return unavailable_error("etcd at " + client->endpoint() + ": the watch did not bring " +
-                                 what + " within " +
-                                 std::to_string(to_seconds(options.timeout)) + " s");
+                                 what + " within " + std::to_string(to_seconds(options.timeout)) +
+                                 " s");
       }
     }
   }
@@ -244,8 +243,8 @@ struct EtcdStore::Impl {
   }
 
   Status contention(const api::KindInfo& info, std::string_view name) const {
-    return conflict_error("Operation cannot be fulfilled on " + std::string(info.resource) +
-                          " \"" + std::string(name) + "\": the object kept changing in etcd (" +
+    return conflict_error("Operation cannot be fulfilled on " + std::string(info.resource) + " \"" +
+                          std::string(name) + "\": the object kept changing in etcd (" +
                           std::to_string(kWriteAttempts) + " attempts); please try again");
   }
 
@@ -258,9 +257,9 @@ struct EtcdStore::Impl {
       StatusOr<api::Object> prepared = cache->prepare_create(object);
       if (!prepared.is_ok()) {
         const api::ObjectMeta& in = api::meta_of(*object);
-        StatusOr<bool> again = retry_after(prepared.status(), api::kind_of(*object)->kind,
-                                           in.namespace_(), in.name(),
-                                           {StatusCode::kAlreadyExists});
+        StatusOr<bool> again =
+            retry_after(prepared.status(), api::kind_of(*object)->kind, in.namespace_(), in.name(),
+                        {StatusCode::kAlreadyExists});
         if (again.is_ok() && *again) continue;
         return again.is_ok() ? prepared.status() : again.status();
       }
@@ -268,7 +267,8 @@ struct EtcdStore::Impl {
       const api::ObjectMeta& meta = info.meta(**prepared);
       std::string value;
       (*prepared)->SerializeToString(&value);
-      StatusOr<TxnResult> r = client->put_if(key_for(info, meta.namespace_(), meta.name()), value, 0);
+      StatusOr<TxnResult> r =
+          client->put_if(key_for(info, meta.namespace_(), meta.name()), value, 0);
       if (!r.is_ok()) return r.status();
       if (r->succeeded) {
         FLOTILLA_RETURN_IF_ERROR(wait_for_revision(r->revision));
@@ -287,8 +287,8 @@ struct EtcdStore::Impl {
       if (!prepared.is_ok()) {
         const api::ObjectMeta& in = api::meta_of(*object);
         StatusOr<bool> again =
-            retry_after(prepared.status(), api::kind_of(*object)->kind, in.namespace_(),
-                        in.name(), {StatusCode::kNotFound, StatusCode::kConflict});
+            retry_after(prepared.status(), api::kind_of(*object)->kind, in.namespace_(), in.name(),
+                        {StatusCode::kNotFound, StatusCode::kConflict});
         if (again.is_ok() && *again) continue;
         return again.is_ok() ? prepared.status() : again.status();
       }
@@ -325,8 +325,8 @@ struct EtcdStore::Impl {
       }
       const api::ObjectMeta& meta = info.meta(**last);
       int64_t expected = parse_rv(meta.resource_version());
-      StatusOr<TxnResult> r = client->delete_if(key_for(info, meta.namespace_(), meta.name()),
-                                                expected);
+      StatusOr<TxnResult> r =
+          client->delete_if(key_for(info, meta.namespace_(), meta.name()), expected);
       if (!r.is_ok()) return r.status();
       if (r->succeeded) {
         FLOTILLA_RETURN_IF_ERROR(wait_for_revision(r->revision));
@@ -408,8 +408,8 @@ StatusOr<api::Object> EtcdStore::update(api::Object object) {
   return impl_->update(object);
 }
 
-StatusOr<api::Object> EtcdStore::remove(api::Kind kind, std::string_view ns,
-                                        std::string_view name, const DeleteOptions& options) {
+StatusOr<api::Object> EtcdStore::remove(api::Kind kind, std::string_view ns, std::string_view name,
+                                        const DeleteOptions& options) {
   return impl_->remove(kind, ns, name, options);
 }
 

@@ -7,14 +7,14 @@
 #include "backends/etcd/etcd_store.h"
 
 #include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/util/message_differencer.h>
 
 #include "backends/apiserver/splitmix_random.h"
 #include "backends/live/asio_event_loop.h"
@@ -143,8 +143,7 @@ TEST_F(EtcdStoreTest, ErrorsAreTheInMemoryStoresAndInvalidObjectsNeverReachEtcd)
   ASSERT_TRUE(r.is_ok());
   EXPECT_EQ(r->kvs.size(), 1u);  // only web-1
 
-  EXPECT_EQ(store_->get(api::Kind::kPod, "default", "nope").status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(store_->get(api::Kind::kPod, "default", "nope").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->remove(api::Kind::kPod, "default", "nope").status().code(),
             StatusCode::kNotFound);
 
@@ -208,8 +207,8 @@ TEST_F(EtcdStoreTest, DeleteHonoursPreconditionsAndReturnsTheLastState) {
 
 TEST_F(EtcdStoreTest, ListHonoursNamespaceSelectorsAndPages) {
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(store_->create(api::share(pod("web-" + std::to_string(i), i % 2 ? "a" : "b")))
-                    .is_ok());
+    ASSERT_TRUE(
+        store_->create(api::share(pod("web-" + std::to_string(i), i % 2 ? "a" : "b"))).is_ok());
   }
   api::Pod other = pod("web-9", "a");
   other.mutable_metadata()->set_namespace_("other");
@@ -260,12 +259,12 @@ TEST_F(EtcdStoreTest, WatchDeliversChangesInOrderAndResumesFromAVersion) {
   std::vector<WatchEventType> resumed;
   WatchOptions from;
   from.resource_version = rv_of(*c);
-  auto w2 = store_->watch(api::Kind::kPod, from,
-                          [&](const WatchEvent& e) { resumed.push_back(e.type); });
+  auto w2 =
+      store_->watch(api::Kind::kPod, from, [&](const WatchEvent& e) { resumed.push_back(e.type); });
   ASSERT_TRUE(w2.is_ok());
   ASSERT_TRUE(run_until([&] { return resumed.size() >= 2; }));
-  EXPECT_EQ(resumed, (std::vector<WatchEventType>{WatchEventType::kModified,
-                                                  WatchEventType::kDeleted}));
+  EXPECT_EQ(resumed,
+            (std::vector<WatchEventType>{WatchEventType::kModified, WatchEventType::kDeleted}));
 }
 
 TEST_F(EtcdStoreTest, AnotherWritersChangesReachTheCacheAndItsVersionsConflict) {
@@ -276,7 +275,8 @@ TEST_F(EtcdStoreTest, AnotherWritersChangesReachTheCacheAndItsVersionsConflict) 
   // The other control plane sees it through its watch...
   ASSERT_TRUE(run_until([&] { return other->get(api::Kind::kPod, "default", "web-1").is_ok(); }));
   std::vector<WatchEventType> events;
-  auto w = store_->watch(api::Kind::kPod, {}, [&](const WatchEvent& e) { events.push_back(e.type); });
+  auto w =
+      store_->watch(api::Kind::kPod, {}, [&](const WatchEvent& e) { events.push_back(e.type); });
   ASSERT_TRUE(w.is_ok());
   // ...and changes it.
   api::Pod theirs = as_pod(*other->get(api::Kind::kPod, "default", "web-1"));
@@ -295,8 +295,7 @@ TEST_F(EtcdStoreTest, AnotherWritersChangesReachTheCacheAndItsVersionsConflict) 
   // A create of a name the other took is kAlreadyExists even before our
   // cache has seen it.
   ASSERT_TRUE(other->create(api::share(pod("web-2"))).is_ok());
-  EXPECT_EQ(store_->create(api::share(pod("web-2"))).status().code(),
-            StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->create(api::share(pod("web-2"))).status().code(), StatusCode::kAlreadyExists);
 }
 
 TEST_F(EtcdStoreTest, ErrorsAreAsOfEtcdNotAsOfTheWatchsDelay) {
@@ -312,9 +311,8 @@ TEST_F(EtcdStoreTest, ErrorsAreAsOfEtcdNotAsOfTheWatchsDelay) {
   ASSERT_TRUE(ours.is_ok()) << ours.status().message();
   EXPECT_EQ(as_pod(*ours).spec().containers(0).image(), "nginx:ours");
   // They delete it; at once we delete it too: kNotFound, as etcd says.
-  ASSERT_TRUE(run_until([&] {
-    return rv_of(*other->get(api::Kind::kPod, "default", "web-1")) == rv_of(*ours);
-  }));
+  ASSERT_TRUE(run_until(
+      [&] { return rv_of(*other->get(api::Kind::kPod, "default", "web-1")) == rv_of(*ours); }));
   ASSERT_TRUE(other->remove(api::Kind::kPod, "default", "web-1").is_ok());
   EXPECT_EQ(store_->remove(api::Kind::kPod, "default", "web-1").status().code(),
             StatusCode::kNotFound);
@@ -328,7 +326,8 @@ TEST_F(EtcdStoreTest, AVersionOlderThanTheHistoryIsGone) {
   ASSERT_NE(store_, nullptr);
   auto first = store_->create(api::share(pod("web-1")));
   ASSERT_TRUE(first.is_ok());
-  for (int i = 2; i <= 4; ++i) ASSERT_TRUE(store_->create(api::share(pod("web-" + std::to_string(i)))).is_ok());
+  for (int i = 2; i <= 4; ++i)
+    ASSERT_TRUE(store_->create(api::share(pod("web-" + std::to_string(i)))).is_ok());
   WatchOptions old;
   old.resource_version = rv_of(*first);
   auto w = store_->watch(api::Kind::kPod, old, [](const WatchEvent&) {});
@@ -373,6 +372,14 @@ TEST(EtcdStoreOpen, AnUnreachableEtcdIsAClearError) {
   EXPECT_THAT(s.status().message(), HasSubstr("127.0.0.1:1"));
 }
 
+TEST(LocalEtcdStart, AMissingEtcdIsAFailureThatSaysWhatToInstall) {
+  ::setenv("FLOTILLA_ETCD", "/nonexistent/etcd", 1);
+  auto e = LocalEtcd::start();
+  ::unsetenv("FLOTILLA_ETCD");
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_THAT(e.status().message(), HasSubstr("/nonexistent/etcd is not an executable"));
+}
+
 TEST(EtcdStoreRestart, WritesFailWhileEtcdIsDownAndResumeWhenItReturns) {
   auto etcd = LocalEtcd::start();
   ASSERT_TRUE(etcd.is_ok()) << etcd.status().message();
@@ -398,9 +405,9 @@ TEST(EtcdStoreRestart, WritesFailWhileEtcdIsDownAndResumeWhenItReturns) {
   auto after = (*store)->create(api::share(pod("after")));
   ASSERT_TRUE(after.is_ok()) << after.status().message();
   // The other store's watch reconnected too and saw both.
-  EXPECT_TRUE(loop.run_until(
-      [&] { return (*other)->get(api::Kind::kPod, "default", "after").is_ok(); },
-      std::chrono::seconds(10)));
+  EXPECT_TRUE(
+      loop.run_until([&] { return (*other)->get(api::Kind::kPod, "default", "after").is_ok(); },
+                     std::chrono::seconds(10)));
   EXPECT_TRUE((*other)->get(api::Kind::kPod, "default", "before").is_ok());
   EXPECT_TRUE((*store)->health().is_ok());
 }

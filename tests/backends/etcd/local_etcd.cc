@@ -92,6 +92,10 @@ std::string tail_of(const std::string& path) {
 StatusOr<std::unique_ptr<LocalEtcd>> LocalEtcd::start() {
   std::unique_ptr<LocalEtcd> e(new LocalEtcd());
   e->binary_ = find_etcd();
+  if (!e->binary_.empty() && ::access(e->binary_.c_str(), X_OK) != 0) {
+    return failed_precondition_error("FLOTILLA_ETCD=" + e->binary_ +
+                                     " is not an executable etcd binary");
+  }
   if (e->binary_.empty()) {
     return failed_precondition_error(
         "etcd is not installed: the etcd tests need Debian's etcd-server (run "

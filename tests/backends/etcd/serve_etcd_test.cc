@@ -25,8 +25,8 @@ constexpr const char* kPod = R"({"apiVersion":"v1","kind":"Pod","metadata":{"nam
   "spec":{"containers":[{"name":"web","image":"nginx:1"}]}})";
 
 std::vector<std::string> serve(const std::vector<std::string>& extra) {
-  std::vector<std::string> a = {FLOTILLA_BIN, "serve", "--backend", "none", "--listen",
-                                "127.0.0.1:0"};
+  std::vector<std::string> a = {FLOTILLA_BIN, "serve",    "--backend",
+                                "none",       "--listen", "127.0.0.1:0"};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }

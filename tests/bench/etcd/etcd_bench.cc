@@ -60,7 +60,8 @@ struct Env {
       o.prefix = "/bench-" + std::to_string(::getpid()) + "-" + std::to_string(++n) + "/";
       store = etcd::EtcdStore::open(loop, random, {}, o).value();
     } else {
-      dir = "/tmp/flotilla-etcd-bench-wal-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
+      dir =
+          "/tmp/flotilla-etcd-bench-wal-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
       store = storage::DurableStore::open(loop, random, {},
                                           {.dir = dir, .sync = storage::SyncMode::kPerWrite})
                   .value();
@@ -95,7 +96,8 @@ void BM_Update(benchmark::State& state) {
   env.fill(1);
   int64_t i = 0;
   for (auto _ : state) {
-    api::Pod p = static_cast<const api::Pod&>(*env.store->get(api::Kind::kPod, "default", "pod-0").value());
+    api::Pod p =
+        static_cast<const api::Pod&>(*env.store->get(api::Kind::kPod, "default", "pod-0").value());
     (*p.mutable_metadata()->mutable_annotations())["n"] = std::to_string(i++);
     auto r = env.store->update(api::share(std::move(p)));
     if (!r.is_ok()) state.SkipWithError(r.status().message().c_str());
