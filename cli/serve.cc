@@ -269,6 +269,12 @@ void add_serve_commands(CLI::App& app, int* exit_code) {
   serve->add_option("--node-memory", c.node_memory, "Each node's memory capacity")
       ->capture_default_str();
   serve->add_option("--node-pods", c.node_pods, "Each node's pod capacity")->capture_default_str();
+  serve->add_option("--cluster-cidr", c.cluster_cidr,
+                    "Give every Node a spec.podCIDR from this CIDR (node IPAM), for agents "
+                    "run with --pod-network (docs/multihost.md); e.g. 10.244.0.0/16");
+  serve->add_option("--node-cidr-mask-size", c.node_cidr_mask_size,
+                    "Prefix length of each Node's podCIDR (with --cluster-cidr)")
+      ->capture_default_str();
   serve->add_option("--timing", c.timing, "Timing profile (without --scenario): fast or kubernetes")
       ->check(CLI::IsMember({"fast", "kubernetes"}))
       ->capture_default_str();

@@ -123,6 +123,10 @@ class SimServe final : public ServeRuntime {
     if (world_->node_count() == 0) return invalid_error("the cluster has no nodes");
     control_ = std::make_unique<ControlPlane>(sim_, random_, world_->network(), trace_, sc_);
     FLOTILLA_RETURN_IF_ERROR(control_->start());
+    if (!opts_.cluster_cidr.empty()) {
+      FLOTILLA_RETURN_IF_ERROR(control_->enable_node_ipam(
+          {.cluster_cidr = opts_.cluster_cidr, .node_mask_size = opts_.node_cidr_mask_size}));
+    }
     Store& store = control_->store();
     create_namespaces(store);
     for (sim::NodeId id = 0; id < world_->node_count(); ++id) {
@@ -290,6 +294,10 @@ class DockerServe final : public ServeRuntime {
                                                 std::move(opened).value());
     }
     FLOTILLA_RETURN_IF_ERROR(control_->start());
+    if (!opts_.cluster_cidr.empty()) {
+      FLOTILLA_RETURN_IF_ERROR(control_->enable_node_ipam(
+          {.cluster_cidr = opts_.cluster_cidr, .node_mask_size = opts_.node_cidr_mask_size}));
+    }
     Store& store = control_->store();
     create_namespaces(store);
     // The agents list their runtime's containers (by the flotilla.io/node

@@ -41,6 +41,10 @@ struct ServeOptions {
   std::string node_label_prefix = "serve-";  // flotilla.io/node = prefix + node name
   int host_port_offset = 30000;  // Service port P is reachable on 127.0.0.1:P+offset
   int max_docker_nodes = 8;
+  // Non-empty: the node IPAM controller gives every Node a spec.podCIDR block
+  // of this CIDR (agents with --pod-network need it; docs/multihost.md).
+  std::string cluster_cidr;
+  int node_cidr_mask_size = 24;
   bool cleanup = true;         // docker: remove the containers and network at the end
   // docker: keep the store in this directory (backends/storage/durable_store.h:
   // write-ahead log, snapshots); a restart on the same directory recovers
