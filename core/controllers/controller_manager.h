@@ -1,5 +1,5 @@
 // The controller manager: the control loops of the cluster (replication,
-// garbage collection, node lifecycle, endpoints) built over one context and
+// garbage collection, node lifecycle, endpoints, event expiry) built over one context and
 // started together, as kube-controller-manager does. What the CLI and the
 // scenario runner start in both worlds.
 #pragma once
@@ -8,6 +8,7 @@
 
 #include "core/controllers/context.h"
 #include "core/controllers/endpoints.h"
+#include "core/controllers/event_ttl.h"
 #include "core/controllers/garbage_collector.h"
 #include "core/controllers/node_lifecycle.h"
 #include "core/controllers/replication.h"
@@ -17,26 +18,29 @@ namespace flotilla::ctrl {
 class ControllerManager {
  public:
   explicit ControllerManager(ControllerContext ctx)
-      : replication_(ctx), gc_(ctx), nodes_(ctx), endpoints_(ctx) {}
+      : replication_(ctx), gc_(ctx), nodes_(ctx), endpoints_(ctx), event_ttl_(ctx) {}
 
   // Starts every controller's watches and timers; the first error stops it.
   Status start() {
     FLOTILLA_RETURN_IF_ERROR(replication_.start());
     FLOTILLA_RETURN_IF_ERROR(gc_.start());
     FLOTILLA_RETURN_IF_ERROR(nodes_.start());
-    return endpoints_.start();
+    FLOTILLA_RETURN_IF_ERROR(endpoints_.start());
+    return event_ttl_.start();
   }
 
   ReplicationManager& replication() { return replication_; }
   GarbageCollector& garbage_collector() { return gc_; }
   NodeLifecycleController& node_lifecycle() { return nodes_; }
   EndpointsController& endpoints() { return endpoints_; }
+  EventTtlController& event_ttl() { return event_ttl_; }
 
  private:
   ReplicationManager replication_;
   GarbageCollector gc_;
   NodeLifecycleController nodes_;
   EndpointsController endpoints_;
+  EventTtlController event_ttl_;
 };
 
 }  // namespace flotilla::ctrl

@@ -58,6 +58,7 @@ Status TimingProfile::set(std::string_view field, std::string_view value) {
       {"controller_backoff_max", &TimingProfile::controller_backoff_max},
       {"endpoint_updates_batch_period", &TimingProfile::endpoint_updates_batch_period},
       {"replication_updates_batch_period", &TimingProfile::replication_updates_batch_period},
+      {"event_ttl", &TimingProfile::event_ttl},
       {"proxy_min_sync_period", &TimingProfile::proxy_min_sync_period},
       {"proxy_health_check_interval", &TimingProfile::proxy_health_check_interval},
   };

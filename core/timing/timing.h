@@ -46,6 +46,10 @@ struct TimingProfile {
   // virtual time a sync costs nothing, so a large simulated cluster sets it.
   Duration replication_updates_batch_period = Duration(0);
 
+  // API server: an Event lives this long after its last write (kube-apiserver
+  // --event-ttl); 0 keeps Events forever.
+  Duration event_ttl = hours(1);
+
   // Service proxy.
   Duration proxy_min_sync_period = seconds(1);        // endpoint updates coalesced
   Duration proxy_health_check_interval = seconds(2);  // active checks; 0: passive only

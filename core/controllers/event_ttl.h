@@ -1,0 +1,44 @@
+// Event expiry, as kube-apiserver's --event-ttl does it: an Event object lives
+// for `timing.event_ttl` after its last write (creation or a count bump) and is
+// then deleted. Without it a long run's Events pile up without bound: every pod
+// start records five of them. A ttl of 0 keeps Events forever.
+#pragma once
+
+#include <deque>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "core/controllers/context.h"
+
+namespace flotilla::ctrl {
+
+class EventTtlController {
+ public:
+  explicit EventTtlController(ControllerContext ctx) : ctx_(std::move(ctx)) {}
+  EventTtlController(const EventTtlController&) = delete;
+  EventTtlController& operator=(const EventTtlController&) = delete;
+
+  // Watches Events (those already stored count as written now).
+  Status start();
+  uint64_t expired() const { return expired_; }
+  size_t tracked() const { return last_write_.size(); }
+
+ private:
+  void on_event(const WatchEvent& e);
+  void arm();
+  void expire();
+
+  ControllerContext ctx_;
+  WatchHandle watch_;
+  TimerHandle timer_;
+  TimePoint timer_at_{};
+  // "ns/name" -> time of the Event's last write.
+  std::unordered_map<std::string, TimePoint> last_write_;
+  // (write time, key) in time order; stale entries (rewritten or deleted
+  // Events) are skipped when they come up.
+  std::deque<std::pair<TimePoint, std::string>> writes_;
+  uint64_t expired_ = 0;
+};
+
+}  // namespace flotilla::ctrl

@@ -1,0 +1,70 @@
+// EventTtlController: Events expire `event_ttl` after their last write, as
+// kube-apiserver's --event-ttl makes them; a bump keeps an Event alive.
+#include "core/controllers/event_ttl.h"
+
+#include "core/controllers/event_recorder.h"
+#include "tests/core/controllers/harness.h"
+
+namespace flotilla::ctrl {
+namespace {
+
+using testing::ControllerTest;
+
+class EventTtlTest : public ControllerTest {};
+
+TEST_F(EventTtlTest, EventsExpireAfterTheTtlSinceTheirLastWrite) {
+  timing_.event_ttl = minutes(10);
+  api::Object rc = create(make_rc("web", 1));
+  EventRecorder rec(store_, sim_, "replication-controller");
+  rec.normal(*rc, "Old", "recorded at 0");
+  EventTtlController ttl(context());
+  ASSERT_TRUE(ttl.start().is_ok());  // an Event stored before start counts from now
+  run_for(minutes(4));
+  rec.normal(*rc, "Bumped", "recorded at 4m");
+  run_for(minutes(4));
+  rec.normal(*rc, "Bumped", "recorded at 4m");  // count 2 at 8m: lives until 18m
+  rec.normal(*rc, "Fresh", "recorded at 8m");
+
+  run_for(minutes(2) + seconds(1));  // 10m01s
+  EXPECT_TRUE(events("Old").empty());
+  ASSERT_EQ(events("Bumped").size(), 1u);
+  EXPECT_EQ(ttl.expired(), 1u);
+
+  run_for(minutes(7));  // 17m01s
+  EXPECT_EQ(events("Bumped").size(), 1u);
+  EXPECT_EQ(events("Fresh").size(), 1u);
+  run_for(minutes(1));  // 18m01s
+  EXPECT_TRUE(events("Bumped").empty());
+  EXPECT_TRUE(events("Fresh").empty());
+  EXPECT_EQ(ttl.expired(), 3u);
+  EXPECT_EQ(ttl.tracked(), 0u);
+}
+
+TEST_F(EventTtlTest, AnEventDeletedByHandIsForgottenAndZeroTtlKeepsEverything) {
+  timing_.event_ttl = minutes(1);
+  api::Object rc = create(make_rc("web", 1));
+  EventRecorder rec(store_, sim_, "replication-controller");
+  {
+    EventTtlController ttl(context());
+    ASSERT_TRUE(ttl.start().is_ok());
+    rec.normal(*rc, "Gone", "deleted by a user");
+    auto gone = events("Gone");
+    ASSERT_EQ(gone.size(), 1u);
+    ASSERT_TRUE(store_.remove(api::Kind::kEvent, "default", gone[0].metadata().name()).is_ok());
+    run_for(seconds(1));
+    EXPECT_EQ(ttl.tracked(), 0u);
+    run_for(minutes(2));
+    EXPECT_EQ(ttl.expired(), 0u);
+  }
+
+  timing_.event_ttl = Duration(0);
+  EventTtlController keep(context());
+  ASSERT_TRUE(keep.start().is_ok());
+  rec.normal(*rc, "Kept", "never expires");
+  run_for(hours(24));
+  EXPECT_EQ(events("Kept").size(), 1u);
+  EXPECT_EQ(keep.expired(), 0u);
+}
+
+}  // namespace
+}  // namespace flotilla::ctrl
