@@ -276,7 +276,7 @@ StatusOr<std::shared_ptr<pb::Message>> decode_body(std::string_view body,
     if (j.is_object() && (!j.contains("kind") || !j.contains("apiVersion"))) {
       if (!j.contains("kind")) j["kind"] = kind.name;
       if (!j.contains("apiVersion")) j["apiVersion"] = "v1";
-      filled = j.dump();
+      filled = safe_dump(j);
       body = filled;
     }
   }
@@ -348,7 +348,7 @@ std::string with_required_fields(std::string encoded, api::Kind kind) {
       require(status["nodeInfo"], key, "");
     }
   }
-  return changed ? j.dump() : encoded;
+  return changed ? safe_dump(j) : encoded;
 }
 
 }  // namespace
@@ -378,12 +378,12 @@ const std::string& ApiHandler::encoded(const api::Object& object) {
 HttpResponse ApiHandler::error_response(const Status& status, std::string_view resource,
                                         std::string_view name) {
   json st = status_json(status, resource, name);
-  return json_response(st.dump(), status_code_http(status.code()));
+  return json_response(safe_dump(st), status_code_http(status.code()));
 }
 
 std::string ApiHandler::error_event(const Status& status) {
   json ev = {{"type", "ERROR"}, {"object", status_json(status, "", "")}};
-  return ev.dump() + "\n";
+  return safe_dump(ev) + "\n";
 }
 
 HandlerResult ApiHandler::handle(const HttpRequest& req) {
@@ -459,12 +459,12 @@ HandlerResult ApiHandler::handle(const HttpRequest& req) {
 
 HttpResponse ApiHandler::object_response(const Route& r, const api::Object& obj, int status) {
   if (r.subresource == "scale") {
-    return json_response(scale_json(*api::as<api::ReplicationController>(obj)).dump(), status);
+    return json_response(safe_dump(scale_json(*api::as<api::ReplicationController>(obj))), status);
   }
   if (r.table) {
     json t = make_table(r.kind->kind, {obj}, loop_.now(), r.include, true);
     t["metadata"]["resourceVersion"] = api::meta_of(*obj).resource_version();
-    return json_response(t.dump(), status);
+    return json_response(safe_dump(t), status);
   }
   return json_response(encoded(obj), status);
 }
@@ -490,7 +490,7 @@ HttpResponse ApiHandler::store_error(const Route& r, const Status& s, const api:
   }
   details["causes"] = causes;
   st["details"] = details;
-  return json_response(st.dump(), 422);
+  return json_response(safe_dump(st), 422);
 }
 
 HttpResponse ApiHandler::get_object(const Route& r) {
@@ -625,10 +625,10 @@ HandlerResult ApiHandler::list(const Route& r) {
   if (r.table) {
     json t = make_table(r.kind->kind, result->items, loop_.now(), r.include, true);
     t["metadata"] = meta;
-    return json_response(t.dump());
+    return json_response(safe_dump(t));
   }
   std::string body = "{\"kind\":\"" + std::string(r.kind->list_kind) +
-                     "\",\"apiVersion\":\"v1\",\"metadata\":" + meta.dump() + ",\"items\":[";
+                     "\",\"apiVersion\":\"v1\",\"metadata\":" + safe_dump(meta) + ",\"items\":[";
   bool first = true;
   for (const api::Object& o : result->items) {
     if (!first) body += ',';
@@ -762,14 +762,18 @@ HttpResponse ApiHandler::patch(const Route& r, const HttpRequest& req) {
     } else if (type == "application/json-patch+json") {
       patched = json_patch(doc, *patch_doc);
     } else {
-      HttpResponse resp = error_response(
+      // Kubernetes: 415 UnsupportedMediaType, with the same code in the Status
+      // (found by tests/fuzz/http_fuzz.cc: the body said 400).
+      json st = status_json(
           Status(StatusCode::kBadRequest, "the body of the request was in an unknown format - "
                                           "accepted media types include: application/json-patch+json, "
                                           "application/merge-patch+json, "
                                           "application/apply-patch+yaml, "
-                                          "application/strategic-merge-patch+json"));
-      resp.status = 415;
-      return resp;
+                                          "application/strategic-merge-patch+json"),
+          "", "");
+      st["code"] = 415;
+      st["reason"] = "UnsupportedMediaType";
+      return json_response(safe_dump(st), 415);
     }
     if (!patched.is_ok()) return error_response(patched.status(), r.resource(), r.name);
     std::string pinned_rv;
@@ -879,7 +883,7 @@ HttpResponse ApiHandler::remove_collection(const Route& r) {
   }
   json st = {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
              {"status", "Success"}};
-  return json_response(st.dump());
+  return json_response(safe_dump(st));
 }
 
 StatusOr<WatchHandle> ApiHandler::open_watch(const WatchRequest& w,
@@ -894,7 +898,7 @@ StatusOr<WatchHandle> ApiHandler::open_watch(const WatchRequest& w,
         if (w.table) {
           json t = make_table(w.kind, {ev.object}, loop->now(), w.include, *first);
           t["metadata"]["resourceVersion"] = std::to_string(ev.resource_version);
-          line += t.dump();
+          line += safe_dump(t);
         } else {
           line += encoded(ev.object);
         }

@@ -16,6 +16,7 @@
 #include <variant>
 
 #include "backends/apiserver/api_handler.h"
+#include "backends/apiserver/patch.h"
 #include "backends/live/asio_event_loop.h"
 
 namespace flotilla::apiserver {
@@ -182,7 +183,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (st.is_object()) {
       st["code"] = code;
       st["reason"] = code == 414 ? "RequestURITooLong" : "RequestHeaderFieldsTooLarge";
-      r.body = st.dump();
+      r.body = safe_dump(st);
     }
     r.status = code;
     return r;

@@ -69,7 +69,7 @@ StatusOr<json> merge_list(std::string_view field, const json& target, const json
   for (const json& item : patch) {
     if (!item.is_object() || !item.contains(key)) {
       return Status(StatusCode::kBadRequest,
-                    "map: " + item.dump() + " does not contain declared merge key: " + key);
+                    "map: " + safe_dump(item) + " does not contain declared merge key: " + key);
     }
     auto it = std::find_if(out.begin(), out.end(), [&](const json& t) {
       return t.is_object() && t.contains(key) && t[key] == item[key];
@@ -81,7 +81,7 @@ StatusOr<json> merge_list(std::string_view field, const json& target, const json
       }
       if (item["$patch"] != "merge") {
         return Status(StatusCode::kBadRequest,
-                      "unknown patch type: " + item["$patch"].dump() + " in list " +
+                      "unknown patch type: " + safe_dump(item["$patch"]) + " in list " +
                           std::string(field));
       }
     }

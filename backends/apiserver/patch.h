@@ -7,11 +7,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include <string>
 #include <string_view>
 
 #include "core/util/status.h"
 
 namespace flotilla::apiserver {
+
+// JSON text of `j` with invalid UTF-8 in strings replaced by U+FFFD, so a
+// request carrying bad bytes (echoed in an error message) cannot make
+// nlohmann's dump() throw. Everything the server sends goes through it.
+inline std::string safe_dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 // RFC 7386: objects merge recursively, null deletes, anything else replaces.
 nlohmann::json merge_patch(const nlohmann::json& target, const nlohmann::json& patch);
