@@ -741,7 +741,7 @@ HttpResponse ApiHandler::patch(const Route& r, const HttpRequest& req) {
     if (!current.is_ok()) {
       if (apply && current.status().code() == StatusCode::kNotFound && r.subresource.empty()) {
         HttpRequest create_req = req;
-        create_req.body = patch_doc->dump();
+        create_req.body = safe_dump(*patch_doc);
         HttpResponse resp = create(r, create_req);
         return resp;
       }
@@ -796,7 +796,7 @@ HttpResponse ApiHandler::patch(const Route& r, const HttpRequest& req) {
           ->mutable_spec()
           ->set_replicas(spec["replicas"].get<int32_t>());
     } else {
-      auto decoded = decode_body(patched->dump(), *r.kind, strict);
+      auto decoded = decode_body(safe_dump(*patched), *r.kind, strict);
       if (!decoded.is_ok()) return error_response(decoded.status());
       if (r.subresource == "status") {
         updated = clone(**current);
