@@ -18,6 +18,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -146,12 +147,69 @@ class FullBacklogListener {
   std::vector<int> fillers_;
 };
 
+// Lets a test thread unblock a helper thread stuck in blocking socket calls:
+// the helper registers its sockets (register_client_socket), and cancel()
+// shuts them all down (not close: the fds stay owned by the helper), which
+// wakes any blocked connect/read/write with an error or EOF. A socket
+// registered after cancel() is shut down at once.
+class ClientCanceller {
+ public:
+  void add(int fd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cancelled_) {
+      ::shutdown(fd, SHUT_RDWR);
+      return;
+    }
+    fds_.push_back(fd);
+  }
+  void remove(int fd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::erase(fds_, fd);
+  }
+  void cancel() {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled_ = true;
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  std::mutex mu_;
+  bool cancelled_ = false;
+  std::vector<int> fds_;
+};
+
+// The canceller of the helper thread this code runs on (set by the test's
+// off_loop), or null.
+inline thread_local ClientCanceller* current_canceller = nullptr;
+
+// Registers an open socket with the current thread's canceller until the
+// guard goes out of scope (declare it after the socket, so it unregisters
+// before the socket closes).
+class CancelGuard {
+ public:
+  explicit CancelGuard(tcp::socket& s) : canceller_(current_canceller) {
+    if (!s.is_open()) s.open(tcp::v4());
+    fd_ = s.native_handle();
+    if (canceller_ != nullptr) canceller_->add(fd_);
+  }
+  ~CancelGuard() {
+    if (canceller_ != nullptr) canceller_->remove(fd_);
+  }
+  CancelGuard(const CancelGuard&) = delete;
+  CancelGuard& operator=(const CancelGuard&) = delete;
+
+ private:
+  ClientCanceller* canceller_;
+  int fd_ = -1;
+};
+
 // A blocking GET of 127.0.0.1:port/ (for a helper thread): the response body,
 // or nullopt when the connection failed or closed without a response.
 inline std::optional<std::string> http_get(int port) {
   try {
     asio::io_context io;
     tcp::socket s(io);
+    CancelGuard guard(s);
     s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
     const std::string req = "GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
     asio::write(s, asio::buffer(req));

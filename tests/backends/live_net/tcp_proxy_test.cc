@@ -124,12 +124,19 @@ class TcpProxyTest : public ::testing::Test {
     using R = decltype(fn());
     auto done = std::make_shared<std::atomic<bool>>(false);
     auto result = std::make_shared<std::optional<R>>();
-    std::thread t([this, fn, done, result] {
+    auto canceller = std::make_shared<testing::ClientCanceller>();
+    std::thread t([this, fn, done, result, canceller] {
+      testing::current_canceller = canceller.get();
       result->emplace(fn());
+      testing::current_canceller = nullptr;
       done->store(true);
       loop_.post([] {});
     });
-    EXPECT_TRUE(loop_.run_until([&] { return done->load(); }, deadline));
+    const bool finished = loop_.run_until([&] { return done->load(); }, deadline);
+    EXPECT_TRUE(finished) << "helper thread missed its deadline; cancelling its sockets";
+    // A missed deadline must fail the test, not hang it: shut the helper's
+    // sockets down so its blocking calls return, then join.
+    if (!finished) canceller->cancel();
     t.join();
     return std::move(**result);
   }
@@ -293,9 +300,18 @@ TEST_F(TcpProxyTest, LargeTransfersAreSplicedBothWaysWithHalfClose) {
                                });
     });
   };
-  echo.async_accept([&](const boost::system::error_code& ec, boost::asio::ip::tcp::socket s) {
-    if (!ec) pump(std::make_shared<Echo>(Echo{std::move(s), {}, {}}));
-  });
+  // Keeps accepting: the proxy's active health checks (TCP connects every
+  // 50 ms) also land here, and the client's connection must be served even
+  // when a check's connection is accepted first. A check closes without
+  // sending, so its session reads EOF, writes nothing and ends.
+  std::function<void()> accept_next = [&] {
+    echo.async_accept([&](const boost::system::error_code& ec, boost::asio::ip::tcp::socket s) {
+      if (ec) return;
+      pump(std::make_shared<Echo>(Echo{std::move(s), {}, {}}));
+      accept_next();
+    });
+  };
+  accept_next();
   ASSERT_TRUE(decisions_->start().is_ok());
   ASSERT_TRUE(store_.create(make_service("echo", 7)).is_ok());
   ASSERT_TRUE(store_.create(make_endpoints("echo", {echo.local_endpoint().port()})).is_ok());
@@ -311,17 +327,21 @@ TEST_F(TcpProxyTest, LargeTransfersAreSplicedBothWaysWithHalfClose) {
       [port, &payload] {
         boost::asio::io_context io;
         boost::asio::ip::tcp::socket s(io);
-        s.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
-        boost::asio::write(s, boost::asio::buffer(payload));
-        s.shutdown(boost::asio::socket_base::shutdown_send);  // half-close: the echo answers
-        std::string got;
+        testing::CancelGuard guard(s);
         boost::system::error_code ec;
+        s.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)},
+                  ec);
+        if (ec) return std::string();
+        boost::asio::write(s, boost::asio::buffer(payload), ec);
+        if (ec) return std::string();
+        s.shutdown(boost::asio::socket_base::shutdown_send, ec);  // half-close: the echo answers
+        std::string got;
         std::array<char, 65536> buf;
         while (!ec) got.append(buf.data(), s.read_some(boost::asio::buffer(buf), ec));
         return got;
       },
       seconds(20));
-  EXPECT_TRUE(back == payload);
+  EXPECT_TRUE(back == payload) << "got " << back.size() << " of " << payload.size() << " bytes";
   ASSERT_TRUE(loop_.run_until([&] { return proxy_->stats().active == 0; }, seconds(5)));
   EXPECT_EQ(proxy_->stats().bytes_up, static_cast<int64_t>(payload.size()));
   EXPECT_EQ(proxy_->stats().bytes_down, static_cast<int64_t>(payload.size()));
@@ -362,6 +382,7 @@ TEST_F(TcpProxyTest, ListensOnTheVipAndOnExtraAddressesWhenAsked) {
     auto body = off_loop([ip, port]() -> std::optional<std::string> {
       boost::asio::io_context io;
       boost::asio::ip::tcp::socket s(io);
+      testing::CancelGuard guard(s);
       boost::system::error_code ec;
       s.connect({boost::asio::ip::make_address(ip), static_cast<unsigned short>(port)}, ec);
       if (ec) return std::nullopt;
