@@ -683,6 +683,9 @@ HttpResponse ApiHandler::replace(const Route& r, const HttpRequest& req) {
   if (r.subresource == "scale") {
     auto body = yaml_to_json(req.body);
     if (!body.is_ok()) return error_response(body.status());
+    if (!body->is_object()) {  // found by http_fuzz: value() on null threw
+      return error_response(bad_request_error("Scale: the body must be an object"));
+    }
     const json& spec = (*body).value("spec", json::object());
     if (!spec.contains("replicas") || !spec["replicas"].is_number_integer()) {
       return error_response(bad_request_error("Scale: spec.replicas must be an integer"));
