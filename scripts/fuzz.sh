@@ -9,7 +9,7 @@
 # After the command, --no-build (or FUZZ_NO_BUILD=1) runs the binaries already
 # in build/fuzz (CTest's smoke tests do: its fuzz_build test built them).
 #
-# Targets: codec selector quantity scenario distribution trace (default: all,
+# Targets: codec selector quantity scenario distribution trace http (default: all,
 # one after the other). Each run fails (exit 1) on any crash, leak, timeout,
 # out-of-memory or sanitizer report; the input is kept under
 # build/fuzz/artifacts/<target>/ and the log under build/fuzz/logs/.
@@ -25,7 +25,7 @@ CC_BIN="${CLANG_CC:-clang-14}"
 CXX_BIN="${CLANG_CXX:-clang++-14}"
 JOBS="${FUZZ_JOBS:-2}"
 RSS_MB="${FUZZ_RSS_MB:-2048}"
-ALL_TARGETS=(codec selector quantity scenario distribution trace)
+ALL_TARGETS=(codec selector quantity scenario distribution trace http)
 
 die() { echo "fuzz.sh: $*" >&2; exit 1; }
 
