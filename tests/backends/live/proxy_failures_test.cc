@@ -410,7 +410,7 @@ TEST(ProxyFailures, KillingABackendEvery5sFailsUnderOnePerMille) {
                                                  env_int("FLOTILLA_PF_RETRY_UNANSWERED", 1) != 0),
                                    "proxy-failures.yaml", source_dir());
   ASSERT_TRUE(loaded.is_ok()) << loaded.status().message();
-  LiveRunOptions lo = isolated_options("pfk", 34000);
+  LiveRunOptions lo = isolated_options("pfk", 24000);
   const auto dir = work_dir("kill");
   lo.out_dir = (dir / "out").string();
   Harness h(load, dir);
@@ -452,7 +452,7 @@ TEST(ProxyFailures, ScaleDownDrainsConnectionsWithoutAFailedRequest) {
                                                  env_int("FLOTILLA_PF_RETRY_UNANSWERED", 1) != 0),
                                    "proxy-failures.yaml", source_dir());
   ASSERT_TRUE(loaded.is_ok()) << loaded.status().message();
-  LiveRunOptions lo = isolated_options("pfd", 34100);
+  LiveRunOptions lo = isolated_options("pfd", 24100);
   const auto dir = work_dir("drain");
   lo.out_dir = (dir / "out").string();
   Harness h(load, dir);

@@ -142,7 +142,7 @@ TEST(LivePodNetwork, PodsReachServicesByDnsNameAndClusterIp) {
   LiveRunOptions lo;
   lo.docker_network = "flotilla-pn-" + std::to_string(::getpid());
   lo.node_label_prefix = "pn" + std::to_string(::getpid()) + "-";
-  lo.host_port_offset = 33000;
+  lo.host_port_offset = 26000;
   lo.report = false;
   lo.handle_signals = false;
   lo.out_dir = (std::filesystem::temp_directory_path() /

@@ -92,7 +92,7 @@ TEST(RecordedLiveReplay, LiveRunReplaysInTheSimulatorToTheSameEndState) {
   scenarios::LiveRunOptions lo;
   lo.docker_network = "flotilla-rp-" + std::to_string(::getpid());
   lo.node_label_prefix = "rp" + std::to_string(::getpid()) + "-";
-  lo.host_port_offset = 33000;
+  lo.host_port_offset = 25000;
   lo.report = false;
   lo.handle_signals = false;
   lo.out_dir = temp_dir("live");
