@@ -1,6 +1,5 @@
 #include "core/agent/node_agent.h"
 
-
 #include <algorithm>
 #include <array>
 #include <utility>
