@@ -309,7 +309,9 @@ TEST(CrashTest, EveryAcknowledgedWriteSurvives50SigkillsAndNothingIsHalfWritten)
   check(*port, "final");
   EXPECT_EQ(restarts, kKills + 1);
   std::lock_guard<std::mutex> lk(mu);
-  EXPECT_GT(acked.size(), static_cast<size_t>(kWrites - kKills * kClients));
+  // Each kill loses at most one in-flight write per client; a kill that
+  // catches every client mid-write reaches the bound exactly.
+  EXPECT_GE(acked.size(), static_cast<size_t>(kWrites - kKills * kClients));
   std::cout << "crash test: " << acked.size() << " acknowledged of " << attempted.size()
             << " attempted writes, " << kKills << " SIGKILLs, " << seen_after_restart.size()
             << " unacknowledged writes recovered (complete)\n";
