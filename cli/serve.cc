@@ -169,7 +169,7 @@ int run_serve(const ServeFlags& flags) {
     owned_store = std::move(*durable);
   }
   Store& store = *owned_store;
-  for (const char* name : {"default", "kube-system"}) {
+  for (const char* name : {"default", "kube-system", "kube-node-lease"}) {
     if (store.get(api::Kind::kNamespace, "", name).is_ok()) continue;  // recovered
     api::Namespace ns;
     ns.mutable_metadata()->set_name(name);

@@ -52,9 +52,10 @@ StatusOr<LoadedScenario> serve_scenario(const ServeOptions& o) {
   return load_scenario_text(text, "flotilla serve flags", ".", o.overrides);
 }
 
-// "default" and "kube-system", as a fresh Kubernetes cluster has them.
+// "default", "kube-system" and "kube-node-lease", as a fresh Kubernetes cluster
+// has them.
 void create_namespaces(Store& store) {
-  for (const char* name : {"default", "kube-system"}) {
+  for (const char* name : {"default", "kube-system", "kube-node-lease"}) {
     api::Namespace ns;
     ns.mutable_metadata()->set_name(name);
     ns.mutable_status()->set_phase("Active");

@@ -77,6 +77,10 @@ const std::vector<Column>& columns(api::Kind kind) {
         {"First Seen", "string", 1, "The time at which the event was first recorded."},
         {"Count", "string", 1, "The number of times this event has occurred."},
         {"Name", "string", 1, "Name must be unique within a namespace."}}},
+      {api::Kind::kLease,
+       {{"Name", "string", 0, "Name must be unique within a namespace."},
+        {"Holder", "string", 0, "The holder of the lease"},
+        {"Age", "string", 0, "CreationTimestamp is a timestamp representing the server time when this object was created."}}},
   };
   return kColumns.at(kind);
 }
@@ -248,6 +252,11 @@ json event_row(const api::Event& ev, TimePoint now) {
                       std::to_string(std::max(ev.count(), 1)), ev.metadata().name()});
 }
 
+json lease_row(const api::Lease& l, TimePoint now) {
+  return json::array({l.metadata().name(), l.spec().holder_identity(),
+                      age(l.metadata().creation_timestamp(), now)});
+}
+
 }  // namespace
 
 std::string human_duration(Duration d) {
@@ -310,6 +319,7 @@ nlohmann::json table_row(api::Kind kind, const api::Object& object, TimePoint no
       cells = namespace_row(*api::as<api::Namespace>(object), now);
       break;
     case api::Kind::kEvent: cells = event_row(*api::as<api::Event>(object), now); break;
+    case api::Kind::kLease: cells = lease_row(*api::as<api::Lease>(object), now); break;
   }
   json row = {{"cells", std::move(cells)}};
   if (include == IncludeObject::kObject) {

@@ -488,7 +488,7 @@ flotilla::Status decode_object(const YAML::Node& node, std::string_view source,
   std::string kind = scalar_or_empty(node["kind"]);
   std::string api_version = scalar_or_empty(node["apiVersion"]);
   if (kind.empty() && default_kind != nullptr) kind = std::string(default_kind->name);
-  if (api_version.empty() && default_kind != nullptr) api_version = "v1";
+  if (api_version.empty() && default_kind != nullptr) api_version = default_kind->api_version;
   if (kind.empty()) return bad_request_error(where + "Object 'Kind' is missing");
   if (api_version.empty()) return bad_request_error(where + "Object 'apiVersion' is missing");
 
@@ -498,11 +498,15 @@ flotilla::Status decode_object(const YAML::Node& node, std::string_view source,
     if (k.list_kind == kind) list_of = &k;
   }
   const KindInfo* info = kind_by_name(kind);
-  if ((info == nullptr && !is_list && list_of == nullptr) || api_version != "v1") {
+  std::string_view want = info != nullptr      ? info->api_version
+                          : list_of != nullptr ? list_of->api_version
+                                               : std::string_view("v1");
+  if ((info == nullptr && !is_list && list_of == nullptr) || api_version != want) {
     return bad_request_error(where + "no matches for kind " + json_quote(kind) + " in version " +
                              json_quote(api_version) +
                              " (supported: apiVersion v1 with kind Pod, ReplicationController, "
-                             "Service, Endpoints, Node, Namespace, Event or List)");
+                             "Service, Endpoints, Node, Namespace, Event or List; "
+                             "coordination.k8s.io/v1 with kind Lease)");
   }
 
   if (is_list || list_of != nullptr) {
@@ -1000,7 +1004,7 @@ void fill_type_meta(google::protobuf::Message* object) {
   const FD* api_version = d->FindFieldByName("api_version");
   const FD* kind = d->FindFieldByName("kind");
   if (api_version != nullptr && r->GetString(*object, api_version).empty()) {
-    r->SetString(object, api_version, "v1");
+    r->SetString(object, api_version, std::string(info->api_version));
   }
   if (kind != nullptr && r->GetString(*object, kind).empty()) {
     r->SetString(object, kind, std::string(info->name));

@@ -21,11 +21,11 @@ std::unique_ptr<google::protobuf::Message> make_impl() {
 
 template <typename T>
 KindInfo info(std::string_view name, std::string_view resource, std::string_view short_name,
-              bool namespaced) {
-  return KindInfo{kind_for<T>(),        name,          resource,
-                  short_name,           std::string_view(), namespaced,
-                  T::descriptor(),      &meta_impl<T>, &mutable_meta_impl<T>,
-                  &make_impl<T>};
+              bool namespaced, std::string_view group = "",
+              std::string_view api_version = "v1") {
+  return KindInfo{kind_for<T>(),   name,          resource,           short_name,
+                  std::string_view(), group,      api_version,        namespaced,
+                  T::descriptor(), &meta_impl<T>, &mutable_meta_impl<T>, &make_impl<T>};
 }
 
 const std::array<KindInfo, kKindCount>& table() {
@@ -39,10 +39,12 @@ const std::array<KindInfo, kKindCount>& table() {
         info<Node>("Node", "nodes", "no", false),
         info<Namespace>("Namespace", "namespaces", "ns", false),
         info<Event>("Event", "events", "ev", true),
+        info<Lease>("Lease", "leases", "", true, "coordination.k8s.io",
+                    "coordination.k8s.io/v1"),
     };
     static const std::array<std::string_view, kKindCount> list_kinds = {
         "PodList",  "ReplicationControllerList", "ServiceList", "EndpointsList",
-        "NodeList", "NamespaceList",             "EventList"};
+        "NodeList", "NamespaceList",             "EventList",   "LeaseList"};
     for (int i = 0; i < kKindCount; ++i) {
       assert(static_cast<int>(t[i].kind) == i);
       t[i].list_kind = list_kinds[i];
@@ -67,7 +69,7 @@ const KindInfo* kind_by_name(std::string_view kind) {
 
 const KindInfo* kind_by_resource(std::string_view resource) {
   for (const KindInfo& k : table()) {
-    if (k.resource == resource || k.short_name == resource) return &k;
+    if (k.resource == resource || (!k.short_name.empty() && k.short_name == resource)) return &k;
     // Singular: "pods" -> "pod"; "endpoints" is its own singular.
     std::string_view r = k.resource;
     if (r.size() > 1 && r.back() == 's' && r.substr(0, r.size() - 1) == resource) return &k;
@@ -97,7 +99,7 @@ ObjectMeta* mutable_meta_of(google::protobuf::Message& m) {
 
 std::string object_uri(Kind kind, std::string_view ns, std::string_view name) {
   const KindInfo& k = kind_info(kind);
-  std::string uri = "/api/v1/";
+  std::string uri = k.group.empty() ? "/api/v1/" : "/apis/" + std::string(k.api_version) + "/";
   if (k.namespaced) {
     uri += "namespaces/";
     uri += ns.empty() ? kDefaultNamespace : ns;

@@ -23,8 +23,9 @@ enum class Kind {
   kNode,
   kNamespace,
   kEvent,
+  kLease,
 };
-inline constexpr int kKindCount = 7;
+inline constexpr int kKindCount = 8;
 
 // An immutable snapshot of a stored object. Never mutate through a cast: copy,
 // change the copy, and write it back.
@@ -36,6 +37,8 @@ struct KindInfo {
   std::string_view resource;   // "pods"
   std::string_view short_name; // "po"
   std::string_view list_kind;  // "PodList"
+  std::string_view group;      // "" for the core group, "coordination.k8s.io"
+  std::string_view api_version;  // "v1", "coordination.k8s.io/v1"
   bool namespaced;
   const google::protobuf::Descriptor* descriptor;
   const ObjectMeta& (*meta)(const google::protobuf::Message&);
@@ -60,6 +63,7 @@ template <> constexpr Kind kind_for<Endpoints>() { return Kind::kEndpoints; }
 template <> constexpr Kind kind_for<Node>() { return Kind::kNode; }
 template <> constexpr Kind kind_for<Namespace>() { return Kind::kNamespace; }
 template <> constexpr Kind kind_for<Event>() { return Kind::kEvent; }
+template <> constexpr Kind kind_for<Lease>() { return Kind::kLease; }
 
 // ObjectMeta of any kind's message. The message must be one of the kinds.
 const ObjectMeta& meta_of(const google::protobuf::Message& m);
@@ -68,7 +72,7 @@ ObjectMeta* mutable_meta_of(google::protobuf::Message& m);
 inline constexpr std::string_view kDefaultNamespace = "default";
 
 // "/api/v1/namespaces/{ns}/{resource}/{name}", or "/api/v1/{resource}/{name}"
-// for cluster-scoped kinds. An empty namespace means "default".
+// for cluster-scoped kinds ("/apis/{group}/v1/..." for a kind in a group). An empty namespace means "default".
 std::string object_uri(Kind kind, std::string_view ns, std::string_view name);
 // "<ns>/<name>" (or "<name>" for cluster-scoped kinds): the store's key.
 std::string object_key(Kind kind, std::string_view ns, std::string_view name);

@@ -684,6 +684,20 @@ void validate_event(Errors& e, const Event& ev) {
   }
 }
 
+// coordination.k8s.io/v1 Lease, as ValidateLeaseSpec checks it.
+void validate_lease(Errors& e, const Lease& l) {
+  validate_meta(e, l.metadata(), true, NameRule::kSubdomain, "metadata");
+  const LeaseSpec& s = l.spec();
+  if (s.has_lease_duration_seconds() && s.lease_duration_seconds() <= 0) {
+    invalid(e, "spec.leaseDurationSeconds", std::to_string(s.lease_duration_seconds()),
+            "must be greater than 0");
+  }
+  if (s.has_lease_transitions() && s.lease_transitions() < 0) {
+    invalid(e, "spec.leaseTransitions", std::to_string(s.lease_transitions()),
+            "must be greater than or equal to 0");
+  }
+}
+
 void immutable(Errors& e, const std::string& f, const std::string& old_value,
                const std::string& new_value) {
   if (old_value != new_value) invalid(e, f, quote(new_value), "field is immutable");
@@ -759,6 +773,7 @@ std::vector<FieldError> validate(const google::protobuf::Message& object) {
     case Kind::kNode: validate_node(e, static_cast<const Node&>(object)); break;
     case Kind::kNamespace: validate_namespace(e, static_cast<const Namespace&>(object)); break;
     case Kind::kEvent: validate_event(e, static_cast<const Event&>(object)); break;
+    case Kind::kLease: validate_lease(e, static_cast<const Lease&>(object)); break;
   }
   return e;
 }

@@ -112,13 +112,16 @@ std::string spec_bytes(const Message& m) {
   return deterministic_bytes(m.GetReflection()->GetMessage(m, f));
 }
 
-// Sets apiVersion "v1" and kind when empty (every kind has these two fields).
+// Sets apiVersion ("v1", or the kind's group version) and kind when empty
+// (every kind has these two fields).
 void set_type_meta(Message& m, const api::KindInfo& info) {
   const google::protobuf::Descriptor* d = m.GetDescriptor();
   const google::protobuf::Reflection* r = m.GetReflection();
   const google::protobuf::FieldDescriptor* av = d->FindFieldByName("api_version");
   const google::protobuf::FieldDescriptor* k = d->FindFieldByName("kind");
-  if (av != nullptr && r->GetString(m, av).empty()) r->SetString(&m, av, "v1");
+  if (av != nullptr && r->GetString(m, av).empty()) {
+    r->SetString(&m, av, std::string(info.api_version));
+  }
   if (k != nullptr && r->GetString(m, k).empty()) r->SetString(&m, k, std::string(info.name));
 }
 

@@ -97,13 +97,33 @@ bool same(const pb::Message& a, const pb::Message& b, std::string* diff) {
   return d.Compare(a, b);
 }
 
+TEST(CodecTest, AGroupKindNeedsItsGroupVersion) {
+  auto ok = decode_manifests(
+      "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: n1, namespace: "
+      "kube-node-lease}\nspec: {holderIdentity: n1, leaseDurationSeconds: 40, renewTime: "
+      "\"2026-01-02T03:04:05.123456Z\"}\n",
+      "l.yaml");
+  ASSERT_TRUE(ok.is_ok()) << ok.status().message();
+  const auto& lease = static_cast<const api::Lease&>(*ok->front().object);
+  EXPECT_EQ(lease.spec().lease_duration_seconds(), 40);
+  EXPECT_EQ(lease.spec().renew_time().nanos() % 1'000'000'000, 123'456'000);
+  auto core = decode_manifests("apiVersion: v1\nkind: Lease\nmetadata: {name: n1}\n", "l.yaml");
+  ASSERT_FALSE(core.is_ok());
+  EXPECT_NE(core.status().message().find("l.yaml:1:1: no matches for kind \"Lease\" in version \"v1\""),
+            std::string::npos)
+      << core.status().message();
+  auto pod = decode_manifests("apiVersion: coordination.k8s.io/v1\nkind: Pod\n", "p.yaml");
+  EXPECT_FALSE(pod.is_ok());
+}
+
 TEST(CodecTest, EveryFieldOfEveryKindRoundTripsThroughJsonAndYaml) {
   for (const KindInfo& k : all_kinds()) {
     auto original = k.make();
     Filler().fill(original.get());
     fill_type_meta(original.get());  // filler wrote junk kind/apiVersion; put real ones
     original->GetReflection()->SetString(
-        original.get(), original->GetDescriptor()->FindFieldByName("api_version"), "v1");
+        original.get(), original->GetDescriptor()->FindFieldByName("api_version"),
+        std::string(k.api_version));
     original->GetReflection()->SetString(
         original.get(), original->GetDescriptor()->FindFieldByName("kind"), std::string(k.name));
 

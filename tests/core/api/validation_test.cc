@@ -406,6 +406,24 @@ TEST(ValidationTest, ServiceRules) {
   EXPECT_THAT(strings(validate(svc)), ElementsAre("spec.ports: Required value"));
 }
 
+TEST(ValidationTest, LeaseRules) {
+  Lease l;
+  l.mutable_metadata()->set_name("node-1");
+  l.mutable_metadata()->set_namespace_("kube-node-lease");
+  l.mutable_spec()->set_holder_identity("node-1");
+  l.mutable_spec()->set_lease_duration_seconds(40);
+  l.mutable_spec()->set_lease_transitions(0);
+  EXPECT_THAT(strings(validate(l)), IsEmpty());
+  l.mutable_spec()->set_lease_duration_seconds(0);
+  l.mutable_spec()->set_lease_transitions(-1);
+  l.mutable_metadata()->set_name("Node_1");
+  auto errs = strings(validate(l));
+  ASSERT_EQ(errs.size(), 3u) << ::testing::PrintToString(errs);
+  EXPECT_THAT(errs[0], ::testing::HasSubstr("metadata.name: Invalid value: \"Node_1\""));
+  EXPECT_EQ(errs[1], "spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0");
+  EXPECT_EQ(errs[2], "spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0");
+}
+
 TEST(ValidationTest, UpdatesKeepImmutableFields) {
   Pod old_pod = valid_pod();
   old_pod.mutable_metadata()->set_uid("u-1");
