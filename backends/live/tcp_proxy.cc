@@ -93,6 +93,7 @@ Status TcpServiceProxy::start() {
 
 void TcpServiceProxy::stop() {
   watch_.reset();
+  bind_retries_.clear();  // their timers are cancelled with them
   for (auto& [owner, by_addr] : listeners_) {
     for (auto& [at, l] : by_addr) {
       boost::system::error_code ec;
@@ -113,15 +114,13 @@ void TcpServiceProxy::warn(std::string message) { warnings_.push_back(std::move(
 
 void TcpServiceProxy::on_service_event(const WatchEvent& e) {
   const std::string key = api::namespaced_name(api::meta_of(*e.object));
-  if (e.type == WatchEventType::kDeleted) {
-    sync_service(key, nullptr);
-  } else {
-    auto svc = api::as<api::Service>(e.object);
-    sync_service(key, svc.get());
-  }
+  sync_service(key, e.type == WatchEventType::kDeleted ? api::Object() : e.object);
 }
 
-void TcpServiceProxy::sync_service(const std::string& key, const api::Service* svc) {
+void TcpServiceProxy::sync_service(const std::string& key, const api::Object& service) {
+  const std::shared_ptr<const api::Service> svc_ref =
+      service ? api::as<api::Service>(service) : nullptr;
+  const api::Service* svc = svc_ref.get();
   std::map<NetEndpoint, Target> want;
   std::map<int, StatusOr<int>> ports;  // service port -> host port or why none
   if (svc != nullptr && !proxy::is_headless(*svc)) {
@@ -205,23 +204,62 @@ void TcpServiceProxy::sync_service(const std::string& key, const api::Service* s
     it->second->retry.cancel();
     it = have.erase(it);
   }
+  std::vector<std::string> failures;
   for (const auto& [at, target] : want) {
     if (have.count(at) != 0) continue;
     Status s = open(key, target, at, nullptr);
     if (!s.is_ok()) {
-      warn("service " + key + ": " + s.message());
+      failures.push_back(s.message());
       if (at.ip == options_.host_address && target.vip.ip.empty()) {
         ports.insert_or_assign(target.service_port, s);
       }
     }
   }
   if (have.empty()) listeners_.erase(key);
+  note_bind_result(key, svc != nullptr ? service : api::Object(), failures);
 
   for (auto it = host_ports_.lower_bound({key, 0});
        it != host_ports_.end() && it->first.first == key;) {
     it = host_ports_.erase(it);
   }
   for (auto& [port, hp] : ports) host_ports_.insert_or_assign({key, port}, std::move(hp));
+}
+
+void TcpServiceProxy::note_bind_result(const std::string& key, const api::Object& service,
+                                       const std::vector<std::string>& failures) {
+  if (service == nullptr || failures.empty()) {
+    bind_retries_.erase(key);  // gone, or every listener is open: the backoff starts over
+    return;
+  }
+  auto [it, fresh] = bind_retries_.try_emplace(key);
+  BindRetry& r = it->second;
+  r.service = service;
+  if (fresh) r.delay = options_.bind_retry_initial;
+  // A sync between two retries (the Service or its Endpoints changed) keeps
+  // the step: it warns only about failures this step has not reported yet.
+  const bool new_step = r.timer == nullptr || !r.timer->pending();
+  if (new_step) r.warned.clear();
+  for (const auto& f : failures) {
+    if (!r.warned.insert(f).second) continue;
+    warn("service " + key + ": " + f + " (retrying in " + format_duration(r.delay) + ")");
+  }
+  if (!new_step) return;
+  std::weak_ptr<bool> alive = alive_;
+  r.timer = loop_.run_after(r.delay, [this, alive, key] {
+    if (alive.expired()) return;
+    auto found = bind_retries_.find(key);
+    if (found == bind_retries_.end()) return;
+    // The step's delay is used up: the next failure waits twice as long.
+    found->second.delay = std::min(found->second.delay * 2, options_.bind_retry_max);
+    const api::Object latest = found->second.service;
+    sync_service(key, latest);
+  });
+}
+
+std::map<std::string, Duration> TcpServiceProxy::pending_bind_retries() const {
+  std::map<std::string, Duration> out;
+  for (const auto& [key, r] : bind_retries_) out[key] = r.delay;
+  return out;
 }
 
 StatusOr<int> TcpServiceProxy::add_listener(const std::string& service_key, int service_port,

@@ -46,7 +46,7 @@ struct TcpServiceProxyOptions {
   std::vector<std::string> extra_addresses;
   // Also listen on VIP:port of each Service. Only works when the VIP is a
   // local address (e.g. `ip addr add 10.96.0.10/32 dev <bridge>`); when it is
-  // not, that listener is skipped and a warning recorded.
+  // not, a warning is recorded and the bind is retried (bind_retry_*).
   bool listen_on_vip = false;
   // With listen_on_vip: bind VIP listeners to this interface (SO_BINDTODEVICE,
   // e.g. the Flotilla Docker bridge holding the VIPs, see vip_addresses.h) and
@@ -68,6 +68,12 @@ struct TcpServiceProxyOptions {
   // idempotent request/response protocols. Off by default; per Service with
   // kRetryUnansweredAnnotation.
   bool retry_unanswered = false;
+  // A Service whose listener could not bind (host port or VIP:port taken, VIP
+  // not local yet) is synced again after this delay, doubling per failure up
+  // to bind_retry_max, back to bind_retry_initial once every listener is open.
+  // Each failed attempt is one warning per listener.
+  Duration bind_retry_initial = seconds(1);
+  Duration bind_retry_max = seconds(30);
 };
 
 class TcpServiceProxy {
@@ -95,7 +101,7 @@ class TcpServiceProxy {
   // appear; closes them when a Service or port goes away (open connections
   // finish undisturbed).
   Status start();
-  // Closes every listener and connection.
+  // Closes every listener and connection, and drops pending bind retries.
   void stop();
 
   // Listens on `address:port` and forwards to the Service port `service_key`
@@ -112,12 +118,25 @@ class TcpServiceProxy {
   std::vector<NetEndpoint> listening() const;
   const Stats& stats() const { return stats_; }
   // Listener problems so far (bind failures, bad annotations), oldest first.
+  // A listener that keeps failing to bind adds one per retry (at most one per
+  // bind_retry_max once the backoff is at its cap).
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // Services with a listener that could not bind, each with the delay before
+  // its next attempt (for tests and status).
+  std::map<std::string, Duration> pending_bind_retries() const;
 
  private:
   struct Listener;
   struct Connection;
   struct Pump;
+  // A Service waiting to bind again: its last seen object, the backoff step,
+  // the timer, and the failures already warned about in this step.
+  struct BindRetry {
+    api::Object service;
+    Duration delay{};
+    TimerHandle timer;
+    std::set<std::string> warned;
+  };
   struct Target {
     std::string service_key;
     std::string dns_name;
@@ -127,7 +146,11 @@ class TcpServiceProxy {
   };
 
   void on_service_event(const WatchEvent& e);
-  void sync_service(const std::string& key, const api::Service* svc);
+  void sync_service(const std::string& key, const api::Object& service);
+  // After a sync of `key` in which `failures` listeners did not bind: warn
+  // (once per backoff step) and arm or clear the retry.
+  void note_bind_result(const std::string& key, const api::Object& service,
+                        const std::vector<std::string>& failures);
   Status open(const std::string& owner, const Target& target, const NetEndpoint& at,
               int* bound_port);
   void accept(const std::shared_ptr<Listener>& l);
@@ -150,6 +173,7 @@ class TcpServiceProxy {
   // (service key, service port) -> host port, or the reason it has none.
   std::map<std::pair<std::string, int>, StatusOr<int>> host_ports_;
   std::set<Connection*> connections_;
+  std::map<std::string, BindRetry> bind_retries_;  // by service key
   std::vector<std::string> warnings_;
   Stats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
