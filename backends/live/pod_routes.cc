@@ -21,6 +21,7 @@
 #include <cstring>
 #include <utility>
 
+#include "backends/live/netlink.h"
 #include "core/api/object.h"
 #include "core/api/pod_util.h"
 #include "core/api/types.pb.h"
@@ -45,99 +46,11 @@ std::string_view to_string(PodNetworkMode mode) {
 
 namespace {
 
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-// One rtnetlink request built in place: header, family struct, attributes
-// (nests too); send() waits for the kernel's acknowledgement.
-class NlRequest {
- public:
-  NlRequest(uint16_t type, uint16_t flags) : buf_(NLMSG_HDRLEN, 0) {
-    hdr()->nlmsg_type = type;
-    hdr()->nlmsg_flags = static_cast<uint16_t>(NLM_F_REQUEST | NLM_F_ACK | flags);
-    hdr()->nlmsg_seq = 1;
-    sync();
-  }
-  template <typename T>
-  T* body() {
-    buf_.resize(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(T)), 0);
-    sync();
-    return reinterpret_cast<T*>(buf_.data() + NLMSG_HDRLEN);
-  }
-  void attr(uint16_t type, const void* data, size_t len) {
-    const size_t at = NLMSG_ALIGN(buf_.size());
-    buf_.resize(at + RTA_ALIGN(RTA_LENGTH(len)), 0);
-    auto* rta = reinterpret_cast<rtattr*>(buf_.data() + at);
-    rta->rta_type = type;
-    rta->rta_len = static_cast<unsigned short>(RTA_LENGTH(len));
-    if (len > 0) std::memcpy(RTA_DATA(rta), data, len);
-    sync();
-  }
-  template <typename T>
-  void attr(uint16_t type, T value) {
-    attr(type, &value, sizeof(value));
-  }
-  void attr_string(uint16_t type, const std::string& s) { attr(type, s.c_str(), s.size() + 1); }
-  size_t nest_begin(uint16_t type) {
-    const size_t at = NLMSG_ALIGN(buf_.size());
-    attr(static_cast<uint16_t>(type | NLA_F_NESTED), nullptr, 0);
-    return at;
-  }
-  void nest_end(size_t at) {
-    auto* rta = reinterpret_cast<rtattr*>(buf_.data() + at);
-    rta->rta_len = static_cast<unsigned short>(buf_.size() - at);
-  }
-  // The kernel's errno for the request (0: done).
-  int send() {
-    Fd sock{::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)};
-    if (sock.fd < 0) return errno;
-    sockaddr_nl kernel{};
-    kernel.nl_family = AF_NETLINK;
-    if (::sendto(sock.fd, buf_.data(), buf_.size(), 0, reinterpret_cast<sockaddr*>(&kernel),
-                 sizeof(kernel)) < 0) {
-      return errno;
-    }
-    char buf[8192];
-    for (;;) {
-      ssize_t n = ::recv(sock.fd, buf, sizeof(buf), 0);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return errno;
-      }
-      const size_t len = static_cast<size_t>(n);
-      size_t off = 0;
-      while (off + sizeof(nlmsghdr) <= len) {
-        nlmsghdr nh;
-        std::memcpy(&nh, buf + off, sizeof(nh));
-        if (nh.nlmsg_len < sizeof(nlmsghdr) || off + nh.nlmsg_len > len) break;
-        if (nh.nlmsg_type == NLMSG_ERROR && nh.nlmsg_len >= sizeof(nlmsghdr) + sizeof(nlmsgerr)) {
-          nlmsgerr err;
-          std::memcpy(&err, buf + off + sizeof(nlmsghdr), sizeof(err));
-          return -err.error;
-        }
-        if (nh.nlmsg_type == NLMSG_DONE) return 0;
-        off += NLMSG_ALIGN(nh.nlmsg_len);
-      }
-    }
-  }
-
- private:
-  nlmsghdr* hdr() { return reinterpret_cast<nlmsghdr*>(buf_.data()); }
-  void sync() { hdr()->nlmsg_len = static_cast<uint32_t>(buf_.size()); }
-  std::vector<char> buf_;
-};
+using netlink::UniqueFd;
 
 Status netlink_status(int err, const std::string& what) {
-  if (err == 0) return Status::ok();
-  if (err == EPERM || err == EACCES) {
-    return Status(StatusCode::kForbidden, what + ": " + std::strerror(err) + " (needs root)");
-  }
   if (err == ENODEV) return not_found_error(what + ": no such device");
-  return unavailable_error(what + ": " + std::strerror(err));
+  return netlink::status(err, what);
 }
 
 StatusOr<in_addr> ipv4(const std::string& ip) {
@@ -215,7 +128,7 @@ Status route_replace(const std::string& cidr, const std::string& gateway,
   if (!c.is_ok()) return c.status();
   auto gw = ipv4(gateway);
   if (!gw.is_ok()) return gw.status();
-  NlRequest req(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
+  netlink::Request req(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
   auto* rt = req.body<rtmsg>();
   rt->rtm_family = AF_INET;
   rt->rtm_dst_len = static_cast<unsigned char>(c->prefix);
@@ -239,7 +152,7 @@ Status route_replace(const std::string& cidr, const std::string& gateway,
 Status route_delete(const std::string& cidr) {
   auto c = ctrl::Ipv4Cidr::parse(cidr);
   if (!c.is_ok()) return c.status();
-  NlRequest req(RTM_DELROUTE, 0);
+  netlink::Request req(RTM_DELROUTE, 0);
   auto* rt = req.body<rtmsg>();
   rt->rtm_family = AF_INET;
   rt->rtm_dst_len = static_cast<unsigned char>(c->prefix);
@@ -260,7 +173,8 @@ static Status neighbour(bool add, int family, const std::string& device, const s
   if (!addr.is_ok()) return addr.status();
   auto lladdr = parse_mac(mac);
   if (!lladdr.is_ok()) return lladdr.status();
-  NlRequest req(add ? RTM_NEWNEIGH : RTM_DELNEIGH, add ? (NLM_F_CREATE | NLM_F_REPLACE) : 0);
+  netlink::Request req(add ? RTM_NEWNEIGH : RTM_DELNEIGH,
+                       add ? (NLM_F_CREATE | NLM_F_REPLACE) : 0);
   auto* nd = req.body<ndmsg>();
   nd->ndm_family = static_cast<unsigned char>(family);
   nd->ndm_ifindex = *idx;
@@ -299,7 +213,7 @@ Status fdb_delete(const std::string& device, const std::string& mac, const std::
 Status link_delete(const std::string& device) {
   const unsigned index = ::if_nametoindex(device.c_str());
   if (index == 0) return Status::ok();
-  NlRequest req(RTM_DELLINK, 0);
+  netlink::Request req(RTM_DELLINK, 0);
   auto* ifi = req.body<ifinfomsg>();
   ifi->ifi_family = AF_UNSPEC;
   ifi->ifi_index = static_cast<int>(index);
@@ -320,7 +234,7 @@ Status vxlan_ensure(const std::string& device, uint32_t vni, const std::string& 
   // (its routes are re-added from the Node objects right after).
   FLOTILLA_RETURN_IF_ERROR(link_delete(device));
   {
-    NlRequest req(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    netlink::Request req(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
     auto* ifi = req.body<ifinfomsg>();
     ifi->ifi_family = AF_UNSPEC;
     req.attr_string(IFLA_IFNAME, device);
@@ -340,7 +254,7 @@ Status vxlan_ensure(const std::string& device, uint32_t vni, const std::string& 
   auto idx = ifindex(device);
   if (!idx.is_ok()) return idx.status();
   {
-    NlRequest req(RTM_NEWLINK, 0);
+    netlink::Request req(RTM_NEWLINK, 0);
     auto* ifi = req.body<ifinfomsg>();
     ifi->ifi_family = AF_UNSPEC;
     ifi->ifi_index = *idx;
@@ -348,7 +262,7 @@ Status vxlan_ensure(const std::string& device, uint32_t vni, const std::string& 
     ifi->ifi_change = IFF_UP;
     FLOTILLA_RETURN_IF_ERROR(netlink_status(req.send(), "setting " + device + " up"));
   }
-  NlRequest req(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
+  netlink::Request req(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
   auto* ifa = req.body<ifaddrmsg>();
   ifa->ifa_family = AF_INET;
   ifa->ifa_prefixlen = 32;
@@ -377,11 +291,11 @@ int mtu_of_address(const std::string& ip) {
   ::freeifaddrs(list);
   if (name.empty()) return 0;
   // SIOCGIFMTU, not /sys: /sys shows the namespace it was mounted in.
-  Fd sock{::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
-  if (sock.fd < 0) return 0;
+  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock.valid()) return 0;
   ifreq ifr{};
   std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
-  if (::ioctl(sock.fd, SIOCGIFMTU, &ifr) != 0) return 0;
+  if (::ioctl(sock.get(), SIOCGIFMTU, &ifr) != 0) return 0;
   return ifr.ifr_mtu;
 }
 

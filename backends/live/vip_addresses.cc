@@ -2,17 +2,16 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
-#include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "backends/live/netlink.h"
 #include "core/api/object.h"
 #include "core/api/pod_util.h"
 #include "core/api/types.pb.h"
@@ -21,68 +20,19 @@ namespace flotilla::live {
 
 namespace {
 
-// Closes a file descriptor at scope exit.
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-// One RTM_NEWADDR / RTM_DELADDR request and its acknowledgement; returns the
+// One RTM_NEWADDR / RTM_DELADDR of ip/32 and its acknowledgement; returns the
 // kernel's errno (0 on success).
 int netlink_addr(int ifindex, in_addr addr, bool add) {
-  Fd sock{::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)};
-  if (sock.fd < 0) return errno;
-  struct {
-    nlmsghdr nh;
-    ifaddrmsg ifa;
-    char attrs[64];
-  } req{};
-  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(ifaddrmsg));
-  req.nh.nlmsg_type = add ? RTM_NEWADDR : RTM_DELADDR;
-  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? (NLM_F_CREATE | NLM_F_EXCL) : 0);
-  req.nh.nlmsg_seq = 1;
-  req.ifa.ifa_family = AF_INET;
-  req.ifa.ifa_prefixlen = 32;
-  req.ifa.ifa_scope = RT_SCOPE_UNIVERSE;
-  req.ifa.ifa_index = static_cast<unsigned>(ifindex);
-  for (unsigned short type : {static_cast<unsigned short>(IFA_LOCAL),
-                              static_cast<unsigned short>(IFA_ADDRESS)}) {
-    auto* rta = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(&req) + NLMSG_ALIGN(req.nh.nlmsg_len));
-    rta->rta_type = type;
-    rta->rta_len = RTA_LENGTH(sizeof(in_addr));
-    std::memcpy(RTA_DATA(rta), &addr, sizeof(in_addr));
-    req.nh.nlmsg_len = NLMSG_ALIGN(req.nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
-  }
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (::sendto(sock.fd, &req, req.nh.nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel),
-               sizeof(kernel)) < 0) {
-    return errno;
-  }
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::recv(sock.fd, buf, sizeof(buf), 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    const size_t len = static_cast<size_t>(n);
-    size_t off = 0;
-    while (off + sizeof(nlmsghdr) <= len) {
-      nlmsghdr nh;
-      std::memcpy(&nh, buf + off, sizeof(nh));
-      if (nh.nlmsg_len < sizeof(nlmsghdr) || off + nh.nlmsg_len > len) break;
-      if (nh.nlmsg_type == NLMSG_ERROR && nh.nlmsg_len >= sizeof(nlmsghdr) + sizeof(nlmsgerr)) {
-        nlmsgerr err;
-        std::memcpy(&err, buf + off + sizeof(nlmsghdr), sizeof(err));
-        return -err.error;
-      }
-      if (nh.nlmsg_type == NLMSG_DONE) return 0;
-      off += NLMSG_ALIGN(nh.nlmsg_len);
-    }
-  }
+  netlink::Request req(add ? RTM_NEWADDR : RTM_DELADDR,
+                       add ? (NLM_F_CREATE | NLM_F_EXCL) : 0);
+  auto* ifa = req.body<ifaddrmsg>();
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = 32;
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa->ifa_index = static_cast<unsigned>(ifindex);
+  req.attr(IFA_LOCAL, addr);
+  req.attr(IFA_ADDRESS, addr);
+  return req.send();
 }
 
 }  // namespace
@@ -104,10 +54,7 @@ Status InterfaceAddresses::change(const std::string& ip, bool add) {
   if (err == 0) return Status::ok();
   if (add && err == EEXIST) return already_exists_error(what + ": already there");
   if (!add && err == EADDRNOTAVAIL) return not_found_error(what + ": not there");
-  if (err == EPERM || err == EACCES) {
-    return Status(StatusCode::kForbidden, what + ": " + std::strerror(err) + " (needs root)");
-  }
-  return unavailable_error(what + ": " + std::strerror(err));
+  return netlink::status(err, what);
 }
 
 Status InterfaceAddresses::add(const std::string& ip) {

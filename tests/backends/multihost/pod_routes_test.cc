@@ -2,8 +2,10 @@
 // process unshares one, so nothing touches the host's routes and everything
 // vanishes with the process): host-gw routes via a peer's InternalIP, the
 // VXLAN device with its FDB, neighbour and onlink route per peer, and routes
-// following Node objects appearing, changing and being deleted. Needs root.
+// following Node objects appearing, changing and being deleted; and the VIP
+// addresses (InterfaceAddresses) on the same rtnetlink helper. Needs root.
 #include "backends/live/pod_routes.h"
+#include "backends/live/vip_addresses.h"
 
 #include <sched.h>
 #include <unistd.h>
@@ -12,7 +14,9 @@
 
 #include <cstdio>
 #include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "core/api/object.h"
 #include "core/store/in_memory_store.h"
@@ -156,6 +160,32 @@ TEST_F(PodRoutesTest, ErrorsNameWhatIsWrong) {
   EXPECT_EQ(route_replace("10.244.9.0/24", "10.99.0.9", "nosuchdev0").code(),
             StatusCode::kNotFound);
   EXPECT_TRUE(route_delete("10.244.9.0/24").is_ok());  // absent: fine
+}
+
+TEST_F(PodRoutesTest, InterfaceAddressesAddsAndRemovesOnlyItsOwnVips) {
+  sh("ip addr add 10.96.0.11/32 dev seg0");  // someone else's
+  {
+    InterfaceAddresses vips("seg0");
+    ASSERT_TRUE(vips.add("10.96.0.10").is_ok());
+    EXPECT_TRUE(vips.add("10.96.0.10").is_ok());  // idempotent
+    EXPECT_TRUE(vips.add("10.96.0.11").is_ok());  // already there: fine, not taken over
+    EXPECT_EQ(vips.added(), (std::set<std::string>{"10.96.0.10"}));
+    EXPECT_TRUE(has(sh("ip -4 addr show dev seg0"), "10.96.0.10/32"));
+    auto listed = ipv4_addresses_of("seg0");
+    ASSERT_TRUE(listed.is_ok());
+    EXPECT_EQ(*listed, (std::vector<std::string>{"10.96.0.10", "10.96.0.11", "10.99.0.1"}));
+    EXPECT_TRUE(vips.remove("10.96.0.11").is_ok());  // not ours: left alone
+    EXPECT_TRUE(has(sh("ip -4 addr show dev seg0"), "10.96.0.11/32"));
+    sh("ip addr del 10.96.0.10/32 dev seg0");  // removed behind its back
+    EXPECT_TRUE(vips.remove("10.96.0.10").is_ok());
+    ASSERT_TRUE(vips.add("10.96.0.12").is_ok());
+    EXPECT_EQ(InterfaceAddresses("nosuchdev0").add("10.96.0.13").code(), StatusCode::kNotFound);
+    EXPECT_EQ(vips.add("10.96.0.300").code(), StatusCode::kInvalid);
+  }  // the destructor removes 10.96.0.12, and only it
+  const std::string left = sh("ip -4 addr show dev seg0");
+  EXPECT_FALSE(has(left, "10.96.0.12/32")) << left;
+  EXPECT_TRUE(has(left, "10.96.0.11/32")) << left;
+  sh("ip addr del 10.96.0.11/32 dev seg0");
 }
 
 }  // namespace
