@@ -36,10 +36,19 @@ std::string qualified_key(api::Kind kind, std::string_view ns, std::string_view 
          api::object_key(kind, normal_ns(kind, ns), name);
 }
 
+}  // namespace
+
+std::string collection_uri(api::Kind kind, std::string_view ns) {
+  const api::KindInfo& k = api::kind_info(kind);
+  std::string prefix = k.group.empty() ? "/api/v1/" : "/apis/" + std::string(k.api_version) + "/";
+  if (!k.namespaced || ns.empty()) return prefix + std::string(k.resource);
+  return prefix + "namespaces/" + query_escape(ns) + "/" + std::string(k.resource);
+}
+
+namespace {
+
 std::string collection_path(api::Kind kind, const std::string& ns) {
-  std::string resource(api::kind_info(kind).resource);
-  if (!api::kind_info(kind).namespaced || ns.empty()) return "/api/v1/" + resource;
-  return "/api/v1/namespaces/" + query_escape(ns) + "/" + resource;
+  return collection_uri(kind, ns);
 }
 
 std::string selector_query(const api::LabelSelector& labels, const api::FieldSelector& fields) {
@@ -97,7 +106,7 @@ std::shared_ptr<pb::Message> clone(const pb::Message& m) {
 StatusOr<api::Object> decode_node(api::Kind kind, YAML::Node node) {
   if (!node.IsMap()) return internal_error("the server sent an object that is not a mapping");
   if (!node["kind"]) node["kind"] = std::string(api::kind_info(kind).name);
-  if (!node["apiVersion"]) node["apiVersion"] = "v1";
+  if (!node["apiVersion"]) node["apiVersion"] = std::string(api::kind_info(kind).api_version);
   StatusOr<std::vector<api::DecodedObject>> decoded = api::decode_manifest_node(node, "server");
   if (!decoded.is_ok()) return decoded.status();
   if (decoded->size() != 1 || (*decoded)[0].kind != kind) {

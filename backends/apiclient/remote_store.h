@@ -160,6 +160,11 @@ class RemoteStore final : public Store {
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
+// The collection URI of `kind` in `ns` (all namespaces when empty, or for a
+// cluster-scoped kind): "/api/v1/namespaces/{ns}/pods", or under the kind's
+// group version, "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases".
+std::string collection_uri(api::Kind kind, std::string_view ns);
+
 // Decodes one object of `kind` from the server's JSON (kind and apiVersion
 // filled in when a list item lacks them).
 StatusOr<api::Object> decode_object(api::Kind kind, std::string_view json);

@@ -138,6 +138,23 @@ std::string cause_reason(const std::string& type) {
   return "FieldValueInvalid";
 }
 
+// kube-apiserver names a resource of a kind in a group with its group
+// ("leases.coordination.k8s.io \"x\" not found", "Lease.coordination.k8s.io
+// \"x\" is invalid"); the stores name the resource or kind alone.
+Status qualified(const Status& s, const api::KindInfo& k) {
+  if (k.group.empty() || s.is_ok()) return s;
+  std::string msg = s.message();
+  for (std::string_view word : {k.resource, k.name}) {
+    std::string from = std::string(word) + " \"";
+    size_t at = msg.find(from);
+    if (at != std::string::npos && (at == 0 || msg[at - 1] == ' ')) {
+      msg.insert(at + word.size(), "." + std::string(k.group));
+      return Status(s.code(), msg);
+    }
+  }
+  return s;
+}
+
 json status_json(const Status& s, std::string_view resource, std::string_view name) {
   json st = {{"kind", "Status"},
              {"apiVersion", "v1"},
@@ -265,8 +282,9 @@ json scale_json(const api::ReplicationController& rc) {
 // Decodes a request body (JSON or YAML) holding exactly one object of `kind`.
 StatusOr<std::shared_ptr<pb::Message>> decode_body(std::string_view body,
                                                    const api::KindInfo& kind, bool strict) {
-  std::string prefix = std::string(kind.name) + " in version \"v1\" cannot be handled as a " +
-                       std::string(kind.name) + ": ";
+  std::string prefix = std::string(kind.name) + " in version \"" +
+                       std::string(kind.api_version.substr(kind.api_version.find('/') + 1)) +
+                       "\" cannot be handled as a " + std::string(kind.name) + ": ";
   if (body.empty()) return bad_request_error(prefix + "the request body is empty");
   // Kubernetes takes the kind and version from the path when a JSON body
   // leaves them out (typed clients such as python3-kubernetes do).
@@ -275,7 +293,7 @@ StatusOr<std::shared_ptr<pb::Message>> decode_body(std::string_view body,
     json j = json::parse(body, nullptr, false);
     if (j.is_object() && (!j.contains("kind") || !j.contains("apiVersion"))) {
       if (!j.contains("kind")) j["kind"] = kind.name;
-      if (!j.contains("apiVersion")) j["apiVersion"] = "v1";
+      if (!j.contains("apiVersion")) j["apiVersion"] = kind.api_version;
       filled = safe_dump(j);
       body = filled;
     }
@@ -351,6 +369,47 @@ std::string with_required_fields(std::string encoded, api::Kind kind) {
   return changed ? safe_dump(j) : encoded;
 }
 
+// "2026-01-02T03:04:05.12Z" -> "2026-01-02T03:04:05.120000Z": metav1.MicroTime
+// is written with exactly six fractional digits, and Go clients parse it with
+// that layout (a time with none or with nine does not decode).
+std::string micro_time(const std::string& t) {
+  constexpr size_t kSeconds = 19;  // "2026-01-02T03:04:05"
+  if (t.size() < kSeconds + 1 || t.back() != 'Z') return t;
+  std::string frac = t.size() > kSeconds + 2 && t[kSeconds] == '.'
+                         ? t.substr(kSeconds + 1, t.size() - kSeconds - 2)
+                         : std::string();
+  frac.resize(6, '0');
+  return t.substr(0, kSeconds) + "." + frac + "Z";
+}
+
+// The MicroTime fields of each kind (the codec writes every time alike).
+std::string with_micro_times(std::string encoded, api::Kind kind) {
+  std::vector<std::vector<const char*>> paths;
+  if (kind == api::Kind::kLease) paths = {{"spec", "acquireTime"}, {"spec", "renewTime"}};
+  if (kind == api::Kind::kEvent) paths = {{"eventTime"}};
+  if (paths.empty()) return encoded;
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(encoded, nullptr, false);
+  if (!j.is_object()) return encoded;
+  bool changed = false;
+  for (const auto& path : paths) {
+    nlohmann::ordered_json* at = &j;
+    for (const char* key : path) {
+      if (at == nullptr || !at->is_object() || !at->contains(key)) {
+        at = nullptr;
+        break;
+      }
+      at = &(*at)[key];
+    }
+    if (at == nullptr || !at->is_string()) continue;
+    std::string micro = micro_time(at->get<std::string>());
+    if (micro != at->get<std::string>()) {
+      *at = micro;
+      changed = true;
+    }
+  }
+  return changed ? safe_dump(j) : encoded;
+}
+
 }  // namespace
 
 ApiHandler::ApiHandler(EventLoop& loop, Store& store, std::string server_address)
@@ -370,7 +429,9 @@ const std::string& ApiHandler::encoded(const api::Object& object) {
   CachedJson& entry = json_cache_[object.get()];
   entry.object = object;
   const api::KindInfo* kind = api::kind_of(*object);
-  entry.json = kind != nullptr ? with_required_fields(api::encode_json(*object), kind->kind)
+  entry.json = kind != nullptr ? with_micro_times(with_required_fields(api::encode_json(*object),
+                                                                     kind->kind),
+                                                kind->kind)
                                : api::encode_json(*object);
   return entry.json;
 }
@@ -378,6 +439,13 @@ const std::string& ApiHandler::encoded(const api::Object& object) {
 HttpResponse ApiHandler::error_response(const Status& status, std::string_view resource,
                                         std::string_view name) {
   json st = status_json(status, resource, name);
+  return json_response(safe_dump(st), status_code_http(status.code()));
+}
+
+HttpResponse ApiHandler::route_error(const Route& r, const Status& status) {
+  if (r.kind == nullptr) return error_response(status);
+  json st = status_json(qualified(status, *r.kind), r.resource(), r.name);
+  if (!r.kind->group.empty() && st.contains("details")) st["details"]["group"] = r.kind->group;
   return json_response(safe_dump(st), status_code_http(status.code()));
 }
 
@@ -404,6 +472,19 @@ HandlerResult ApiHandler::handle(const HttpRequest& req) {
     if (path == "/apis") return json_response(api_group_list_json());
     if (path == "/openapi/v3") return json_response(openapi_v3_index_json());
     if (path == "/openapi/v3/api/v1") return json_response(openapi_v3_core_json());
+    // /apis/{group}, /apis/{group}/{version}, /openapi/v3/apis/{group}/{version}:
+    // empty when the group (version) is not served, then 404 below.
+    if (seg.size() == 2 && seg[0] == "apis") {
+      if (std::string doc = api_group_json(seg[1]); !doc.empty()) return json_response(doc);
+    }
+    if (seg.size() == 3 && seg[0] == "apis") {
+      std::string doc = api_resource_list_json(seg[1] + "/" + seg[2]);
+      if (!doc.empty()) return json_response(doc);
+    }
+    if (seg.size() == 5 && seg[0] == "openapi" && seg[1] == "v3" && seg[2] == "apis") {
+      std::string doc = openapi_v3_group_json(seg[3] + "/" + seg[4]);
+      if (!doc.empty()) return json_response(doc);
+    }
     if (path == "/healthz" || path == "/readyz" || path == "/livez") {
       HttpResponse ok;
       ok.content_type = "text/plain; charset=utf-8";
@@ -415,21 +496,37 @@ HandlerResult ApiHandler::handle(const HttpRequest& req) {
     return error_response(Status(StatusCode::kNotFound,
                                  "the server could not find the requested resource"));
   };
-  if (seg.size() < 3 || seg[0] != "api" || seg[1] != "v1") return not_found();
-  size_t i = 2;
-  if (seg[i] == "namespaces" && seg.size() >= 5 && seg[4] != "status" && seg[4] != "finalize") {
-    r.ns = seg[3];
+  // The core group lives under /api/v1, every other group under
+  // /apis/{group}/{version}; a kind answers only under its own group version,
+  // as kube-apiserver's (leases under /api/v1 are 404, pods under /apis too).
+  std::string group_version;
+  size_t i = 0;
+  if (seg.size() >= 3 && seg[0] == "api" && seg[1] == "v1") {
+    group_version = "v1";
+    i = 2;
+  } else if (seg.size() >= 4 && seg[0] == "apis") {
+    group_version = seg[1] + "/" + seg[2];
+    i = 3;
+  } else {
+    return not_found();
+  }
+  if (seg[i] == "namespaces" && seg.size() >= i + 3 && seg[i + 2] != "status" &&
+      seg[i + 2] != "finalize") {
+    r.ns = seg[i + 1];
     r.has_ns = true;
-    i = 4;
+    i += 2;
   }
   r.kind = api::kind_by_resource(seg[i]);
-  if (r.kind == nullptr || seg[i] != r.kind->resource) return not_found();
+  if (r.kind == nullptr || seg[i] != r.kind->resource ||
+      r.kind->api_version != group_version) {
+    return not_found();
+  }
   if (r.has_ns && !r.kind->namespaced) return not_found();
   if (seg.size() > i + 1) r.name = seg[i + 1];
   if (seg.size() > i + 2) r.subresource = seg[i + 2];
   if (seg.size() > i + 3) return not_found();
   if (!r.subresource.empty()) {
-    bool ok = r.subresource == "status" ||
+    bool ok = (r.subresource == "status" && r.kind->descriptor->FindFieldByName("status") != nullptr) ||
               (r.subresource == "scale" && r.kind->kind == api::Kind::kReplicationController) ||
               (r.subresource == "log" && r.kind->kind == api::Kind::kPod && m == "GET");
     if (!ok) return not_found();
@@ -472,13 +569,14 @@ HttpResponse ApiHandler::object_response(const Route& r, const api::Object& obj,
 HttpResponse ApiHandler::store_error(const Route& r, const Status& s, const api::Object& attempted,
                                      const api::Object& old) {
   if (s.code() != StatusCode::kInvalid || attempted == nullptr) {
-    return error_response(s, r.resource(), r.name);
+    return route_error(r, s);
   }
   // Kubernetes' 422: details name the kind and carry one cause per field.
   std::vector<api::FieldError> errors =
       old ? api::validate_update(*old, *attempted) : api::validate(*attempted);
-  json st = status_json(s, "", "");
+  json st = status_json(qualified(s, *r.kind), "", "");
   json details = {{"name", api::meta_of(*attempted).name()}, {"kind", r.kind->name}};
+  if (!r.kind->group.empty()) details["group"] = r.kind->group;
   json causes = json::array();
   for (const api::FieldError& e : errors) {
     std::string msg = e.to_string();
@@ -495,13 +593,13 @@ HttpResponse ApiHandler::store_error(const Route& r, const Status& s, const api:
 
 HttpResponse ApiHandler::get_object(const Route& r) {
   auto obj = store_.get(r.kind->kind, r.ns, r.name);
-  if (!obj.is_ok()) return error_response(obj.status(), r.resource(), r.name);
+  if (!obj.is_ok()) return route_error(r, obj.status());
   return object_response(r, *obj, 200);
 }
 
 HandlerResult ApiHandler::pod_log(const Route& r) {
   auto obj = store_.get(api::Kind::kPod, r.ns, r.name);
-  if (!obj.is_ok()) return error_response(obj.status(), r.resource(), r.name);
+  if (!obj.is_ok()) return route_error(r, obj.status());
   const auto& pod = *api::as<api::Pod>(*obj);
   LogRequest lr;
   lr.ns = r.ns;
@@ -627,8 +725,9 @@ HandlerResult ApiHandler::list(const Route& r) {
     t["metadata"] = meta;
     return json_response(safe_dump(t));
   }
-  std::string body = "{\"kind\":\"" + std::string(r.kind->list_kind) +
-                     "\",\"apiVersion\":\"v1\",\"metadata\":" + safe_dump(meta) + ",\"items\":[";
+  std::string body = "{\"kind\":\"" + std::string(r.kind->list_kind) + "\",\"apiVersion\":\"" +
+                     std::string(r.kind->api_version) + "\",\"metadata\":" + safe_dump(meta) +
+                     ",\"items\":[";
   bool first = true;
   for (const api::Object& o : result->items) {
     if (!first) body += ',';
@@ -678,7 +777,7 @@ HttpResponse ApiHandler::create(const Route& r, const HttpRequest& req) {
 
 HttpResponse ApiHandler::replace(const Route& r, const HttpRequest& req) {
   auto current = store_.get(r.kind->kind, r.ns, r.name);
-  if (!current.is_ok()) return error_response(current.status(), r.resource(), r.name);
+  if (!current.is_ok()) return route_error(r, current.status());
   std::unique_ptr<pb::Message> updated;
   if (r.subresource == "scale") {
     auto body = yaml_to_json(req.body);
@@ -748,7 +847,7 @@ HttpResponse ApiHandler::patch(const Route& r, const HttpRequest& req) {
         HttpResponse resp = create(r, create_req);
         return resp;
       }
-      return error_response(current.status(), r.resource(), r.name);
+      return route_error(r, current.status());
     }
     json doc = r.subresource == "scale"
                    ? scale_json(*api::as<api::ReplicationController>(*current))
@@ -778,7 +877,7 @@ HttpResponse ApiHandler::patch(const Route& r, const HttpRequest& req) {
       st["reason"] = "UnsupportedMediaType";
       return json_response(safe_dump(st), 415);
     }
-    if (!patched.is_ok()) return error_response(patched.status(), r.resource(), r.name);
+    if (!patched.is_ok()) return route_error(r, patched.status());
     std::string pinned_rv;
     if (patched->contains("metadata") && (*patched)["metadata"].is_object()) {
       pinned_rv = (*patched)["metadata"].value("resourceVersion", "");
@@ -846,12 +945,12 @@ HttpResponse ApiHandler::remove(const Route& r, const HttpRequest& req) {
   }
   if (r.kind->kind == api::Kind::kPod && opts.uid.empty() && opts.resource_version.empty()) {
     auto deleted = ctrl::delete_pod(store_, r.ns, r.name, loop_.now(), grace);
-    if (!deleted.is_ok()) return error_response(deleted.status(), r.resource(), r.name);
+    if (!deleted.is_ok()) return route_error(r, deleted.status());
     return object_response(r, deleted->pod, 200);
   }
   if (r.kind->kind == api::Kind::kNamespace) {
     auto ns = store_.get(r.kind->kind, "", r.name);
-    if (!ns.is_ok()) return error_response(ns.status(), r.resource(), r.name);
+    if (!ns.is_ok()) return route_error(r, ns.status());
     // No namespace controller: the namespace's objects go with it at once.
     for (const api::KindInfo& k : api::all_kinds()) {
       if (!k.namespaced) continue;
@@ -865,7 +964,7 @@ HttpResponse ApiHandler::remove(const Route& r, const HttpRequest& req) {
     }
   }
   auto removed = store_.remove(r.kind->kind, r.ns, r.name, opts);
-  if (!removed.is_ok()) return error_response(removed.status(), r.resource(), r.name);
+  if (!removed.is_ok()) return route_error(r, removed.status());
   return object_response(r, *removed, 200);
 }
 

@@ -1,9 +1,11 @@
-// The REST semantics of the Kubernetes core/v1 API over a Store, free of any
-// socket: a request (method, target, headers, body) becomes a response, or a
-// watch for the server to stream. Routing, selectors, paging, CRUD with
-// optimistic concurrency, PATCH (merge, strategic, JSON patch, server-side
-// apply), the status and scale subresources, Table output and metav1.Status
-// errors with Kubernetes' reasons and wording. Loop thread only.
+// The REST semantics of the Kubernetes API over a Store, free of any socket: a
+// request (method, target, headers, body) becomes a response, or a watch for
+// the server to stream. Routing (core/v1 under /api/v1, a kind in a group
+// such as coordination.k8s.io/v1 under /apis/{group}/{version}), selectors,
+// paging, CRUD with optimistic concurrency, PATCH (merge, strategic, JSON
+// patch, server-side apply), the status and scale subresources, Table output
+// and metav1.Status errors with Kubernetes' reasons and wording. Loop thread
+// only.
 #pragma once
 
 #include <functional>
@@ -94,6 +96,9 @@ class ApiHandler {
   HttpResponse remove(const Route& r, const HttpRequest& req);
   HttpResponse remove_collection(const Route& r);
   HttpResponse object_response(const Route& r, const api::Object& obj, int status);
+  // error_response for the route's kind: a group kind's resource is named
+  // with its group in the message and details, as kube-apiserver does.
+  HttpResponse route_error(const Route& r, const Status& status);
   HttpResponse store_error(const Route& r, const Status& s, const api::Object& attempted,
                            const api::Object& old);
 

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 
 #include "tests/backends/apiserver/test_server.h"
 
@@ -260,6 +262,98 @@ TEST_P(KubectlTest, ScaleDeleteAndCreateNamespace) {
   KubectlRun ssa = kubectl({"apply", "--server-side", "-f", source_dir() + "/examples/apache-rc.yaml"});
   ASSERT_EQ(ssa.code, 0) << ssa.err;
   EXPECT_NE(ssa.out.find("replicationcontroller/apache serverside-applied"), std::string::npos);
+}
+
+// A kind in an API group: kubectl discovers coordination.k8s.io/v1 and
+// applies, lists (NAME HOLDER AGE), prints, patches and deletes Leases.
+TEST_P(KubectlTest, LeasesInTheCoordinationGroup) {
+  KubectlRun ns = kubectl({"create", "namespace", "kube-node-lease"});
+  ASSERT_EQ(ns.code, 0) << ns.err;
+
+  KubectlRun res = kubectl({"api-resources"});
+  ASSERT_EQ(res.code, 0) << res.err;
+  std::string lease_line;
+  for (size_t at = 0; at < res.out.size();) {
+    size_t end = res.out.find('\n', at);
+    std::string line = res.out.substr(at, end - at);
+    if (line.rfind("leases ", 0) == 0) lease_line = line;
+    at = end == std::string::npos ? res.out.size() : end + 1;
+  }
+  ASSERT_FALSE(lease_line.empty()) << res.out;
+  // NAME SHORTNAMES APIVERSION NAMESPACED KIND, whitespace-separated (no short name).
+  std::istringstream words(lease_line);
+  std::vector<std::string> cols{std::istream_iterator<std::string>(words), {}};
+  EXPECT_EQ(cols, (std::vector<std::string>{"leases", "coordination.k8s.io/v1", "true", "Lease"}))
+      << lease_line;
+  KubectlRun core = kubectl({"api-resources", "--api-group="});
+  ASSERT_EQ(core.code, 0) << core.err;
+  EXPECT_EQ(core.out.find("leases"), std::string::npos) << core.out;
+
+  std::string manifest = write("lease.yaml", R"(apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata:
+  name: node-a
+  namespace: kube-node-lease
+spec:
+  holderIdentity: node-a
+  leaseDurationSeconds: 40
+  renewTime: "2026-11-30T01:02:03.456789Z"
+)");
+  KubectlRun apply = kubectl({"apply", "-f", manifest});
+  ASSERT_EQ(apply.code, 0) << apply.err;
+  EXPECT_EQ(apply.out, "lease.coordination.k8s.io/node-a created\n");
+  EXPECT_TRUE(server_->on_loop([&] {
+    auto l = server_->store().get(api::Kind::kLease, "kube-node-lease", "node-a");
+    return l.is_ok() && api::as<api::Lease>(*l)->spec().lease_duration_seconds() == 40;
+  }));
+
+  KubectlRun get = kubectl({"get", "leases", "-n", "kube-node-lease"});
+  ASSERT_EQ(get.code, 0) << get.err;
+  EXPECT_EQ(get.out.substr(0, get.out.find('\n')), "NAME     HOLDER   AGE") << get.out;
+  EXPECT_EQ(get.out.find("node-a   node-a   "), get.out.find('\n') + 1) << get.out;
+
+  KubectlRun yaml = kubectl({"get", "lease", "node-a", "-n", "kube-node-lease", "-o", "yaml"});
+  ASSERT_EQ(yaml.code, 0) << yaml.err;
+  EXPECT_NE(yaml.out.find("apiVersion: coordination.k8s.io/v1"), std::string::npos) << yaml.out;
+  EXPECT_NE(yaml.out.find("kind: Lease"), std::string::npos);
+  EXPECT_NE(yaml.out.find("  holderIdentity: node-a\n"), std::string::npos) << yaml.out;
+  EXPECT_NE(yaml.out.find("  leaseDurationSeconds: 40\n"), std::string::npos) << yaml.out;
+  EXPECT_NE(yaml.out.find("  renewTime: \"2026-11-30T01:02:03.456789Z\"\n"), std::string::npos)
+      << yaml.out;
+
+  // A changed manifest is a client-side three-way patch of the Lease.
+  std::string renewed = write("lease2.yaml", R"(apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata:
+  name: node-a
+  namespace: kube-node-lease
+spec:
+  holderIdentity: node-a
+  leaseDurationSeconds: 40
+  renewTime: "2026-11-30T01:02:13.000001Z"
+)");
+  KubectlRun again = kubectl({"apply", "-f", renewed});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(again.out, "lease.coordination.k8s.io/node-a configured\n");
+  KubectlRun js = kubectl({"get", "lease", "node-a", "-n", "kube-node-lease", "-o", "json"});
+  ASSERT_EQ(js.code, 0) << js.err;
+  EXPECT_EQ(json::parse(js.out)["spec"]["renewTime"], "2026-11-30T01:02:13.000001Z");
+
+  KubectlRun ssa = kubectl({"apply", "--server-side", "-f", renewed});
+  ASSERT_EQ(ssa.code, 0) << ssa.err;
+  EXPECT_EQ(ssa.out, "lease.coordination.k8s.io/node-a serverside-applied\n");
+
+  KubectlRun missing = kubectl({"get", "lease", "nope", "-n", "kube-node-lease"});
+  EXPECT_NE(missing.code, 0);
+  EXPECT_EQ(missing.err,
+            "Error from server (NotFound): leases.coordination.k8s.io \"nope\" not found\n");
+
+  KubectlRun del = kubectl({"delete", "lease", "node-a", "-n", "kube-node-lease"});
+  ASSERT_EQ(del.code, 0) << del.err;
+  EXPECT_EQ(del.out, "lease.coordination.k8s.io \"node-a\" deleted\n");
+  EXPECT_FALSE(server_->on_loop([&] {
+    return server_->store().get(api::Kind::kLease, "kube-node-lease", "node-a").is_ok();
+  }));
 }
 
 TEST_P(KubectlTest, ErrorsUseKubernetesWording) {
