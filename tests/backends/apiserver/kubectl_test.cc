@@ -312,6 +312,13 @@ spec:
   EXPECT_EQ(get.out.substr(0, get.out.find('\n')), "NAME     HOLDER   AGE") << get.out;
   EXPECT_EQ(get.out.find("node-a   node-a   "), get.out.find('\n') + 1) << get.out;
 
+  KubectlRun all = kubectl({"get", "leases", "-A", "-o", "name"});
+  ASSERT_EQ(all.code, 0) << all.err;
+  EXPECT_EQ(all.out, "lease.coordination.k8s.io/node-a\n");
+  KubectlRun describe = kubectl({"describe", "lease", "node-a", "-n", "kube-node-lease"});
+  ASSERT_EQ(describe.code, 0) << describe.err;
+  EXPECT_NE(describe.out.find("Holder Identity:"), std::string::npos) << describe.out;
+
   KubectlRun yaml = kubectl({"get", "lease", "node-a", "-n", "kube-node-lease", "-o", "yaml"});
   ASSERT_EQ(yaml.code, 0) << yaml.err;
   EXPECT_NE(yaml.out.find("apiVersion: coordination.k8s.io/v1"), std::string::npos) << yaml.out;
