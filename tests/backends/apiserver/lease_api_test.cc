@@ -2,11 +2,20 @@
 // /apis/coordination.k8s.io/v1 (CRUD, every PATCH type, server-side apply,
 // list with selectors and paging, watch, deletecollection, Table output),
 // 404 under /api/v1 (and core kinds 404 under /apis), group discovery and
-// errors that name the group, as kube-apiserver's; on every store.
+// errors that name the group, as kube-apiserver's; on every store. Where each
+// store keeps a Lease: etcd key /registry/leases/{ns}/{name}, the durable
+// store's log (recovered on reopen).
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
+#include <filesystem>
+
+#include "backends/etcd/etcd_client.h"
+#include "backends/etcd/etcd_store.h"
+#include "backends/storage/durable_store.h"
 #include "tests/backends/apiserver/test_server.h"
+#include "tests/backends/etcd/local_etcd.h"
 
 namespace flotilla::apiserver::testing {
 namespace {
@@ -338,6 +347,74 @@ TEST_P(LeaseApi, DeletingTheNamespaceDeletesItsLeases) {
   ASSERT_EQ(req("POST", kLeases, lease_json("n1", "n1", "2026-11-30T01:00:00Z")).status, 201);
   ASSERT_EQ(req("DELETE", "/api/v1/namespaces/kube-node-lease").status, 200);
   EXPECT_EQ(get_json("/apis/coordination.k8s.io/v1/leases")["items"].size(), 0u);
+}
+
+api::Object lease_object(const std::string& name, int64_t renew_nanos) {
+  api::Lease l;
+  l.mutable_metadata()->set_name(name);
+  l.mutable_metadata()->set_namespace_("kube-node-lease");
+  l.mutable_spec()->set_holder_identity(name);
+  l.mutable_spec()->set_lease_duration_seconds(40);
+  l.mutable_spec()->mutable_renew_time()->set_nanos(renew_nanos);
+  return api::share(l);
+}
+
+TEST(LeaseStorage, EtcdKeyIsRegistryLeasesNamespaceName) {
+  etcd::testing::LocalEtcd* server = etcd::testing::shared_etcd();
+  ASSERT_NE(server, nullptr);
+  live::AsioEventLoop loop;
+  SplitMix64Stream random(3);
+  etcd::EtcdOptions eo;
+  eo.endpoints = server->endpoints();  // the default prefix, "/registry/"
+  auto store = etcd::EtcdStore::open(loop, random, {}, eo);
+  ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+  ASSERT_TRUE((*store)->create(lease_object("n1", 5)).is_ok());
+  etcd::EtcdClient client(server->endpoints(), seconds(5));
+  auto kvs = client.range("/registry/leases/", etcd::prefix_end("/registry/leases/"));
+  ASSERT_TRUE(kvs.is_ok()) << kvs.status().to_string();
+  ASSERT_EQ(kvs->kvs.size(), 1u);
+  EXPECT_EQ(kvs->kvs[0].key, "/registry/leases/kube-node-lease/n1");
+  api::Lease stored;
+  ASSERT_TRUE(stored.ParseFromString(kvs->kvs[0].value));
+  EXPECT_EQ(stored.spec().holder_identity(), "n1");
+  ASSERT_TRUE((*store)->remove(api::Kind::kLease, "kube-node-lease", "n1").is_ok());
+}
+
+TEST(LeaseStorage, DurableLogRecoversLeases) {
+  char tmpl[] = "/tmp/flotilla-lease-wal-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  live::AsioEventLoop loop;
+  SplitMix64Stream random(3);
+  std::string renewed_rv;
+  {
+    auto s = storage::DurableStore::open(loop, random, {},
+                                         {.dir = dir, .sync = storage::SyncMode::kPerWrite});
+    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+    ASSERT_TRUE((*s)->create(lease_object("n1", 5)).is_ok());
+    ASSERT_TRUE((*s)->create(lease_object("n2", 5)).is_ok());
+    auto cur = (*s)->get(api::Kind::kLease, "kube-node-lease", "n1");
+    ASSERT_TRUE(cur.is_ok());
+    api::Lease next = *api::as<api::Lease>(*cur);
+    next.mutable_spec()->mutable_renew_time()->set_nanos(10'000'000'005);
+    auto renewed = (*s)->update(api::share(next));
+    ASSERT_TRUE(renewed.is_ok()) << renewed.status().to_string();
+    renewed_rv = api::meta_of(**renewed).resource_version();
+    ASSERT_TRUE((*s)->remove(api::Kind::kLease, "kube-node-lease", "n2").is_ok());
+  }
+  auto s = storage::DurableStore::open(loop, random, {}, {.dir = dir});
+  ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+  auto all = (*s)->list(api::Kind::kLease, {});
+  ASSERT_TRUE(all.is_ok());
+  ASSERT_EQ(all->items.size(), 1u);
+  const auto& lease = *api::as<api::Lease>(all->items[0]);
+  EXPECT_EQ(lease.metadata().name(), "n1");
+  EXPECT_EQ(lease.metadata().resource_version(), renewed_rv);
+  EXPECT_EQ(lease.spec().renew_time().nanos(), 10'000'000'005);
+  EXPECT_EQ(lease.api_version(), "coordination.k8s.io/v1");
+  s->reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace
