@@ -1,7 +1,7 @@
 // The real kubectl against an in-process API server: apply, get in every
 // output form, get -w, describe with events, scale, delete, create namespace,
-// and Kubernetes' error wording, on every store. Skipped when kubectl is not
-// installed.
+// Leases in the coordination.k8s.io group, and Kubernetes' error wording, on
+// every store. Skipped when kubectl is not installed.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
