@@ -526,7 +526,8 @@ HandlerResult ApiHandler::handle(const HttpRequest& req) {
   if (seg.size() > i + 2) r.subresource = seg[i + 2];
   if (seg.size() > i + 3) return not_found();
   if (!r.subresource.empty()) {
-    bool ok = (r.subresource == "status" && r.kind->descriptor->FindFieldByName("status") != nullptr) ||
+    bool has_status = r.kind->descriptor->FindFieldByName("status") != nullptr;
+    bool ok = (r.subresource == "status" && has_status) ||
               (r.subresource == "scale" && r.kind->kind == api::Kind::kReplicationController) ||
               (r.subresource == "log" && r.kind->kind == api::Kind::kPod && m == "GET");
     if (!ok) return not_found();

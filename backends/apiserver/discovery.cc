@@ -113,7 +113,8 @@ json group_json(std::string_view group, std::string_view group_version) {
 }  // namespace
 
 std::string api_resource_list_json() {
-  json list = {{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", resources_of("v1")}};
+  json list = {
+      {"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", resources_of("v1")}};
   return list.dump();
 }
 

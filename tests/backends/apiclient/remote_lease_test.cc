@@ -37,8 +37,7 @@ class RemoteLeaseTest : public ::testing::Test {
   void SetUp() override {
     store::StoreOptions so;
     so.enforce_namespaces = true;
-    so.validator = [](const google::protobuf::Message& obj,
-                      const google::protobuf::Message* old) {
+    so.validator = [](const google::protobuf::Message& obj, const google::protobuf::Message* old) {
       return api::invalid_status(obj, old ? api::validate_update(*old, obj) : api::validate(obj));
     };
     server_store_ = std::make_unique<store::InMemoryStore>(loop_, random_, so);
@@ -60,9 +59,7 @@ class RemoteLeaseTest : public ::testing::Test {
     client_ = std::move(*c);
   }
 
-  bool run_until(const std::function<bool()>& done) {
-    return loop_.run_until(done, seconds(10));
-  }
+  bool run_until(const std::function<bool()>& done) { return loop_.run_until(done, seconds(10)); }
 
   // The server's renewTime of `node`'s lease (-1: none).
   int64_t server_renew(const std::string& node) {
@@ -145,8 +142,7 @@ TEST_F(RemoteLeaseTest, InformerListsWatchesCreatesAndRenewsTheNodesLease) {
 
   ASSERT_TRUE(remote.remove(api::Kind::kLease, kNs, "n1").is_ok());
   ASSERT_TRUE(run_until([&] { return server_renew("n1") == -1; }));
-  ASSERT_TRUE(run_until(
-      [&] { return !remote.get(api::Kind::kLease, kNs, "n1").is_ok(); }));
+  ASSERT_TRUE(run_until([&] { return !remote.get(api::Kind::kLease, kNs, "n1").is_ok(); }));
   EXPECT_EQ(server_renew("n2"), 1000) << "the other node's lease is untouched";
 }
 

@@ -6,10 +6,10 @@
 // store keeps a Lease: etcd key /registry/leases/{ns}/{name}, the durable
 // store's log (recovered on reopen).
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "backends/etcd/etcd_client.h"
 #include "backends/etcd/etcd_store.h"
@@ -27,13 +27,11 @@ constexpr const char* kLeases = "/apis/coordination.k8s.io/v1/namespaces/kube-no
 
 std::string lease_json(const std::string& name, const std::string& holder,
                        const std::string& renew) {
-  json l = {{"apiVersion", "coordination.k8s.io/v1"},
-            {"kind", "Lease"},
-            {"metadata", {{"name", name}, {"labels", {{"role", "node"}}}}},
-            {"spec",
-             {{"holderIdentity", holder},
-              {"leaseDurationSeconds", 40},
-              {"renewTime", renew}}}};
+  json l = {
+      {"apiVersion", "coordination.k8s.io/v1"},
+      {"kind", "Lease"},
+      {"metadata", {{"name", name}, {"labels", {{"role", "node"}}}}},
+      {"spec", {{"holderIdentity", holder}, {"leaseDurationSeconds", 40}, {"renewTime", renew}}}};
   return l.dump();
 }
 
@@ -46,8 +44,7 @@ class LeaseApi : public ::testing::TestWithParam<StoreKind> {
                                  R"({"metadata":{"name":"kube-node-lease"}})");
     ASSERT_EQ(ns.status, 201) << ns.body;
   }
-  HttpResult req(const std::string& method, const std::string& target,
-                 const std::string& body = "",
+  HttpResult req(const std::string& method, const std::string& target, const std::string& body = "",
                  const std::string& content_type = "application/json") {
     return http_request(ts_->port(), method, target, body, content_type);
   }
@@ -95,8 +92,7 @@ TEST_P(LeaseApi, CreateGetRenewAndDeleteUnderTheGroupPath) {
 
   HttpResult dup = req("POST", kLeases, lease_json("n1", "n1", "2026-11-30T01:00:00Z"));
   ASSERT_EQ(dup.status, 409);
-  EXPECT_EQ(json::parse(dup.body)["message"],
-            "leases.coordination.k8s.io \"n1\" already exists");
+  EXPECT_EQ(json::parse(dup.body)["message"], "leases.coordination.k8s.io \"n1\" already exists");
 
   HttpResult del = req("DELETE", std::string(kLeases) + "/n1");
   ASSERT_EQ(del.status, 200) << del.body;
@@ -129,7 +125,8 @@ TEST_P(LeaseApi, InvalidLeaseGets422NamingTheGroup) {
   wrong_version["apiVersion"] = "v1";
   EXPECT_EQ(req("POST", kLeases, wrong_version.dump()).status, 400);
   // A JSON body without kind and apiVersion takes them from the path.
-  HttpResult bare = req("POST", kLeases, R"({"metadata":{"name":"n3"},"spec":{"holderIdentity":"x"}})");
+  HttpResult bare =
+      req("POST", kLeases, R"({"metadata":{"name":"n3"},"spec":{"holderIdentity":"x"}})");
   ASSERT_EQ(bare.status, 201) << bare.body;
   EXPECT_EQ(json::parse(bare.body)["apiVersion"], "coordination.k8s.io/v1");
 }
@@ -183,9 +180,9 @@ TEST_P(LeaseApi, ListAcrossNamespacesWithSelectorsAndPaging) {
   }
   json elsewhere = json::parse(lease_json("leader", "ctrl-1", "2026-11-30T01:00:00Z"));
   elsewhere["metadata"]["labels"]["role"] = "leader";
-  ASSERT_EQ(req("POST", "/apis/coordination.k8s.io/v1/namespaces/other/leases", elsewhere.dump())
-                .status,
-            201);
+  ASSERT_EQ(
+      req("POST", "/apis/coordination.k8s.io/v1/namespaces/other/leases", elsewhere.dump()).status,
+      201);
 
   json all = get_json("/apis/coordination.k8s.io/v1/leases");
   EXPECT_EQ(all["kind"], "LeaseList");
@@ -230,8 +227,7 @@ TEST_P(LeaseApi, WatchUnderTheGroupPathSeesRenewals) {
             200);
   ASSERT_EQ(req("DELETE", std::string(kLeases) + "/n1").status, 200);
   ASSERT_TRUE(watch.read_until(
-      [](const std::string& s) { return s.find("\"type\":\"DELETED\"") != std::string::npos; },
-      5s))
+      [](const std::string& s) { return s.find("\"type\":\"DELETED\"") != std::string::npos; }, 5s))
       << watch.received();
   const std::string& got = watch.received();
   size_t modified = got.find("\"type\":\"MODIFIED\"");
@@ -251,10 +247,10 @@ TEST_P(LeaseApi, WatchUnderTheGroupPathSeesRenewals) {
 TEST_P(LeaseApi, EachKindAnswersOnlyUnderItsOwnGroupVersion) {
   ASSERT_EQ(req("POST", kLeases, lease_json("n1", "n1", "2026-11-30T01:00:00Z")).status, 201);
   // A group kind is not reachable under /api/v1 ...
-  for (const char* target : {"/api/v1/namespaces/kube-node-lease/leases",
-                             "/api/v1/namespaces/kube-node-lease/leases/n1", "/api/v1/leases",
-                             "/apis/coordination.k8s.io/v2/namespaces/kube-node-lease/leases",
-                             "/apis/apps/v1/namespaces/kube-node-lease/leases"}) {
+  for (const char* target :
+       {"/api/v1/namespaces/kube-node-lease/leases", "/api/v1/namespaces/kube-node-lease/leases/n1",
+        "/api/v1/leases", "/apis/coordination.k8s.io/v2/namespaces/kube-node-lease/leases",
+        "/apis/apps/v1/namespaces/kube-node-lease/leases"}) {
     HttpResult r = req("GET", target);
     EXPECT_EQ(r.status, 404) << target;
     EXPECT_EQ(json::parse(r.body)["reason"], "NotFound") << target;
@@ -267,9 +263,10 @@ TEST_P(LeaseApi, EachKindAnswersOnlyUnderItsOwnGroupVersion) {
   EXPECT_TRUE(ts_->on_loop(
       [&] { return ts_->store().get(api::Kind::kLease, "kube-node-lease", "n1").is_ok(); }));
   // ... and a core kind is not reachable under a group.
-  for (const char* target : {"/apis/coordination.k8s.io/v1/namespaces/default/pods",
-                             "/apis/coordination.k8s.io/v1/namespaces", "/apis/coordination.k8s.io/v1/nodes",
-                             "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease"}) {
+  for (const char* target :
+       {"/apis/coordination.k8s.io/v1/namespaces/default/pods",
+        "/apis/coordination.k8s.io/v1/namespaces", "/apis/coordination.k8s.io/v1/nodes",
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease"}) {
     EXPECT_EQ(req("GET", target).status, 404) << target;
   }
 }
@@ -320,15 +317,14 @@ TEST_P(LeaseApi, DiscoveryListsTheGroupAndItsResource) {
   EXPECT_EQ(op["x-kubernetes-group-version-kind"],
             json({{"group", "coordination.k8s.io"}, {"version", "v1"}, {"kind", "Lease"}}));
 
-  for (const char* target : {"/apis/nope.example.com", "/apis/coordination.k8s.io/v2",
-                             "/apis/v1", "/openapi/v3/apis/coordination.k8s.io/v2"}) {
+  for (const char* target : {"/apis/nope.example.com", "/apis/coordination.k8s.io/v2", "/apis/v1",
+                             "/openapi/v3/apis/coordination.k8s.io/v2"}) {
     EXPECT_EQ(req("GET", target).status, 404) << target;
   }
 }
 
 TEST_P(LeaseApi, TableOutputHasNameHolderAge) {
-  ASSERT_EQ(req("POST", kLeases, lease_json("n1", "node-one", "2026-11-30T01:00:00Z")).status,
-            201);
+  ASSERT_EQ(req("POST", kLeases, lease_json("n1", "node-one", "2026-11-30T01:00:00Z")).status, 201);
   HttpResult r = http_request(ts_->port(), "GET", kLeases, "", "application/json",
                               {{"Accept", "application/json;as=Table;v=v1;g=meta.k8s.io"}});
   ASSERT_EQ(r.status, 200) << r.body;
