@@ -302,6 +302,7 @@ spec:
   KubectlRun apply = kubectl({"apply", "-f", manifest});
   ASSERT_EQ(apply.code, 0) << apply.err;
   EXPECT_EQ(apply.out, "lease.coordination.k8s.io/node-a created\n");
+  EXPECT_EQ(apply.err, "") << "no warning (validation, openapi, discovery)";
   EXPECT_TRUE(server_->on_loop([&] {
     auto l = server_->store().get(api::Kind::kLease, "kube-node-lease", "node-a");
     return l.is_ok() && api::as<api::Lease>(*l)->spec().lease_duration_seconds() == 40;
@@ -310,6 +311,7 @@ spec:
   KubectlRun get = kubectl({"get", "leases", "-n", "kube-node-lease"});
   ASSERT_EQ(get.code, 0) << get.err;
   EXPECT_EQ(get.out.substr(0, get.out.find('\n')), "NAME     HOLDER   AGE") << get.out;
+  EXPECT_EQ(get.err, "");
   EXPECT_EQ(get.out.find("node-a   node-a   "), get.out.find('\n') + 1) << get.out;
 
   KubectlRun all = kubectl({"get", "leases", "-A", "-o", "name"});
@@ -342,6 +344,7 @@ spec:
   KubectlRun again = kubectl({"apply", "-f", renewed});
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_EQ(again.out, "lease.coordination.k8s.io/node-a configured\n");
+  EXPECT_EQ(again.err, "");
   KubectlRun js = kubectl({"get", "lease", "node-a", "-n", "kube-node-lease", "-o", "json"});
   ASSERT_EQ(js.code, 0) << js.err;
   EXPECT_EQ(json::parse(js.out)["spec"]["renewTime"], "2026-11-30T01:02:13.000001Z");
