@@ -4,6 +4,7 @@
 #include <map>
 #include <string_view>
 
+#include "backends/apiserver/wire_json.h"
 #include "core/api/codec.h"
 
 namespace flotilla::apiserver {
@@ -323,7 +324,7 @@ nlohmann::json table_row(api::Kind kind, const api::Object& object, TimePoint no
   }
   json row = {{"cells", std::move(cells)}};
   if (include == IncludeObject::kObject) {
-    row["object"] = json::parse(api::encode_json(*object));
+    row["object"] = json::parse(wire_json(*object));
   } else if (include == IncludeObject::kMetadata) {
     row["object"] = {{"kind", "PartialObjectMetadata"},
                      {"apiVersion", "meta.k8s.io/v1"},

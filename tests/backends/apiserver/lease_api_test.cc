@@ -337,6 +337,14 @@ TEST_P(LeaseApi, TableOutputHasNameHolderAge) {
   EXPECT_EQ(t["rows"][0]["cells"][0], "n1");
   EXPECT_EQ(t["rows"][0]["cells"][1], "node-one");
   EXPECT_EQ(t["rows"][0]["object"]["metadata"]["name"], "n1");
+  // With includeObject=Object, rows carry the object as a GET returns it.
+  HttpResult full = http_request(ts_->port(), "GET", std::string(kLeases) + "?includeObject=Object",
+                                 "", "application/json",
+                                 {{"Accept", "application/json;as=Table;v=v1;g=meta.k8s.io"}});
+  ASSERT_EQ(full.status, 200) << full.body;
+  json row = json::parse(full.body)["rows"][0]["object"];
+  EXPECT_EQ(row["kind"], "Lease");
+  EXPECT_EQ(row["spec"]["renewTime"], "2026-11-30T01:00:00.000000Z");
 }
 
 TEST_P(LeaseApi, DeletingTheNamespaceDeletesItsLeases) {
