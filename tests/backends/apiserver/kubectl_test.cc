@@ -314,6 +314,29 @@ spec:
   EXPECT_EQ(get.err, "");
   EXPECT_EQ(get.out.find("node-a   node-a   "), get.out.find('\n') + 1) << get.out;
 
+  // get -w: a watch under the group path, printed as Table rows.
+  Subprocess watch(argv({"get", "leases", "-n", "kube-node-lease", "-w"}), env());
+  ASSERT_TRUE(watch.read_until(
+      [](const std::string& s) { return s.find("node-a") != std::string::npos; }, 20s))
+      << watch.out() << watch.err();
+  server_->on_loop([&] {
+    api::Lease b;
+    b.mutable_metadata()->set_name("node-b");
+    b.mutable_metadata()->set_namespace_("kube-node-lease");
+    b.mutable_spec()->set_holder_identity("node-b-holder");
+    ASSERT_TRUE(server_->store().create(api::share(b)).is_ok());
+  });
+  ASSERT_TRUE(watch.read_until(
+      [](const std::string& s) {
+        size_t at = s.find("node-b-holder");
+        return at != std::string::npos && s.find('\n', at) != std::string::npos;
+      },
+      20s))
+      << watch.out() << watch.err();
+  EXPECT_NE(watch.out().find("node-b   node-b-holder   "), std::string::npos) << watch.out();
+  watch.kill();
+  ASSERT_EQ(kubectl({"delete", "lease", "node-b", "-n", "kube-node-lease"}).code, 0);
+
   KubectlRun all = kubectl({"get", "leases", "-A", "-o", "name"});
   ASSERT_EQ(all.code, 0) << all.err;
   EXPECT_EQ(all.out, "lease.coordination.k8s.io/node-a\n");
