@@ -167,5 +167,27 @@ TEST_F(RemoteLeaseTest, WithoutAnInformerRenewsTheLeaseItWrote) {
   EXPECT_EQ(remote.stats().writes_failed, 0u);
 }
 
+// An agent that restarts finds its lease on the server: the create is
+// refused (AlreadyExists, not a failure) and the renewal, built on the lease
+// as it sent it (no resourceVersion), is an unconditional PUT that lands.
+TEST_F(RemoteLeaseTest, WithoutAnInformerARestartedAgentRenewsItsExistingLease) {
+  constexpr int64_t kSecond = 1'000'000'000;
+  const int64_t t0 = 1'796'000'000 * kSecond;
+  ASSERT_TRUE(server_store_->create(api::share(make_lease("n1", t0))).is_ok());
+  RemoteStore remote(loop_, *client_, {});
+  remote.start();
+  ASSERT_TRUE(remote.create(api::share(make_lease("n1", t0 + kSecond))).is_ok());
+  ASSERT_TRUE(run_until([&] { return remote.pending_writes() == 0; }));
+  EXPECT_EQ(server_renew("n1"), t0) << "the create did not overwrite";
+  auto mine = remote.get(api::Kind::kLease, kNs, "n1");
+  ASSERT_TRUE(mine.is_ok());
+  api::Lease next = *api::as<api::Lease>(*mine);
+  next.mutable_spec()->mutable_renew_time()->set_nanos(t0 + 10 * kSecond);
+  ASSERT_TRUE(remote.update(api::share(next)).is_ok());
+  ASSERT_TRUE(run_until([&] { return remote.pending_writes() == 0; }));
+  EXPECT_EQ(server_renew("n1"), t0 + 10 * kSecond) << remote.last_error().to_string();
+  EXPECT_EQ(remote.stats().writes_failed, 0u) << remote.last_error().to_string();
+}
+
 }  // namespace
 }  // namespace flotilla::apiclient
