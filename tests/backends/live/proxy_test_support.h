@@ -1,8 +1,10 @@
 // What the TcpServiceProxy tests share (tests/backends/live and
-// tests/backends/live_net): Service and Endpoints objects for the store, and
+// tests/backends/live_net): Service and Endpoints objects for the store;
 // off_loop, which runs a blocking client on a helper thread while the test's
-// AsioEventLoop runs, failing the test at a deadline instead of hanging it.
-// The loopback servers themselves are in tests/backends/live_net/local_servers.h.
+// AsioEventLoop runs, failing the test at a deadline instead of hanging it; and
+// ProxyTest, a fixture with a real store, the core ServiceProxy and the
+// TcpServiceProxy on that loop. The loopback servers themselves are in
+// tests/backends/live_net/local_servers.h.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -17,7 +19,12 @@
 #include <vector>
 
 #include "backends/live/asio_event_loop.h"
+#include "backends/live/live_network.h"
+#include "backends/live/tcp_proxy.h"
 #include "core/api/object.h"
+#include "core/proxy/service_proxy.h"
+#include "core/store/in_memory_store.h"
+#include "sim/engine/random.h"
 #include "tests/backends/live_net/local_servers.h"
 
 namespace flotilla::live::testing {
@@ -85,5 +92,69 @@ auto off_loop(AsioEventLoop& loop, Fn fn, Duration deadline = seconds(10)) {
   t.join();
   return std::move(**result);
 }
+
+// A store, the decisions (proxy::ServiceProxy) and the data path
+// (TcpServiceProxy) on one AsioEventLoop; a test builds the two proxies with
+// its options (make_proxies), then creates objects and starts them.
+class ProxyTest : public ::testing::Test {
+ protected:
+  explicit ProxyTest(uint64_t seed) : random_(seed), rng_(random_.stream("store")),
+                                      store_(loop_, *rng_) {}
+  ~ProxyTest() override {
+    proxy_.reset();
+    decisions_.reset();
+  }
+
+  void make_proxies(const proxy::ServiceProxyOptions& decisions,
+                    const TcpServiceProxyOptions& data_path) {
+    decisions_ = std::make_unique<proxy::ServiceProxy>(loop_, store_, net_, random_, decisions);
+    proxy_ = std::make_unique<TcpServiceProxy>(loop_, store_, *decisions_, data_path);
+  }
+
+  // A port free on 127.0.0.1 right now (bound, read, closed).
+  int free_port() {
+    boost::asio::ip::tcp::acceptor probe(
+        loop_.io_context(),
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+    return probe.local_endpoint().port();
+  }
+
+  // Creates Service "web" (port 80 on a free host port, plus `annotations`)
+  // and its Endpoints (127.0.0.1:<each backend port>), starts both proxies and
+  // waits until the host port listens and every endpoint is known. Returns
+  // the host port, 0 on failure (the test has failed then).
+  int start_web(const std::vector<int>& backend_ports,
+                std::map<std::string, std::string> annotations = {}) {
+    const int host_port = free_port();
+    annotations[std::string(kHostPortAnnotation)] = std::to_string(host_port);
+    EXPECT_TRUE(store_.create(service_object("web", 80, annotations)).is_ok());
+    EXPECT_TRUE(store_.create(endpoints_object("web", backend_ports)).is_ok());
+    EXPECT_TRUE(decisions_->start().is_ok());
+    EXPECT_TRUE(proxy_->start().is_ok());
+    EXPECT_TRUE(loop_.run_until(
+        [&] {
+          return proxy_->host_port("default/web", 80).is_ok() &&
+                 decisions_->endpoints("default/web", 80).size() == backend_ports.size();
+        },
+        seconds(5)));
+    auto hp = proxy_->host_port("default/web", 80);
+    EXPECT_TRUE(hp.is_ok()) << hp.status().to_string();
+    return hp.is_ok() ? *hp : 0;
+  }
+
+  // off_loop on this fixture's loop.
+  template <typename Fn>
+  auto off_loop(Fn fn, Duration deadline = seconds(10)) {
+    return testing::off_loop(loop_, fn, deadline);
+  }
+
+  AsioEventLoop loop_;
+  sim::SimRandom random_;
+  std::unique_ptr<RandomStream> rng_;
+  store::InMemoryStore store_;
+  LiveNetwork net_{loop_};
+  std::unique_ptr<proxy::ServiceProxy> decisions_;
+  std::unique_ptr<TcpServiceProxy> proxy_;
+};
 
 }  // namespace flotilla::live::testing

@@ -17,10 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/live/live_network.h"
 #include "backends/live/tcp_proxy.h"
-#include "core/store/in_memory_store.h"
-#include "sim/engine/random.h"
 #include "tests/backends/live/proxy_test_support.h"
 #include "tests/backends/live_net/local_servers.h"
 
@@ -31,7 +28,6 @@ using testing::CancelGuard;
 using testing::endpoints_object;
 using testing::http_get;
 using testing::NameServer;
-using testing::off_loop;
 using testing::service_object;
 
 constexpr int kRecoverPort = 28431;
@@ -85,25 +81,20 @@ bool connects(int port) {
   return !ec;
 }
 
-class TcpProxyBindRetryTest : public ::testing::Test {
+class TcpProxyBindRetryTest : public testing::ProxyTest {
  protected:
-  TcpProxyBindRetryTest() : rng_(random_.stream("store")), store_(loop_, *rng_) {
+  TcpProxyBindRetryTest() : ProxyTest(5) {
     proxy::ServiceProxyOptions o;
     o.node_name = "node-1";
     o.min_sync_period = milliseconds(10);
-    decisions_ = std::make_unique<proxy::ServiceProxy>(loop_, store_, net_, random_, o);
     TcpServiceProxyOptions to;
     to.bind_retry_initial = milliseconds(100);
     to.bind_retry_max = milliseconds(400);
-    proxy_ = std::make_unique<TcpServiceProxy>(loop_, store_, *decisions_, to);
-  }
-  ~TcpProxyBindRetryTest() override {
-    proxy_.reset();
-    decisions_.reset();
+    make_proxies(o, to);
   }
 
   // Creates Service "web" on `host_port` with one backend, starts both proxies.
-  void start_web(int host_port) {
+  void start_web_on(int host_port) {
     ASSERT_TRUE(store_
                     .create(service_object("web", 80, {{std::string(kHostPortAnnotation),
                                                         std::to_string(host_port)}}))
@@ -121,25 +112,18 @@ class TcpProxyBindRetryTest : public ::testing::Test {
     return out;
   }
 
-  AsioEventLoop loop_;
-  sim::SimRandom random_{5};
-  std::unique_ptr<RandomStream> rng_;
-  store::InMemoryStore store_;
-  LiveNetwork net_{loop_};
-  std::unique_ptr<proxy::ServiceProxy> decisions_;
-  std::unique_ptr<TcpServiceProxy> proxy_;
   NameServer backend_{loop_.io_context(), "web-a"};
 };
 
 TEST_F(TcpProxyBindRetryTest, AHostPortFreedLaterIsBoundWithoutAnyServiceChange) {
   PortOccupier occupier(kRecoverPort);
   ASSERT_TRUE(occupier.listening()) << "port " << kRecoverPort << " is in use on this host";
-  start_web(kRecoverPort);
+  start_web_on(kRecoverPort);
   ASSERT_TRUE(loop_.run_until([&] { return !bind_warnings(kRecoverPort).empty(); }, seconds(5)));
   EXPECT_EQ(proxy_->host_port("default/web", 80).status().code(), StatusCode::kUnavailable);
 
   // Meanwhile the port is the occupier's: a client reaches it, not the proxy.
-  EXPECT_TRUE(off_loop(loop_, [] { return connects(kRecoverPort); }));
+  EXPECT_TRUE(off_loop([] { return connects(kRecoverPort); }));
   EXPECT_TRUE(occupier.accept_within(2000));
   EXPECT_EQ(proxy_->stats().accepted, 0);
 
@@ -165,7 +149,7 @@ TEST_F(TcpProxyBindRetryTest, AHostPortFreedLaterIsBoundWithoutAnyServiceChange)
   EXPECT_EQ(*proxy_->host_port("default/web", 80), kRecoverPort);
   EXPECT_EQ(proxy_->listening(), (std::vector<NetEndpoint>{{"127.0.0.1", kRecoverPort}}));
   EXPECT_TRUE(proxy_->pending_bind_retries().empty());
-  auto body = off_loop(loop_, [] { return http_get(kRecoverPort); });
+  auto body = off_loop([] { return http_get(kRecoverPort); });
   ASSERT_TRUE(body.has_value());
   EXPECT_EQ(*body, "web-a");
   EXPECT_EQ(backend_.served(), 1);
@@ -175,7 +159,7 @@ TEST_F(TcpProxyBindRetryTest, AHostPortFreedLaterIsBoundWithoutAnyServiceChange)
 TEST_F(TcpProxyBindRetryTest, ADeletedServiceStopsRetrying) {
   PortOccupier occupier(kDeletePort);
   ASSERT_TRUE(occupier.listening()) << "port " << kDeletePort << " is in use on this host";
-  start_web(kDeletePort);
+  start_web_on(kDeletePort);
   ASSERT_TRUE(loop_.run_until([&] { return bind_warnings(kDeletePort).size() >= 2; },
                               seconds(5)));
   EXPECT_EQ(proxy_->pending_bind_retries().count("default/web"), 1u);

@@ -9,18 +9,17 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
-#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "backends/live/live_network.h"
 #include "backends/live/tcp_proxy.h"
 #include "core/store/in_memory_store.h"
 #include "sim/engine/random.h"
+#include "tests/backends/live/proxy_test_support.h"
 #include "tests/backends/live_net/local_servers.h"
 
 namespace flotilla::live {
@@ -83,41 +82,9 @@ class CrashingServer {
   std::shared_ptr<int> requests_ = std::make_shared<int>(0);
 };
 
-api::Object make_service(int host_port, std::optional<bool> retry_unanswered) {
-  api::Service s;
-  s.set_api_version("v1");
-  s.set_kind("Service");
-  s.mutable_metadata()->set_name("web");
-  s.mutable_metadata()->set_namespace_("default");
-  auto& ann = *s.mutable_metadata()->mutable_annotations();
-  ann[std::string(kHostPortAnnotation)] = std::to_string(host_port);
-  if (retry_unanswered) {
-    ann[std::string(kRetryUnansweredAnnotation)] = *retry_unanswered ? "true" : "false";
-  }
-  (*s.mutable_spec()->mutable_selector())["app"] = "web";
-  auto* sp = s.mutable_spec()->add_ports();
-  sp->set_port(80);
-  sp->set_protocol("TCP");
-  return std::make_shared<api::Service>(std::move(s));
-}
-
-api::Object make_endpoints(const std::vector<int>& ports) {
-  api::Endpoints e;
-  e.set_api_version("v1");
-  e.set_kind("Endpoints");
-  e.mutable_metadata()->set_name("web");
-  e.mutable_metadata()->set_namespace_("default");
-  for (int p : ports) {
-    auto* subset = e.add_subsets();
-    subset->add_addresses()->set_ip("127.0.0.1");
-    subset->add_ports()->set_port(p);
-  }
-  return std::make_shared<api::Endpoints>(std::move(e));
-}
-
-class TcpProxyRedispatchTest : public ::testing::Test {
+class TcpProxyRedispatchTest : public testing::ProxyTest {
  protected:
-  TcpProxyRedispatchTest() : rng_(random_.stream("store")), store_(loop_, *rng_) {
+  TcpProxyRedispatchTest() : ProxyTest(11) {
     proxy::ServiceProxyOptions o;
     o.node_name = "node-1";
     o.min_sync_period = milliseconds(10);
@@ -126,46 +93,17 @@ class TcpProxyRedispatchTest : public ::testing::Test {
     // crashing server (it accepts) and bring it back mid-test.
     o.health.interval = seconds(60);
     o.health.passive_cooldown = seconds(60);
-    decisions_ = std::make_unique<proxy::ServiceProxy>(loop_, store_, net_, random_, o);
-    proxy_ = std::make_unique<TcpServiceProxy>(loop_, store_, *decisions_, TcpServiceProxyOptions{});
-  }
-  ~TcpProxyRedispatchTest() override {
-    proxy_.reset();
-    decisions_.reset();
+    make_proxies(o, TcpServiceProxyOptions{});
   }
 
+  // Service "web" over `backend_ports`, with the redispatch annotation when
+  // set; its host port.
   int start_web(const std::vector<int>& backend_ports, std::optional<bool> retry_unanswered) {
-    tcp::acceptor probe(loop_.io_context(), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    const int host_port = probe.local_endpoint().port();
-    probe.close();
-    EXPECT_TRUE(store_.create(make_service(host_port, retry_unanswered)).is_ok());
-    EXPECT_TRUE(store_.create(make_endpoints(backend_ports)).is_ok());
-    EXPECT_TRUE(decisions_->start().is_ok());
-    EXPECT_TRUE(proxy_->start().is_ok());
-    EXPECT_TRUE(loop_.run_until(
-        [&] {
-          return proxy_->host_port("default/web", 80).is_ok() &&
-                 decisions_->endpoints("default/web", 80).size() == backend_ports.size();
-        },
-        seconds(5)));
-    auto hp = proxy_->host_port("default/web", 80);
-    return hp.is_ok() ? *hp : 0;
-  }
-
-  // Runs `fn` on a helper thread while the loop runs; returns its result.
-  template <typename Fn>
-  auto off_loop(Fn fn, Duration deadline = seconds(10)) {
-    using R = decltype(fn());
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    auto result = std::make_shared<std::optional<R>>();
-    std::thread t([this, fn, done, result] {
-      result->emplace(fn());
-      done->store(true);
-      loop_.post([] {});
-    });
-    EXPECT_TRUE(loop_.run_until([&] { return done->load(); }, deadline));
-    t.join();
-    return std::move(**result);
+    std::map<std::string, std::string> annotations;
+    if (retry_unanswered) {
+      annotations[std::string(kRetryUnansweredAnnotation)] = *retry_unanswered ? "true" : "false";
+    }
+    return ProxyTest::start_web(backend_ports, annotations);
   }
 
   // `n` GETs one after another: how many got a 200.
@@ -176,14 +114,6 @@ class TcpProxyRedispatchTest : public ::testing::Test {
       return ok;
     });
   }
-
-  AsioEventLoop loop_;
-  sim::SimRandom random_{11};
-  std::unique_ptr<RandomStream> rng_;
-  store::InMemoryStore store_;
-  LiveNetwork net_{loop_};
-  std::unique_ptr<proxy::ServiceProxy> decisions_;
-  std::unique_ptr<TcpServiceProxy> proxy_;
 };
 
 TEST_F(TcpProxyRedispatchTest, ARequestAResetBackendLeftUnansweredIsReplayedElsewhere) {

@@ -6,8 +6,6 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <thread>
 #include <map>
 #include <memory>
 #include <optional>
@@ -17,54 +15,20 @@
 #include "backends/live/live_network.h"
 #include "core/store/in_memory_store.h"
 #include "sim/engine/random.h"
+#include "tests/backends/live/proxy_test_support.h"
 #include "tests/backends/live_net/local_servers.h"
 
 namespace flotilla::live {
 namespace {
 
+using testing::endpoints_object;
 using testing::http_get;
 using testing::NameServer;
+using testing::service_object;
 
-api::Object make_service(const std::string& name, int port,
-                         std::map<std::string, std::string> annotations = {},
-                         const std::string& cluster_ip = "") {
-  api::Service s;
-  s.set_api_version("v1");
-  s.set_kind("Service");
-  s.mutable_metadata()->set_name(name);
-  s.mutable_metadata()->set_namespace_("default");
-  for (auto& [k, v] : annotations) (*s.mutable_metadata()->mutable_annotations())[k] = v;
-  (*s.mutable_spec()->mutable_selector())["app"] = name;
-  auto* sp = s.mutable_spec()->add_ports();
-  sp->set_port(port);
-  sp->set_protocol("TCP");
-  if (!cluster_ip.empty()) {
-    s.mutable_spec()->set_cluster_ip(cluster_ip);
-    s.mutable_spec()->add_cluster_ips(cluster_ip);
-  }
-  return std::make_shared<api::Service>(std::move(s));
-}
-
-// One Endpoints subset per distinct port: every backend is 127.0.0.1:<its port>.
-api::Object make_endpoints(const std::string& name, const std::vector<int>& ports,
-                           const std::string& resource_version = "") {
-  api::Endpoints e;
-  e.set_api_version("v1");
-  e.set_kind("Endpoints");
-  e.mutable_metadata()->set_name(name);
-  e.mutable_metadata()->set_namespace_("default");
-  e.mutable_metadata()->set_resource_version(resource_version);
-  for (int p : ports) {
-    auto* subset = e.add_subsets();
-    subset->add_addresses()->set_ip("127.0.0.1");
-    subset->add_ports()->set_port(p);
-  }
-  return std::make_shared<api::Endpoints>(std::move(e));
-}
-
-class TcpProxyTest : public ::testing::Test {
+class TcpProxyTest : public testing::ProxyTest {
  protected:
-  TcpProxyTest() : rng_(random_.stream("store")), store_(loop_, *rng_) {
+  TcpProxyTest() : ProxyTest(7) {
     proxy::ServiceProxyOptions o;
     o.node_name = "node-1";
     o.min_sync_period = milliseconds(10);
@@ -74,84 +38,25 @@ class TcpProxyTest : public ::testing::Test {
     o.health.fall = 3;
     o.health.rise = 2;
     o.health.passive_cooldown = seconds(30);
-    decisions_ = std::make_unique<proxy::ServiceProxy>(loop_, store_, net_, random_, o);
     TcpServiceProxyOptions to;
-    to.host_port_offset = 0;  // overridden by the annotation below
-    proxy_ = std::make_unique<TcpServiceProxy>(loop_, store_, *decisions_, to);
+    to.host_port_offset = 0;  // overridden by the host-port annotation
+    make_proxies(o, to);
     for (const char* name : {"web-a", "web-b", "web-c"}) {
       servers_.push_back(std::make_unique<NameServer>(loop_.io_context(), name));
     }
   }
-  ~TcpProxyTest() override {
-    proxy_.reset();
-    decisions_.reset();
-  }
 
-  // Creates the Service "web" (port 80, host port 0 = let the kernel choose is
-  // not allowed for Services, so a free port is bound first) and its Endpoints.
+  // Service "web" over the three name servers; its host port.
   int start_web() {
-    boost::asio::ip::tcp::acceptor probe(
-        loop_.io_context(),
-        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-    const int host_port = probe.local_endpoint().port();
-    probe.close();
-    EXPECT_TRUE(store_
-                    .create(make_service("web", 80,
-                                         {{std::string(kHostPortAnnotation),
-                                           std::to_string(host_port)}}))
-                    .is_ok());
     std::vector<int> ports;
     for (auto& s : servers_) ports.push_back(s->port());
-    EXPECT_TRUE(store_.create(make_endpoints("web", ports)).is_ok());
-    EXPECT_TRUE(decisions_->start().is_ok());
-    EXPECT_TRUE(proxy_->start().is_ok());
-    EXPECT_TRUE(loop_.run_until(
-        [&] {
-          return proxy_->host_port("default/web", 80).is_ok() &&
-                 decisions_->endpoints("default/web", 80).size() == servers_.size();
-        },
-        seconds(5)));
-    auto hp = proxy_->host_port("default/web", 80);
-    EXPECT_TRUE(hp.is_ok()) << hp.status().to_string();
-    return hp.is_ok() ? *hp : 0;
-  }
-
-  // Runs `fn` on a helper thread while the loop runs; returns its result.
-  // The helper marks itself done and then posts to the loop, so run_until
-  // (which checks after loop callbacks) wakes at once.
-  template <typename Fn>
-  auto off_loop(Fn fn, Duration deadline = seconds(10)) {
-    using R = decltype(fn());
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    auto result = std::make_shared<std::optional<R>>();
-    auto canceller = std::make_shared<testing::ClientCanceller>();
-    std::thread t([this, fn, done, result, canceller] {
-      testing::current_canceller = canceller.get();
-      result->emplace(fn());
-      testing::current_canceller = nullptr;
-      done->store(true);
-      loop_.post([] {});
-    });
-    const bool finished = loop_.run_until([&] { return done->load(); }, deadline);
-    EXPECT_TRUE(finished) << "helper thread missed its deadline; cancelling its sockets";
-    // A missed deadline must fail the test, not hang it: shut the helper's
-    // sockets down so its blocking calls return, then join.
-    if (!finished) canceller->cancel();
-    t.join();
-    return std::move(**result);
+    return ProxyTest::start_web(ports);
   }
   // One GET through the proxy.
   std::optional<std::string> get(int port) {
     return off_loop([port] { return http_get(port); });
   }
 
-  AsioEventLoop loop_;
-  sim::SimRandom random_{7};
-  std::unique_ptr<RandomStream> rng_;
-  store::InMemoryStore store_;
-  LiveNetwork net_{loop_};
-  std::unique_ptr<proxy::ServiceProxy> decisions_;
-  std::unique_ptr<TcpServiceProxy> proxy_;
   std::vector<std::unique_ptr<NameServer>> servers_;
 };
 
@@ -214,7 +119,7 @@ TEST_F(TcpProxyTest, EndpointsUpdateSendsTrafficToTheNewBackend) {
   auto current = store_.get(api::Kind::kEndpoints, "default", "web");
   ASSERT_TRUE(current.is_ok());
   // web-a is replaced by web-d.
-  auto updated = make_endpoints("web", {servers_[1]->port(), servers_[2]->port(),
+  auto updated = endpoints_object("web", {servers_[1]->port(), servers_[2]->port(),
                                         servers_[3]->port()},
                                 api::meta_of(**current).resource_version());
   ASSERT_TRUE(store_.update(updated).is_ok());
@@ -238,16 +143,12 @@ TEST_F(TcpProxyTest, EndpointsUpdateSendsTrafficToTheNewBackend) {
 
 TEST_F(TcpProxyTest, ListenersFollowServicesAndHostPortsDefaultToAnOffset) {
   // A free port F, reached as service port 1234 + offset (F - 1234).
-  boost::asio::ip::tcp::acceptor probe(
-      loop_.io_context(),
-      boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-  const int free = probe.local_endpoint().port();
-  probe.close();
+  const int free = free_port();
   TcpServiceProxyOptions to;
   to.host_port_offset = free - 1234;
   TcpServiceProxy offset_proxy(loop_, store_, *decisions_, to);
   ASSERT_TRUE(offset_proxy.start().is_ok());
-  ASSERT_TRUE(store_.create(make_service("api", 1234)).is_ok());
+  ASSERT_TRUE(store_.create(service_object("api", 1234)).is_ok());
   ASSERT_TRUE(loop_.run_until([&] { return offset_proxy.host_port("default/api", 1234).is_ok(); },
                               seconds(5)));
   EXPECT_EQ(*offset_proxy.host_port("default/api", 1234), free);
@@ -268,7 +169,7 @@ TEST_F(TcpProxyTest, APortInUseIsAWarningNotACrash) {
   const int port = taken.local_endpoint().port();
   ASSERT_TRUE(proxy_->start().is_ok());
   ASSERT_TRUE(store_
-                  .create(make_service("busy", 80, {{std::string(kHostPortAnnotation),
+                  .create(service_object("busy", 80, {{std::string(kHostPortAnnotation),
                                                      std::to_string(port)}}))
                   .is_ok());
   ASSERT_TRUE(loop_.run_until([&] { return !proxy_->warnings().empty(); }, seconds(5)));
@@ -313,8 +214,8 @@ TEST_F(TcpProxyTest, LargeTransfersAreSplicedBothWaysWithHalfClose) {
   };
   accept_next();
   ASSERT_TRUE(decisions_->start().is_ok());
-  ASSERT_TRUE(store_.create(make_service("echo", 7)).is_ok());
-  ASSERT_TRUE(store_.create(make_endpoints("echo", {echo.local_endpoint().port()})).is_ok());
+  ASSERT_TRUE(store_.create(service_object("echo", 7)).is_ok());
+  ASSERT_TRUE(store_.create(endpoints_object("echo", {echo.local_endpoint().port()})).is_ok());
   ASSERT_TRUE(loop_.run_until(
       [&] { return decisions_->endpoints("default/echo", 7).size() == 1; }, seconds(5)));
   auto bound = proxy_->add_listener("default/echo", 7, "127.0.0.1", 0);
@@ -357,13 +258,9 @@ TEST_F(TcpProxyTest, ListensOnTheVipAndOnExtraAddressesWhenAsked) {
   to.listen_on_vip = true;
   to.extra_addresses = {"127.0.0.2"};
   TcpServiceProxy vip_proxy(loop_, store_, *decisions_, to);
-  boost::asio::ip::tcp::acceptor probe(
-      loop_.io_context(),
-      boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-  const int port = probe.local_endpoint().port();
-  probe.close();
-  ASSERT_TRUE(store_.create(make_service("web", port, {}, "127.0.77.1")).is_ok());
-  ASSERT_TRUE(store_.create(make_endpoints("web", {servers_[0]->port(), servers_[1]->port(),
+  const int port = free_port();
+  ASSERT_TRUE(store_.create(service_object("web", port, {}, "127.0.77.1")).is_ok());
+  ASSERT_TRUE(store_.create(endpoints_object("web", {servers_[0]->port(), servers_[1]->port(),
                                                    servers_[2]->port()}))
                   .is_ok());
   ASSERT_TRUE(decisions_->start().is_ok());
