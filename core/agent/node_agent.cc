@@ -7,6 +7,7 @@
 #include "core/api/labels.h"
 #include "core/api/pod_util.h"
 #include "core/api/quantity.h"
+#include "core/controllers/node_lifecycle.h"
 
 namespace flotilla::agent {
 namespace {
@@ -180,6 +181,37 @@ auto NodeAgent::guard(F fn) {
   };
 }
 
+namespace {
+
+// The node conditions the agent reports: Ready, and no pressure of any kind.
+struct ReportedCondition {
+  std::string_view type, status, reason, message;
+};
+constexpr ReportedCondition kReportedConditions[] = {
+    {"Ready", "True", "KubeletReady", "agent is posting ready status"},
+    {"MemoryPressure", "False", "KubeletHasSufficientMemory",
+     "agent has sufficient memory available"},
+    {"DiskPressure", "False", "KubeletHasNoDiskPressure", "agent has no disk pressure"},
+    {"PIDPressure", "False", "KubeletHasSufficientPID", "agent has sufficient PID available"},
+};
+
+void report_conditions(api::NodeStatus* st, int64_t now) {
+  for (const ReportedCondition& c : kReportedConditions) {
+    api::set_condition(st, c.type, c.status, now, c.reason, c.message);
+  }
+  for (auto& c : *st->mutable_conditions()) c.mutable_last_heartbeat_time()->set_nanos(now);
+}
+
+bool conditions_as_reported(const api::NodeStatus& st) {
+  for (const ReportedCondition& c : kReportedConditions) {
+    const api::NodeCondition* have = api::find_condition(st, c.type);
+    if (have == nullptr || have->status() != c.status) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 NodeAgent::NodeAgent(std::string node_name, EventLoop& loop, Store& store,
                      ContainerRuntime& runtime, Network& network, TraceSink& trace,
                      TimingProfile timing, NodeDescription node)
@@ -223,7 +255,9 @@ Status NodeAgent::start() {
     running_ = false;
     return s;
   }
+  renew_lease();
   schedule_heartbeat();
+  schedule_lease_renewal();
   runtime_sub_ = runtime_.subscribe(guard([this](const ContainerEvent& e) { on_runtime_event(e); }));
   runtime_.list_pod_sandboxes(guard([this](StatusOr<std::vector<PodSandboxStatus>> r) {
     on_sandboxes_listed(std::move(r));
@@ -238,6 +272,7 @@ void NodeAgent::stop() {
   pod_watch_.reset();
   runtime_sub_.reset();
   heartbeat_timer_.reset();
+  lease_timer_.reset();
   resync_timer_.reset();
   pods_.clear();
   queue_.clear();
@@ -284,18 +319,13 @@ Status NodeAgent::register_node() {
     info->set_architecture("amd64");
     st->mutable_daemon_endpoints()->mutable_kubelet_endpoint()->set_port(10250);
     st->set_phase("Running");
-    int64_t now = to_nanos(loop_.now());
-    api::set_condition(st, "Ready", "True", now, "KubeletReady", "agent is posting ready status");
-    api::set_condition(st, "MemoryPressure", "False", now, "KubeletHasSufficientMemory",
-                       "agent has sufficient memory available");
-    api::set_condition(st, "DiskPressure", "False", now, "KubeletHasNoDiskPressure",
-                       "agent has no disk pressure");
-    api::set_condition(st, "PIDPressure", "False", now, "KubeletHasSufficientPID",
-                       "agent has sufficient PID available");
-    for (auto& c : *st->mutable_conditions()) c.mutable_last_heartbeat_time()->set_nanos(now);
+    report_conditions(st, to_nanos(loop_.now()));
     StatusOr<api::Object> written = existing.is_ok() ? store_.update(api::share(std::move(n)))
                                                      : store_.create(api::share(std::move(n)));
-    if (written.is_ok()) return Status::ok();
+    if (written.is_ok()) {
+      last_status_report_ = loop_.now();
+      return Status::ok();
+    }
     StatusCode code = written.status().code();
     if (code != StatusCode::kConflict && code != StatusCode::kAlreadyExists) {
       return written.status();
@@ -304,7 +334,7 @@ Status NodeAgent::register_node() {
   return conflict_error("node \"" + node_name_ + "\": kept conflicting while registering");
 }
 
-void NodeAgent::post_node_status() {
+void NodeAgent::post_node_status(bool only_if_changed) {
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     StatusOr<api::Object> existing = store_.get(api::Kind::kNode, "", node_name_);
     if (!existing.is_ok()) {
@@ -312,21 +342,75 @@ void NodeAgent::post_node_status() {
       if (existing.status().code() == StatusCode::kNotFound) (void)register_node();
       return;
     }
-    api::Node n = *api::as<api::Node>(*existing);
-    int64_t now = to_nanos(loop_.now());
-    api::NodeStatus* st = n.mutable_status();
-    api::set_condition(st, "Ready", "True", now, "KubeletReady", "agent is posting ready status");
-    for (auto& c : *st->mutable_conditions()) c.mutable_last_heartbeat_time()->set_nanos(now);
+    const api::Node& stored = *api::as<api::Node>(*existing);
+    // The kubelet's nodeStatusHasChanged: only the conditions can drift here
+    // (the node controller sets them Unknown while we were unreachable).
+    if (only_if_changed && conditions_as_reported(stored.status())) return;
+    api::Node n = stored;
+    report_conditions(n.mutable_status(), to_nanos(loop_.now()));
     StatusOr<api::Object> written = store_.update(api::share(std::move(n)));
+    if (written.is_ok()) last_status_report_ = loop_.now();
     if (written.is_ok() || written.status().code() != StatusCode::kConflict) return;
   }
 }
 
 void NodeAgent::schedule_heartbeat() {
   heartbeat_timer_ = loop_.run_after(timing_.node_status_update_period, guard([this] {
-                                       post_node_status();
+                                       bool report_due = loop_.now() - last_status_report_ >=
+                                                         timing_.node_status_report_period;
+                                       post_node_status(!report_due);
                                        schedule_heartbeat();
                                      }));
+}
+
+// The kubelet's node lease: kube-node-lease/<node>, owned by the Node, renewed
+// every quarter of its duration; the node controller treats a renewal as a
+// heartbeat.
+void NodeAgent::renew_lease() {
+  const int64_t now = to_nanos(loop_.now());
+  const auto duration_s = static_cast<int32_t>(
+      std::max<int64_t>(1, timing_.node_lease_duration.count() / 1'000'000'000));
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+    StatusOr<api::Object> existing =
+        store_.get(api::Kind::kLease, std::string(ctrl::kNodeLeaseNamespace), node_name_);
+    api::Lease lease;
+    if (existing.is_ok()) {
+      lease = *api::as<api::Lease>(*existing);
+    } else if (existing.status().code() != StatusCode::kNotFound) {
+      return;
+    } else {
+      lease.mutable_metadata()->set_name(node_name_);
+      lease.mutable_metadata()->set_namespace_(std::string(ctrl::kNodeLeaseNamespace));
+      StatusOr<api::Object> node = store_.get(api::Kind::kNode, "", node_name_);
+      if (node.is_ok()) {
+        api::OwnerReference* ref = lease.mutable_metadata()->add_owner_references();
+        ref->set_api_version("v1");
+        ref->set_kind("Node");
+        ref->set_name(node_name_);
+        ref->set_uid(api::meta_of(**node).uid());
+      }
+    }
+    api::LeaseSpec* spec = lease.mutable_spec();
+    if (spec->holder_identity() != node_name_) {
+      spec->set_holder_identity(node_name_);
+      spec->mutable_acquire_time()->set_nanos(now);
+    }
+    spec->set_lease_duration_seconds(duration_s);
+    spec->mutable_renew_time()->set_nanos(now);
+    StatusOr<api::Object> written = existing.is_ok() ? store_.update(api::share(std::move(lease)))
+                                                     : store_.create(api::share(std::move(lease)));
+    if (written.is_ok()) return;
+    StatusCode code = written.status().code();
+    if (code != StatusCode::kConflict && code != StatusCode::kAlreadyExists) return;
+  }
+}
+
+void NodeAgent::schedule_lease_renewal() {
+  lease_timer_ = loop_.run_after(std::max<Duration>(timing_.node_lease_duration / 4, milliseconds(1)),
+                                 guard([this] {
+                                   renew_lease();
+                                   schedule_lease_renewal();
+                                 }));
 }
 
 // --------------------------------------------------------- pods: watch, queue

@@ -45,8 +45,11 @@ class NodeAgent final {
   NodeAgent(const NodeAgent&) = delete;
   NodeAgent& operator=(const NodeAgent&) = delete;
 
-  // Registers (or updates) the Node object, then heartbeats every
-  // node_status_update_period; lists the runtime's sandboxes, adopts those of
+  // Registers (or updates) the Node object, then heartbeats as the kubelet
+  // does: renews its Lease (kube-node-lease/<node>) every quarter of
+  // node_lease_duration, and every node_status_update_period checks the Node's
+  // status, writing it only when it differs from what the agent reports or
+  // node_status_report_period has passed since the last write; lists the runtime's sandboxes, adopts those of
   // pods still bound here, removes the others, and starts watching the node's
   // pods. Errors: whatever the store returns when the Node cannot be written.
   Status start();
@@ -73,8 +76,12 @@ class NodeAgent final {
 
   // --- node ---
   Status register_node();
-  void post_node_status();
+  // Writes Ready=True and fresh heartbeat times unless `only_if_changed` and
+  // the stored status already says what the agent would write.
+  void post_node_status(bool only_if_changed);
   void schedule_heartbeat();
+  void renew_lease();
+  void schedule_lease_renewal();
 
   // --- pods: watch and queue ---
   void on_sandboxes_listed(StatusOr<std::vector<PodSandboxStatus>> sandboxes);
@@ -139,6 +146,8 @@ class NodeAgent final {
   WatchHandle pod_watch_;
   std::unique_ptr<RuntimeSubscription> runtime_sub_;
   TimerHandle heartbeat_timer_;
+  TimerHandle lease_timer_;
+  TimePoint last_status_report_;
   TimerHandle resync_timer_;
 
   // Ordered by uid so a full resync visits pods in a deterministic order.

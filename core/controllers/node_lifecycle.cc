@@ -53,6 +53,7 @@ NodeLifecycleController::NodeLifecycleController(ControllerContext ctx)
 
 NodeLifecycleController::~NodeLifecycleController() {
   node_watch_.reset();
+  lease_watch_.reset();
   pod_watch_.reset();
 }
 
@@ -63,6 +64,12 @@ Status NodeLifecycleController::start() {
       ctx_.store.watch(api::Kind::kNode, wo, [this](const WatchEvent& e) { on_node(e); });
   if (!nodes.is_ok()) return nodes.status();
   node_watch_ = std::move(*nodes);
+  WatchOptions lo;
+  lo.ns = std::string(kNodeLeaseNamespace);
+  StatusOr<WatchHandle> leases =
+      ctx_.store.watch(api::Kind::kLease, lo, [this](const WatchEvent& e) { on_lease(e); });
+  if (!leases.is_ok()) return leases.status();
+  lease_watch_ = std::move(*leases);
   StatusOr<WatchHandle> pods =
       ctx_.store.watch(api::Kind::kPod, {}, [this](const WatchEvent& e) { on_pod(e); });
   if (!pods.is_ok()) return pods.status();
@@ -140,6 +147,26 @@ void NodeLifecycleController::on_node(const WatchEvent& e) {
   }
 }
 
+void NodeLifecycleController::on_lease(const WatchEvent& e) {
+  if (e.type == WatchEventType::kDeleted) return;
+  auto lease = api::as<api::Lease>(e.object);
+  // A Lease of a node we have not seen yet: the Node's first event starts its
+  // clock anyway.
+  auto it = nodes_.find(lease->metadata().name());
+  if (it == nodes_.end()) return;
+  int64_t renew = lease->spec().renew_time().nanos();
+  if (renew != it->second.lease_renew) {
+    it->second.lease_renew = renew;
+    it->second.probe = ctx_.loop.now();
+  }
+}
+
+int64_t NodeLifecycleController::stored_lease_renew(const std::string& name) {
+  StatusOr<api::Object> got =
+      ctx_.store.get(api::Kind::kLease, std::string(kNodeLeaseNamespace), name);
+  return got.is_ok() ? api::as<api::Lease>(*got)->spec().renew_time().nanos() : -1;
+}
+
 void NodeLifecycleController::on_pod(const WatchEvent& e) {
   if (e.type == WatchEventType::kDeleted) return;
   auto pod = api::as<api::Pod>(e.object);
@@ -187,8 +214,10 @@ bool NodeLifecycleController::mark_unknown(const std::string& name, NodeHealth& 
     const api::NodeCondition* ready = api::find_condition(node.status(), "Ready");
     // A heartbeat we have not seen yet arrived: not stale after all.
     int64_t hb = ready != nullptr ? ready->last_heartbeat_time().nanos() : -1;
-    if (hb != h.heartbeat) {
+    int64_t renew = stored_lease_renew(name);
+    if (hb != h.heartbeat || renew != h.lease_renew) {
       h.heartbeat = hb;
+      h.lease_renew = renew;
       h.probe = ctx_.loop.now();
       return false;
     }

@@ -18,6 +18,8 @@ namespace flotilla::ctrl {
 
 inline constexpr std::string_view kTaintUnreachable = "node.kubernetes.io/unreachable";
 inline constexpr std::string_view kTaintNotReady = "node.kubernetes.io/not-ready";
+// Where node agents keep their Leases (one per node, named after it).
+inline constexpr std::string_view kNodeLeaseNamespace = "kube-node-lease";
 
 // Kubernetes' token bucket on the world's clock: `rate` tokens per second up
 // to `burst`; starts full. A rate <= 0 means unlimited.
@@ -47,7 +49,9 @@ class NodeLifecycleController {
   NodeLifecycleController(const NodeLifecycleController&) = delete;
   NodeLifecycleController& operator=(const NodeLifecycleController&) = delete;
 
-  // Watches nodes and pods and starts the monitor every node_monitor_period.
+  // Watches nodes, node Leases and pods and starts the monitor every
+  // node_monitor_period. A Node status heartbeat or a Lease renewal is proof of
+  // life, as in Kubernetes (tryUpdateNodeHealth).
   Status start();
   // One monitor pass over every known node (the timer calls it).
   void monitor();
@@ -63,7 +67,8 @@ class NodeLifecycleController {
  private:
   struct NodeHealth {
     int64_t heartbeat = -1;  // Ready.lastHeartbeatTime last seen (ns); -1 never
-    TimePoint probe;         // our time when the heartbeat last changed
+    int64_t lease_renew = -1;  // its Lease's spec.renewTime last seen (ns); -1 never
+    TimePoint probe;         // our time when either last changed
     std::string ready;       // our view of the Ready condition
     TimePoint not_ready_since;
     bool eviction_queued = false;
@@ -71,6 +76,9 @@ class NodeLifecycleController {
     TimePoint next_force_check = kTimeMax;
   };
   void on_node(const WatchEvent& e);
+  void on_lease(const WatchEvent& e);
+  // The node's Lease renewTime in the store (-1 when it has none).
+  int64_t stored_lease_renew(const std::string& name);
   void on_pod(const WatchEvent& e);
   // The node went from Ready (or never seen ready) to not ready.
   void became_not_ready(const std::string& name, NodeHealth& h, const api::Node& node,
@@ -97,6 +105,7 @@ class NodeLifecycleController {
   TimerHandle monitor_timer_;
   TimerHandle eviction_timer_;
   WatchHandle node_watch_;
+  WatchHandle lease_watch_;
   WatchHandle pod_watch_;
   uint64_t pods_evicted_ = 0;
   uint64_t pods_force_removed_ = 0;

@@ -10,7 +10,9 @@ TimingProfile TimingProfile::kubernetes() { return TimingProfile{}; }
 TimingProfile TimingProfile::fast() {
   TimingProfile t;
   t.name = "fast";
+  t.node_lease_duration = seconds(4);
   t.node_status_update_period = seconds(1);
+  t.node_status_report_period = minutes(1);
   t.agent_sync_period = seconds(1);
   t.container_backoff_initial = seconds(1);
   t.container_backoff_max = seconds(30);
@@ -41,7 +43,9 @@ Status TimingProfile::set(std::string_view field, std::string_view value) {
     Duration TimingProfile::*member;
   };
   static constexpr DurationField kDurations[] = {
+      {"node_lease_duration", &TimingProfile::node_lease_duration},
       {"node_status_update_period", &TimingProfile::node_status_update_period},
+      {"node_status_report_period", &TimingProfile::node_status_report_period},
       {"agent_sync_period", &TimingProfile::agent_sync_period},
       {"container_backoff_initial", &TimingProfile::container_backoff_initial},
       {"container_backoff_max", &TimingProfile::container_backoff_max},

@@ -15,7 +15,12 @@ struct TimingProfile {
   std::string name = "kubernetes";
 
   // Node agent (kubelet).
-  Duration node_status_update_period = seconds(10);   // heartbeat
+  // The kubelet's node heartbeats: the Lease is renewed every quarter of its
+  // duration; the Node's status is checked every update period and written
+  // when it changed or when the report period has passed since the last write.
+  Duration node_lease_duration = seconds(40);
+  Duration node_status_update_period = seconds(10);
+  Duration node_status_report_period = minutes(5);
   Duration agent_sync_period = seconds(10);           // full resync of the node's pods
   Duration container_backoff_initial = seconds(10);   // first restart is immediate
   Duration container_backoff_max = seconds(300);

@@ -109,7 +109,9 @@ Status write_scenario_yaml(const ReplayScenario& replay, const std::string& path
   y << YAML::Key << "timing" << YAML::Value << "kubernetes";
   const TimingProfile t = replay_timing();
   y << YAML::Key << "timing_overrides" << YAML::Value << YAML::BeginMap;
+  y << YAML::Key << "node_lease_duration" << YAML::Value << duration_text(t.node_lease_duration);
   y << YAML::Key << "node_status_update_period" << YAML::Value << duration_text(t.node_status_update_period);
+  y << YAML::Key << "node_status_report_period" << YAML::Value << duration_text(t.node_status_report_period);
   y << YAML::Key << "agent_sync_period" << YAML::Value << duration_text(t.agent_sync_period);
   y << YAML::Key << "node_monitor_period" << YAML::Value << duration_text(t.node_monitor_period);
   y << YAML::Key << "node_monitor_grace_period" << YAML::Value << duration_text(t.node_monitor_grace_period);

@@ -70,7 +70,9 @@ api::DecodedObject pod_object(const TracePod& p, const std::string& format) {
 TimingProfile replay_timing() {
   TimingProfile t = TimingProfile::kubernetes();
   t.name = "replay";
+  t.node_lease_duration = hours(48);
   t.node_status_update_period = hours(12);
+  t.node_status_report_period = hours(12);
   t.agent_sync_period = hours(12);
   t.node_monitor_period = minutes(10);
   t.node_monitor_grace_period = hours(36);

@@ -124,7 +124,7 @@ class NodeAgentTest : public ::testing::Test {
 
 const api::ContainerStatus& web(const api::Pod& p) { return p.status().container_statuses(0); }
 
-TEST_F(NodeAgentTest, RegistersNodeAndHeartbeatsEveryPeriod) {
+TEST_F(NodeAgentTest, RegistersNodeRenewsItsLeaseAndReportsStatusOnChangeOrEveryFiveMinutes) {
   start_agent();
   StatusOr<api::Object> n = store_.get(api::Kind::kNode, "", "node-1");
   ASSERT_TRUE(n.is_ok());
@@ -135,24 +135,60 @@ TEST_F(NodeAgentTest, RegistersNodeAndHeartbeatsEveryPeriod) {
   EXPECT_EQ(node->metadata().labels().at("topology.kubernetes.io/zone"), "zone-a");
   EXPECT_EQ(node->status().addresses(0).address(), "192.168.0.10");
 
-  std::vector<int64_t> heartbeats;
+  // Heartbeats: the Lease every 10 s (a quarter of its 40 s duration); the
+  // Node's status only when it changed or every 5 minutes.
+  auto lease = [&] {
+    StatusOr<api::Object> l = store_.get(api::Kind::kLease, "kube-node-lease", "node-1");
+    return l.is_ok() ? api::as<api::Lease>(*l) : nullptr;
+  };
+  ASSERT_NE(lease(), nullptr);
+  EXPECT_EQ(lease()->spec().holder_identity(), "node-1");
+  EXPECT_EQ(lease()->spec().lease_duration_seconds(), 40);
+  ASSERT_EQ(lease()->metadata().owner_references_size(), 1);
+  EXPECT_EQ(lease()->metadata().owner_references(0).kind(), "Node");
+  EXPECT_EQ(lease()->metadata().owner_references(0).uid(), node->metadata().uid());
+  std::vector<int64_t> renewals;
+  std::vector<int64_t> status_writes;
+  WatchOptions lo;
+  lo.ns = "kube-node-lease";
+  StatusOr<WatchHandle> lw = store_.watch(api::Kind::kLease, lo, [&](const WatchEvent& e) {
+    renewals.push_back(api::as<api::Lease>(e.object)->spec().renew_time().nanos());
+  });
+  ASSERT_TRUE(lw.is_ok());
   StatusOr<WatchHandle> w = store_.watch(api::Kind::kNode, {}, [&](const WatchEvent& e) {
     auto nn = api::as<api::Node>(e.object);
     const api::NodeCondition* ready = api::find_condition(nn->status(), "Ready");
     ASSERT_NE(ready, nullptr);
+    if (ready->status() != "True") return;  // the test's own write below
     EXPECT_EQ(ready->last_heartbeat_time().nanos(), to_nanos(sim_.now()));
-    heartbeats.push_back(ready->last_heartbeat_time().nanos());
+    status_writes.push_back(ready->last_heartbeat_time().nanos());
   });
   ASSERT_TRUE(w.is_ok());
   run_for(seconds(65));
   std::vector<int64_t> want;
   for (int i = 1; i <= 6; ++i) want.push_back(to_nanos(seconds(10 * i)));
-  EXPECT_EQ(heartbeats, want);
+  EXPECT_EQ(renewals, want);
+  EXPECT_TRUE(status_writes.empty());
+  sim_.run_until(TimePoint() + seconds(301));
+  EXPECT_EQ(status_writes, std::vector<int64_t>{to_nanos(seconds(300))});
+
+  // The node controller marks the node Unknown (it lost us for a while): the
+  // next status check writes Ready=True back at once.
+  api::Node marked = *api::as<api::Node>(*store_.get(api::Kind::kNode, "", "node-1"));
+  for (auto& c : *marked.mutable_status()->mutable_conditions()) c.set_status("Unknown");
+  ASSERT_TRUE(store_.update(api::share(marked)).is_ok());
+  sim_.run_until(TimePoint() + seconds(311));
+  EXPECT_EQ(status_writes.size(), 2u);
+  auto back = api::as<api::Node>(*store_.get(api::Kind::kNode, "", "node-1"));
+  EXPECT_TRUE(api::is_node_ready(*back));
+  EXPECT_EQ(api::find_condition(back->status(), "MemoryPressure")->status(), "False");
 
   // A stopped agent (a dead node) posts nothing more.
   agent_->stop();
-  run_for(seconds(60));
-  EXPECT_EQ(heartbeats.size(), 6u);
+  size_t renewed = renewals.size();
+  run_for(minutes(10));
+  EXPECT_EQ(renewals.size(), renewed);
+  EXPECT_EQ(status_writes.size(), 2u);
 }
 
 TEST_F(NodeAgentTest, PodStartsRunningAndReadyWithIp) {
@@ -580,8 +616,9 @@ TEST_F(NodeAgentTest, FullNodeIsQuietInSteadyState) {
   int64_t rv = store_.resource_version();
   uint64_t syncs = agent_->syncs();
   run_for(minutes(5));
-  // Resyncs every 10 s visit each pod, but only heartbeats (one per 10 s) write.
-  EXPECT_EQ(store_.resource_version() - rv, 30);
+  // Resyncs every 10 s visit each pod, but only heartbeats write: 30 Lease
+  // renewals and one status report (t = 300 s).
+  EXPECT_EQ(store_.resource_version() - rv, 31);
   EXPECT_EQ(agent_->syncs() - syncs, 110u * 30u);
   EXPECT_EQ(runtime_.sandboxes_created, 110);
 }

@@ -120,6 +120,51 @@ TEST_F(NodeLifecycleTest, KubernetesProfileUnknownAt40sEvictedAt300sAndReplaced)
 
 // fast: 4 s grace, up to a 0.5 s tick to notice, 2 s after the transition,
 // and the next tick to act on it.
+// Creates or renews kube-node-lease/<node> as an agent does.
+void renew_lease(Store& store, const std::string& node, TimePoint now) {
+  StatusOr<api::Object> got = store.get(api::Kind::kLease, std::string(kNodeLeaseNamespace), node);
+  api::Lease l;
+  if (got.is_ok()) {
+    l = *api::as<api::Lease>(*got);
+  } else {
+    l.mutable_metadata()->set_name(node);
+    l.mutable_metadata()->set_namespace_(std::string(kNodeLeaseNamespace));
+    l.mutable_spec()->set_holder_identity(node);
+  }
+  l.mutable_spec()->mutable_renew_time()->set_nanos(to_nanos(now));
+  StatusOr<api::Object> r =
+      got.is_ok() ? store.update(api::share(std::move(l))) : store.create(api::share(std::move(l)));
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+}
+
+TEST_F(NodeLifecycleTest, LeaseRenewalsAloneKeepANodeReadyAndTheirEndMakesItUnknown) {
+  // One status heartbeat at t = 0, then only Lease renewals every 10 s, as an
+  // agent with a 5-minute status report period does.
+  heartbeat("n1");
+  int lease_gen = 1;
+  std::function<void()> renew = [&] {
+    if (lease_gen == 0) return;
+    renew_lease(store_, "n1", sim_.now());
+    sim_.schedule_after(seconds(10), renew);
+  };
+  start();
+  renew();
+  run_for(minutes(3));
+  EXPECT_EQ(node_ready("n1"), "True");
+  EXPECT_TRUE(trace_.of(trace::NODE_NOT_READY).empty());
+  lease_gen = 0;  // the agent dies: renewals stop
+  auto lease = get<api::Lease>(std::string(kNodeLeaseNamespace), "n1");
+  ASSERT_NE(lease, nullptr);
+  const TimePoint last = time_from_nanos(lease->spec().renew_time().nanos());
+  EXPECT_GE(last, sim_.now() - seconds(10));
+  sim_.run_until(last + seconds(39));
+  EXPECT_EQ(node_ready("n1"), "True");
+  sim_.run_until(last + seconds(46));  // grace 40 s, noticed on the next 5 s tick
+  EXPECT_EQ(node_ready("n1"), "Unknown");
+  EXPECT_EQ(trace_.of(trace::NODE_NOT_READY).size(), 1u);
+  EXPECT_EQ(nlc_->observed_ready("n1"), "Unknown");
+}
+
 TEST_F(NodeLifecycleTest, FastProfileEvictsWithinEightSeconds) {
   timing_ = TimingProfile::fast();
   keep_heartbeating("n1", timing_.node_status_update_period);
