@@ -1,6 +1,7 @@
 // Test helpers for tests that run `flotilla` as child processes (remote
-// agents): where this build's binary is, and a child process whose output
-// goes to a log file, killed when the helper goes.
+// agents; tests/backends/apiclient and tests/backends/multihost): where this
+// build's binary is, a child process whose output goes to a log file, killed
+// when the helper goes, and the FLOTILLA_SKIP_DOCKER switch.
 #pragma once
 
 #include <fcntl.h>
@@ -18,6 +19,12 @@
 extern char** environ;
 
 namespace flotilla::apiclient {
+
+// FLOTILLA_SKIP_DOCKER=1 skips the tests that need the Docker daemon.
+inline bool skip_docker() {
+  const char* s = std::getenv("FLOTILLA_SKIP_DOCKER");
+  return s != nullptr && std::string(s) == "1";
+}
 
 // The `flotilla` of this build: $FLOTILLA_BINARY_DIR/cli/flotilla, else found
 // from this test's own path (<build>/tests/backends/apiclient/<test>).

@@ -30,15 +30,11 @@
 #include "scenarios/control_plane.h"
 #include "scenarios/loader.h"
 #include "sim/engine/random.h"
+#include "tests/backends/apiclient/agent_control_plane.h"
 #include "tests/backends/apiclient/child_process.h"
 
 namespace flotilla::apiclient {
 namespace {
-
-bool skip_docker() {
-  const char* s = std::getenv("FLOTILLA_SKIP_DOCKER");
-  return s != nullptr && std::string(s) == "1";
-}
 
 // The control plane's settings; the scenario's nodes are not started (the
 // remote agent brings the only node).
@@ -83,27 +79,16 @@ class RemoteAgentTest : public ::testing::Test {
     network_ = "flotilla-agent-test-" + id;
     log_ = ::testing::TempDir() + "flotilla-agent-" + id + ".log";
 
-    auto sc = scenarios::load_scenario_text(kScenario, "remote-agent.yaml", ".");
-    ASSERT_TRUE(sc.is_ok()) << sc.status().to_string();
-    scenario_ = std::make_unique<scenarios::LoadedScenario>(std::move(*sc));
-    tune(scenario_->timing);
-    control_ = std::make_unique<scenarios::ControlPlane>(loop_, random_, network_port_, trace_,
-                                                         *scenario_);
-    ASSERT_TRUE(control_->start().is_ok());
-    api::Namespace ns;
-    ns.mutable_metadata()->set_name("default");
-    (void)control_->store().create(api::share(ns));
-    apiserver::ApiServerOptions so;
-    so.port = 0;
-    server_ = std::make_unique<apiserver::ApiServer>(loop_, control_->store(), so);
-    Status s = server_->start();
+    AgentControlPlane::Options o;
+    o.tune = [this](TimingProfile& t) { tune(t); };
+    Status s = cp_.start(loop_, random_, network_port_, trace_, kScenario, "remote-agent.yaml", o);
     ASSERT_TRUE(s.is_ok()) << s.to_string();
   }
 
   void TearDown() override {
     if (skip_docker()) return;
     agent_.reset();
-    if (server_) server_->stop();
+    cp_.stop();
     docker::DockerClient client;
     Status s = docker::remove_all_flotilla_objects(client, prefix_ + "remote-1");
     EXPECT_TRUE(s.is_ok()) << s.to_string();
@@ -116,27 +101,20 @@ class RemoteAgentTest : public ::testing::Test {
 
   void start_agent() {
     agent_ = std::make_unique<Child>(
-        std::vector<std::string>{flotilla_, "agent", "--server", server_->url(), "--node-name",
+        std::vector<std::string>{flotilla_, "agent", "--server", cp_.url(), "--node-name",
                                  "remote-1", "--network", network_, "--node-label-prefix",
                                  prefix_, "--timing", "fast", "--cpu", "2", "--memory", "2Gi"},
         log_);
     ASSERT_TRUE(agent_->started());
   }
 
-  std::string node_ready() {
-    auto n = control_->store().get(api::Kind::kNode, "", "remote-1");
-    if (!n.is_ok()) return "";
-    for (const auto& c : api::as<api::Node>(*n)->status().conditions()) {
-      if (c.type() == "Ready") return c.status();
-    }
-    return "";
-  }
+  std::string node_ready() { return apiclient::node_ready(cp_.store(), "remote-1"); }
 
   std::vector<std::shared_ptr<const api::Pod>> pods_on_node() {
     ListOptions lo;
     lo.fields = *api::FieldSelector::parse("spec.nodeName=remote-1");
     std::vector<std::shared_ptr<const api::Pod>> out;
-    auto l = control_->store().list(api::Kind::kPod, lo);
+    auto l = cp_.store().list(api::Kind::kPod, lo);
     if (l.is_ok()) {
       for (const auto& o : l->items) out.push_back(api::as<api::Pod>(o));
     }
@@ -169,9 +147,7 @@ class RemoteAgentTest : public ::testing::Test {
   sim::SimRandom random_{5};
   live::LiveNetwork network_port_{loop_};
   NullTraceSink trace_;
-  std::unique_ptr<scenarios::LoadedScenario> scenario_;
-  std::unique_ptr<scenarios::ControlPlane> control_;
-  std::unique_ptr<apiserver::ApiServer> server_;
+  AgentControlPlane cp_;
   std::unique_ptr<Child> agent_;
 };
 
@@ -181,13 +157,13 @@ TEST_F(RemoteAgentTest, ASecondProcessJoinsRunsPodsOnDockerAndGoesNotReadyWhenKi
                               seconds(60)))
       << agent_->output();
   ASSERT_EQ(node_ready(), "True") << agent_->output();
-  auto node = api::as<api::Node>(*control_->store().get(api::Kind::kNode, "", "remote-1"));
+  auto node = api::as<api::Node>(*cp_.store().get(api::Kind::kNode, "", "remote-1"));
   EXPECT_EQ(node->status().capacity().at("cpu"), "2");
   EXPECT_EQ(node->status().allocatable().at("memory"), "2Gi");
 
   auto rc = api::decode_manifests(kRc, "rc.yaml");
   ASSERT_TRUE(rc.is_ok()) << rc.status().to_string();
-  ASSERT_TRUE(control_->store().create((*rc)[0].object).is_ok());
+  ASSERT_TRUE(cp_.store().create((*rc)[0].object).is_ok());
   TimePoint created = loop_.now();
 
   // Two pods bound to the remote node, Running and Ready with pod IPs...
@@ -203,7 +179,7 @@ TEST_F(RemoteAgentTest, ASecondProcessJoinsRunsPodsOnDockerAndGoesNotReadyWhenKi
   // ...as two real containers on Docker...
   EXPECT_EQ(running_app_containers(), 2);
   // ...and so through the API too.
-  auto client = ApiClient::create(loop_.io_context(), {.server = server_->url()});
+  auto client = ApiClient::create(loop_.io_context(), {.server = cp_.url()});
   ASSERT_TRUE(client.is_ok());
   std::optional<StatusOr<std::string>> listed;
   (*client)->call("GET", "/api/v1/namespaces/default/pods?fieldSelector=spec.nodeName%3Dremote-1",
@@ -226,7 +202,7 @@ TEST_F(RemoteAgentTest, ASecondProcessJoinsRunsPodsOnDockerAndGoesNotReadyWhenKi
   ASSERT_TRUE(loop_.run_until([&] { return node_ready() != "True"; }, seconds(30)));
   std::printf("agent killed -> node NotReady: %.2f s (grace %.0f s)\n",
               to_seconds(loop_.now() - killed),
-              to_seconds(scenario_->timing.node_monitor_grace_period));
+              to_seconds(cp_.scenario->timing.node_monitor_grace_period));
   EXPECT_LT(loop_.now() - killed, seconds(15));
   EXPECT_FALSE(node_ready().empty());
 }
@@ -244,7 +220,7 @@ TEST_F(RemoteAgentRestartTest, SigtermStopsCleanlyAndARestartedAgentAdoptsTheCon
       << agent_->output();
   auto rc = api::decode_manifests(kRc, "rc.yaml");
   ASSERT_TRUE(rc.is_ok());
-  ASSERT_TRUE(control_->store().create((*rc)[0].object).is_ok());
+  ASSERT_TRUE(cp_.store().create((*rc)[0].object).is_ok());
   ASSERT_TRUE(loop_.run_until(
       [&] {
         auto pods = pods_on_node();

@@ -30,17 +30,13 @@
 #include "scenarios/control_plane.h"
 #include "scenarios/loader.h"
 #include "sim/engine/random.h"
+#include "tests/backends/apiclient/agent_control_plane.h"
 #include "tests/backends/apiclient/child_process.h"
 
 namespace flotilla::apiclient {
 namespace {
 
 using nlohmann::json;
-
-bool skip_docker() {
-  const char* s = std::getenv("FLOTILLA_SKIP_DOCKER");
-  return s != nullptr && std::string(s) == "1";
-}
 
 constexpr const char* kScenario = R"(
 name: service-agents
@@ -122,19 +118,7 @@ class ServiceAgentsTest : public ::testing::Test {
     id_ = std::to_string(::getpid());
     prefix_ = "svcagents-" + id_ + "-";
 
-    auto sc = scenarios::load_scenario_text(kScenario, "service-agents.yaml", ".");
-    ASSERT_TRUE(sc.is_ok()) << sc.status().to_string();
-    scenario_ = std::make_unique<scenarios::LoadedScenario>(std::move(*sc));
-    control_ = std::make_unique<scenarios::ControlPlane>(loop_, random_, network_port_, trace_,
-                                                         *scenario_);
-    ASSERT_TRUE(control_->start().is_ok());
-    api::Namespace ns;
-    ns.mutable_metadata()->set_name("default");
-    (void)control_->store().create(api::share(ns));
-    apiserver::ApiServerOptions so;
-    so.port = 0;
-    server_ = std::make_unique<apiserver::ApiServer>(loop_, control_->store(), so);
-    Status s = server_->start();
+    Status s = cp_.start(loop_, random_, network_port_, trace_, kScenario, "service-agents.yaml");
     ASSERT_TRUE(s.is_ok()) << s.to_string();
   }
 
@@ -146,7 +130,7 @@ class ServiceAgentsTest : public ::testing::Test {
       loop_.run_until([&] { return !a->running(); }, seconds(20));
     }
     agents_.clear();
-    if (server_) server_->stop();
+    cp_.stop();
     docker::DockerClient client;
     for (size_t i = 0; i < kNodes.size(); ++i) {
       Status s = docker::remove_all_flotilla_objects(client, prefix_ + kNodes[i]);
@@ -166,7 +150,7 @@ class ServiceAgentsTest : public ::testing::Test {
   void start_agents() {
     for (size_t i = 0; i < kNodes.size(); ++i) {
       agents_.push_back(std::make_unique<Child>(
-          std::vector<std::string>{flotilla_, "agent", "--server", server_->url(), "--node-name",
+          std::vector<std::string>{flotilla_, "agent", "--server", cp_.url(), "--node-name",
                                    kNodes[i], "--network", network(i), "--node-label-prefix",
                                    prefix_, "--timing", "fast", "--cpu", "2", "--memory", "2Gi",
                                    "--pods", "2", "--service-port-offset",
@@ -185,18 +169,13 @@ class ServiceAgentsTest : public ::testing::Test {
   }
 
   bool node_ready(const std::string& name) {
-    auto n = control_->store().get(api::Kind::kNode, "", name);
-    if (!n.is_ok()) return false;
-    for (const auto& c : api::as<api::Node>(*n)->status().conditions()) {
-      if (c.type() == "Ready") return c.status() == "True";
-    }
-    return false;
+    return apiclient::node_ready(cp_.store(), name) == "True";
   }
 
   // Ready endpoint IPs of the Service.
   std::set<std::string> endpoint_ips() {
     std::set<std::string> out;
-    auto eps = control_->store().get(api::Kind::kEndpoints, "default", "web");
+    auto eps = cp_.store().get(api::Kind::kEndpoints, "default", "web");
     if (!eps.is_ok()) return out;
     for (const auto& s : api::as<api::Endpoints>(*eps)->subsets()) {
       for (const auto& a : s.addresses()) out.insert(a.ip());
@@ -206,7 +185,7 @@ class ServiceAgentsTest : public ::testing::Test {
 
   std::vector<std::shared_ptr<const api::Pod>> pods() {
     std::vector<std::shared_ptr<const api::Pod>> out;
-    auto l = control_->store().list(api::Kind::kPod, ListOptions{});
+    auto l = cp_.store().list(api::Kind::kPod, ListOptions{});
     if (l.is_ok()) {
       for (const auto& o : l->items) out.push_back(api::as<api::Pod>(o));
     }
@@ -255,9 +234,7 @@ class ServiceAgentsTest : public ::testing::Test {
   sim::SimRandom random_{6};
   live::LiveNetwork network_port_{loop_};
   NullTraceSink trace_;
-  std::unique_ptr<scenarios::LoadedScenario> scenario_;
-  std::unique_ptr<scenarios::ControlPlane> control_;
-  std::unique_ptr<apiserver::ApiServer> server_;
+  AgentControlPlane cp_;
   std::vector<std::unique_ptr<Child>> agents_;
 };
 
@@ -268,7 +245,7 @@ TEST_F(ServiceAgentsTest, FromAPodOnEachNodeTheServiceAnswersByVipAndNameOverPod
       << outputs();
   auto objects = api::decode_manifests(kWorkload, "workload.yaml");
   ASSERT_TRUE(objects.is_ok()) << objects.status().to_string();
-  for (const auto& o : *objects) ASSERT_TRUE(control_->store().create(o.object).is_ok());
+  for (const auto& o : *objects) ASSERT_TRUE(cp_.store().create(o.object).is_ok());
   const TimePoint created = loop_.now();
 
   // 3 ready endpoints, on both nodes (2 pods per node at most).
@@ -285,7 +262,7 @@ TEST_F(ServiceAgentsTest, FromAPodOnEachNodeTheServiceAnswersByVipAndNameOverPod
   ASSERT_EQ(by_node["remote-1"].size() + by_node["remote-2"].size(), 3u);
   ASSERT_FALSE(by_node["remote-1"].empty());
   ASSERT_FALSE(by_node["remote-2"].empty());
-  auto svc = control_->store().get(api::Kind::kService, "default", "web");
+  auto svc = cp_.store().get(api::Kind::kService, "default", "web");
   ASSERT_TRUE(svc.is_ok());
   const std::string vip = api::as<api::Service>(*svc)->spec().cluster_ip();
   ASSERT_FALSE(vip.empty());
@@ -339,7 +316,7 @@ TEST_F(ServiceAgentsTest, FromAPodOnEachNodeTheServiceAnswersByVipAndNameOverPod
   ASSERT_NE(victim, nullptr);
   const std::string victim_name = victim->metadata().name();
   const std::string victim_ip = victim->status().pod_ip();
-  ASSERT_TRUE(control_->store().remove(api::Kind::kPod, "default", victim_name).is_ok());
+  ASSERT_TRUE(cp_.store().remove(api::Kind::kPod, "default", victim_name).is_ok());
   const TimePoint deleted = loop_.now();
   // The Endpoints drop it, and its replacement becomes ready.
   ASSERT_TRUE(loop_.run_until(

@@ -9,7 +9,6 @@
 // partition of a host -> NotReady. Every test sets the hosts up and tears them
 // down (scripts/multihost-env.sh down), also when it fails.
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,11 +33,14 @@
 #include "scenarios/control_plane.h"
 #include "scenarios/loader.h"
 #include "sim/engine/random.h"
-
-extern char** environ;
+#include "tests/backends/apiclient/agent_control_plane.h"
+#include "tests/backends/apiclient/child_process.h"
 
 namespace flotilla::multihost {
 namespace {
+
+using apiclient::AgentControlPlane;
+using apiclient::Child;
 
 constexpr int kHosts = 3;
 constexpr const char* kSegmentIp = "10.99.0.1";
@@ -68,44 +70,7 @@ Shell sh(const std::string& cmd) {
   return r;
 }
 
-bool skip_live() {
-  const char* s = std::getenv("FLOTILLA_SKIP_DOCKER");
-  return (s != nullptr && std::string(s) == "1") || ::geteuid() != 0;
-}
-
-// A child process (an agent in a namespace) with its output in a log file.
-class Child {
- public:
-  Child(const std::vector<std::string>& argv, const std::string& log) : log_(log) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Child() { kill(); }
-  bool started() const { return pid_ > 0; }
-  void kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  std::string output() const {
-    std::ifstream in(log_);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-};
+bool skip_live() { return apiclient::skip_docker() || ::geteuid() != 0; }
 
 constexpr const char* kScenario = R"(
 name: multihost
@@ -170,23 +135,12 @@ class MultiHostTest : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(up.status, 0) << up.out;
     hosts_up_ = true;
 
-    auto sc = scenarios::load_scenario_text(kScenario, "multihost.yaml", ".");
-    ASSERT_TRUE(sc.is_ok()) << sc.status().to_string();
-    scenario_ = std::make_unique<scenarios::LoadedScenario>(std::move(*sc));
-    control_ = std::make_unique<scenarios::ControlPlane>(loop_, random_, network_, trace_,
-                                                         *scenario_);
-    ASSERT_TRUE(control_->start().is_ok());
-    Status ipam = control_->enable_node_ipam({.cluster_cidr = "10.244.0.0/16",
-                                              .node_mask_size = 24});
-    ASSERT_TRUE(ipam.is_ok()) << ipam.to_string();
-    api::Namespace ns;
-    ns.mutable_metadata()->set_name("default");
-    (void)control_->store().create(api::share(ns));
-    apiserver::ApiServerOptions so;
-    so.address = kSegmentIp;
-    so.port = 0;
-    server_ = std::make_unique<apiserver::ApiServer>(loop_, control_->store(), so);
-    Status s = server_->start();
+    AgentControlPlane::Options o;
+    o.api_address = kSegmentIp;
+    o.before_serving = [](scenarios::ControlPlane& c) {
+      return c.enable_node_ipam({.cluster_cidr = "10.244.0.0/16", .node_mask_size = 24});
+    };
+    Status s = cp_.start(loop_, random_, network_, trace_, kScenario, "multihost.yaml", o);
     ASSERT_TRUE(s.is_ok()) << s.to_string();
     for (int i = 1; i <= kHosts; ++i) start_agent(i);
     ASSERT_TRUE(loop_.run_until(
@@ -202,7 +156,7 @@ class MultiHostTest : public ::testing::TestWithParam<std::string> {
 
   void TearDown() override {
     agents_.clear();
-    if (server_) server_->stop();
+    cp_.stop();
     if (hosts_up_) {
       Shell down = sh(env_script() + " down 2>&1");
       EXPECT_EQ(down.status, 0) << down.out;
@@ -218,7 +172,7 @@ class MultiHostTest : public ::testing::TestWithParam<std::string> {
     std::string log = ::testing::TempDir() + "flmh-agent-" + std::to_string(i) + ".log";
     agents_[i] = std::make_unique<Child>(
         std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", host_name(i), flotilla_binary(),
-                                 "agent", "--server", server_->url(), "--node-name",
+                                 "agent", "--server", cp_.url(), "--node-name",
                                  host_name(i), "--docker-socket",
                                  "/tmp/flmh/h" + std::to_string(i) + "/docker.sock",
                                  "--pod-network", GetParam(), "--node-ip", host_ip(i),
@@ -234,23 +188,16 @@ class MultiHostTest : public ::testing::TestWithParam<std::string> {
   }
 
   std::shared_ptr<const api::Node> node(int i) {
-    auto n = control_->store().get(api::Kind::kNode, "", host_name(i));
+    auto n = cp_.store().get(api::Kind::kNode, "", host_name(i));
     return n.is_ok() ? api::as<api::Node>(*n) : nullptr;
   }
-  std::string node_ready(int i) {
-    auto n = node(i);
-    if (n == nullptr) return "";
-    for (const auto& c : n->status().conditions()) {
-      if (c.type() == "Ready") return c.status();
-    }
-    return "";
-  }
+  std::string node_ready(int i) { return apiclient::node_ready(cp_.store(), host_name(i)); }
 
   void apply(const std::string& yaml) {
     auto objs = api::decode_manifests(yaml, "test.yaml");
     ASSERT_TRUE(objs.is_ok()) << objs.status().to_string();
     for (const auto& o : *objs) {
-      auto r = control_->store().create(o.object);
+      auto r = cp_.store().create(o.object);
       ASSERT_TRUE(r.is_ok()) << r.status().to_string();
     }
   }
@@ -262,14 +209,14 @@ class MultiHostTest : public ::testing::TestWithParam<std::string> {
     want["app"] = app;
     lo.labels = api::LabelSelector::from_map(want);
     std::vector<std::shared_ptr<const api::Pod>> out;
-    auto l = control_->store().list(api::Kind::kPod, lo);
+    auto l = cp_.store().list(api::Kind::kPod, lo);
     if (l.is_ok()) {
       for (const auto& o : l->items) out.push_back(api::as<api::Pod>(o));
     }
     return out;
   }
   std::shared_ptr<const api::Pod> pod(const std::string& name) {
-    auto p = control_->store().get(api::Kind::kPod, "default", name);
+    auto p = cp_.store().get(api::Kind::kPod, "default", name);
     return p.is_ok() ? api::as<api::Pod>(*p) : nullptr;
   }
   static bool running_ready(const api::Pod& p) {
@@ -347,9 +294,7 @@ spec:
   sim::SimRandom random_{11};
   live::LiveNetwork network_{loop_};
   NullTraceSink trace_;
-  std::unique_ptr<scenarios::LoadedScenario> scenario_;
-  std::unique_ptr<scenarios::ControlPlane> control_;
-  std::unique_ptr<apiserver::ApiServer> server_;
+  AgentControlPlane cp_;
   std::map<int, std::unique_ptr<Child>> agents_;
 };
 
@@ -402,7 +347,7 @@ TEST_P(MultiHostTest, AServiceByVipAndDnsNameSpreadsOverPodsOnEveryHost) {
   std::set<std::string> hosts_with_pods;
   for (const auto& [name, n] : node_of_pods("web")) hosts_with_pods.insert(n);
   ASSERT_GE(hosts_with_pods.size(), 2u) << "the scheduler put every pod on one host";
-  auto svc = control_->store().get(api::Kind::kService, "default", "web");
+  auto svc = cp_.store().get(api::Kind::kService, "default", "web");
   ASSERT_TRUE(svc.is_ok());
   const std::string vip = api::as<api::Service>(*svc)->spec().cluster_ip();
   ASSERT_FALSE(vip.empty());
@@ -438,7 +383,7 @@ TEST_P(MultiHostTest, StoppingAHostMovesItsPodsAndTheServiceKeepsAnswering) {
   ASSERT_TRUE(loop_.run_until(
       [&] { return fetch("http://web.default.svc.cluster.local/").status == 0; }, seconds(30)));
 
-  agents_[2]->kill();
+  agents_[2]->kill(SIGKILL);
   Shell stop = sh(env_script() + " stop-host 2 2>&1");
   ASSERT_EQ(stop.status, 0) << stop.out;
   ASSERT_TRUE(loop_.run_until([&] { return node_ready(2) != "True"; }, seconds(30)));
