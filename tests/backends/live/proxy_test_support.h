@@ -105,6 +105,15 @@ class ProxyTest : public ::testing::Test {
     decisions_.reset();
   }
 
+  // The decisions' options these tests start from: node "node-1", syncs at
+  // most every 10 ms, 2 retries after a failed connect.
+  static proxy::ServiceProxyOptions decision_options() {
+    proxy::ServiceProxyOptions o;
+    o.node_name = "node-1";
+    o.min_sync_period = milliseconds(10);
+    o.max_retries = 2;
+    return o;
+  }
   void make_proxies(const proxy::ServiceProxyOptions& decisions,
                     const TcpServiceProxyOptions& data_path) {
     decisions_ = std::make_unique<proxy::ServiceProxy>(loop_, store_, net_, random_, decisions);

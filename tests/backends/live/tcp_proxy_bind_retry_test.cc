@@ -84,13 +84,10 @@ bool connects(int port) {
 class TcpProxyBindRetryTest : public testing::ProxyTest {
  protected:
   TcpProxyBindRetryTest() : ProxyTest(5) {
-    proxy::ServiceProxyOptions o;
-    o.node_name = "node-1";
-    o.min_sync_period = milliseconds(10);
     TcpServiceProxyOptions to;
     to.bind_retry_initial = milliseconds(100);
     to.bind_retry_max = milliseconds(400);
-    make_proxies(o, to);
+    make_proxies(decision_options(), to);
   }
 
   // Creates Service "web" on `host_port` with one backend, starts both proxies.

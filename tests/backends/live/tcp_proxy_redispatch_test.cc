@@ -85,10 +85,7 @@ class CrashingServer {
 class TcpProxyRedispatchTest : public testing::ProxyTest {
  protected:
   TcpProxyRedispatchTest() : ProxyTest(11) {
-    proxy::ServiceProxyOptions o;
-    o.node_name = "node-1";
-    o.min_sync_period = milliseconds(10);
-    o.max_retries = 2;
+    proxy::ServiceProxyOptions o = decision_options();
     // Passive health only in effect: an active TCP check would pass on the
     // crashing server (it accepts) and bring it back mid-test.
     o.health.interval = seconds(60);

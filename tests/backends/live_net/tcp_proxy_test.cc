@@ -29,10 +29,7 @@ using testing::service_object;
 class TcpProxyTest : public testing::ProxyTest {
  protected:
   TcpProxyTest() : ProxyTest(7) {
-    proxy::ServiceProxyOptions o;
-    o.node_name = "node-1";
-    o.min_sync_period = milliseconds(10);
-    o.max_retries = 2;
+    proxy::ServiceProxyOptions o = decision_options();
     o.health.interval = milliseconds(50);
     o.health.timeout = milliseconds(200);
     o.health.fall = 3;
