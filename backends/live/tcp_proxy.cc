@@ -235,7 +235,7 @@ void TcpServiceProxy::note_bind_result(const std::string& key, const api::Object
   BindRetry& r = it->second;
   r.service = service;
   if (fresh) r.delay = options_.bind_retry_initial;
-  // A sync between two retries (the Service or its Endpoints changed) keeps
+  // A sync between two retries (the Service was updated) keeps
   // the step: it warns only about failures this step has not reported yet.
   const bool new_step = r.timer == nullptr || !r.timer->pending();
   if (new_step) r.warned.clear();
