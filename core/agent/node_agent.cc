@@ -324,6 +324,7 @@ Status NodeAgent::register_node() {
                                                      : store_.create(api::share(std::move(n)));
     if (written.is_ok()) {
       last_status_report_ = loop_.now();
+      node_uid_ = api::meta_of(**written).uid();
       return Status::ok();
     }
     StatusCode code = written.status().code();
@@ -381,14 +382,17 @@ void NodeAgent::renew_lease() {
     } else {
       lease.mutable_metadata()->set_name(node_name_);
       lease.mutable_metadata()->set_namespace_(std::string(ctrl::kNodeLeaseNamespace));
-      StatusOr<api::Object> node = store_.get(api::Kind::kNode, "", node_name_);
-      if (node.is_ok()) {
-        api::OwnerReference* ref = lease.mutable_metadata()->add_owner_references();
-        ref->set_api_version("v1");
-        ref->set_kind("Node");
-        ref->set_name(node_name_);
-        ref->set_uid(api::meta_of(**node).uid());
-      }
+    }
+    // Owned by the Node (as the kubelet's setNodeOwnerFunc), also when the
+    // Lease was left by an earlier Node of the same name.
+    auto* refs = lease.mutable_metadata()->mutable_owner_references();
+    if (!node_uid_.empty() && (refs->empty() || refs->Get(0).uid() != node_uid_)) {
+      refs->Clear();
+      api::OwnerReference* ref = refs->Add();
+      ref->set_api_version("v1");
+      ref->set_kind("Node");
+      ref->set_name(node_name_);
+      ref->set_uid(node_uid_);
     }
     api::LeaseSpec* spec = lease.mutable_spec();
     if (spec->holder_identity() != node_name_) {

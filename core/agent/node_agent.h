@@ -148,6 +148,7 @@ class NodeAgent final {
   TimerHandle heartbeat_timer_;
   TimerHandle lease_timer_;
   TimePoint last_status_report_;
+  std::string node_uid_;  // of the Node as last registered (the Lease's owner)
   TimerHandle resync_timer_;
 
   // Ordered by uid so a full resync visits pods in a deterministic order.
