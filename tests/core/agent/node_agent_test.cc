@@ -607,6 +607,33 @@ TEST_F(NodeAgentTest, SandboxGetsVolumesAndHostPorts) {
   EXPECT_EQ(cfg.ports[0].container_port, 8080);
 }
 
+// The status skip (a resync of a pod nothing happened to writes nothing) must
+// not hide a status someone else overwrote: the agent writes its own back.
+TEST_F(NodeAgentTest, StatusOverwrittenBySomeoneElseIsWrittenBackAndThenLeftAlone) {
+  start_agent();
+  create(make_pod("web-abc"));
+  run_for(seconds(5));
+  auto before = pod("web-abc");
+  ASSERT_NE(before, nullptr);
+  ASSERT_TRUE(api::is_pod_ready(*before));
+  api::Pod forged = *before;
+  forged.mutable_status()->set_phase("Pending");
+  forged.mutable_status()->clear_pod_ip();
+  api::set_condition(forged.mutable_status(), "Ready", "False", to_nanos(sim_.now()), "Forged");
+  ASSERT_TRUE(store_.update(api::share(std::move(forged))).is_ok());
+  run_for(seconds(1));
+  auto after = pod("web-abc");
+  EXPECT_EQ(after->status().phase(), "Running");
+  EXPECT_TRUE(api::is_pod_ready(*after));
+  EXPECT_EQ(after->status().pod_ip(), before->status().pod_ip());
+  // Then quiet again: resyncs find nothing to write.
+  int64_t rv = store_.resource_version();
+  run_for(seconds(35));
+  auto later = pod("web-abc");
+  EXPECT_EQ(later->metadata().resource_version(), after->metadata().resource_version());
+  EXPECT_LE(store_.resource_version() - rv, 4);  // Lease renewals only
+}
+
 TEST_F(NodeAgentTest, FullNodeIsQuietInSteadyState) {
   start_agent();
   for (int i = 0; i < 110; ++i) create(make_pod("p-" + std::to_string(i)));
