@@ -119,6 +119,12 @@ class SimServe final : public ServeRuntime {
   }
 
   Status build() {
+    // Catch SIGINT/SIGTERM from now on (run() acts on them): a signal sent
+    // as soon as the API line is printed must not kill the process uncleanly.
+    if (opts_.handle_signals) {
+      signals_.add(SIGINT);
+      signals_.add(SIGTERM);
+    }
     world_ = std::make_unique<sim::World>(sim_, random_, trace_, sc_.world);
     for (const auto& g : sc_.node_groups) FLOTILLA_RETURN_IF_ERROR(world_->add_node_group(g));
     if (world_->node_count() == 0) return invalid_error("the cluster has no nodes");
@@ -196,8 +202,6 @@ class SimServe final : public ServeRuntime {
     wall_start_ = std::chrono::steady_clock::now();
     sim_start_ = sim_.now();
     if (opts_.handle_signals) {
-      signals_.add(SIGINT);
-      signals_.add(SIGTERM);
       signals_.async_wait([this](const boost::system::error_code& ec, int) {
         if (!ec) io_.stop();
       });
@@ -267,6 +271,10 @@ class DockerServe final : public ServeRuntime {
   ~DockerServe() override { (void)teardown(); }
 
   Status build() {
+    // As SimServe: signals are caught from here on and acted on by run().
+    if (opts_.handle_signals) {
+      signals_ = std::make_unique<net::signal_set>(loop_.io_context(), SIGINT, SIGTERM);
+    }
     FLOTILLA_RETURN_IF_ERROR(client_.ping());
     plan_ = plan_nodes(sc_);
     if (plan_.empty()) return invalid_error("the cluster has no nodes");
@@ -371,17 +379,15 @@ class DockerServe final : public ServeRuntime {
   }
 
   Status run() override {
-    std::unique_ptr<net::signal_set> signals;
-    if (opts_.handle_signals) {
-      signals = std::make_unique<net::signal_set>(loop_.io_context(), SIGINT, SIGTERM);
-      signals->async_wait([this](const boost::system::error_code& ec, int) {
+    if (signals_) {
+      signals_->async_wait([this](const boost::system::error_code& ec, int) {
         if (!ec) loop_.stop();
       });
     }
     loop_.run();
-    if (signals) {
+    if (signals_) {
       boost::system::error_code ignored;
-      signals->cancel(ignored);
+      signals_->cancel(ignored);
     }
     return teardown();
   }
@@ -415,6 +421,7 @@ class DockerServe final : public ServeRuntime {
   ServeOptions opts_;
   LoadedScenario sc_;
   live::AsioEventLoop loop_;
+  std::unique_ptr<net::signal_set> signals_;  // made in build(), before the API line
   sim::SimRandom random_;
   NullTraceSink trace_;
   live::LiveNetwork network_;
