@@ -289,7 +289,9 @@ TEST_P(KubectlTest, LeasesInTheCoordinationGroup) {
   ASSERT_EQ(core.code, 0) << core.err;
   EXPECT_EQ(core.out.find("leases"), std::string::npos) << core.out;
 
-  std::string manifest = write("lease.yaml", R"(apiVersion: coordination.k8s.io/v1
+  // node-a's Lease as a manifest, renewed at `renew_time`.
+  auto lease_manifest = [&](const std::string& file, const std::string& renew_time) {
+    return write(file, R"(apiVersion: coordination.k8s.io/v1
 kind: Lease
 metadata:
   name: node-a
@@ -297,8 +299,9 @@ metadata:
 spec:
   holderIdentity: node-a
   leaseDurationSeconds: 40
-  renewTime: "2026-11-30T01:02:03.456789Z"
-)");
+  renewTime: ")" + renew_time + "\"\n");
+  };
+  std::string manifest = lease_manifest("lease.yaml", "2026-11-30T01:02:03.456789Z");
   KubectlRun apply = kubectl({"apply", "-f", manifest});
   ASSERT_EQ(apply.code, 0) << apply.err;
   EXPECT_EQ(apply.out, "lease.coordination.k8s.io/node-a created\n");
@@ -354,16 +357,7 @@ spec:
       << yaml.out;
 
   // A changed manifest is a client-side three-way patch of the Lease.
-  std::string renewed = write("lease2.yaml", R"(apiVersion: coordination.k8s.io/v1
-kind: Lease
-metadata:
-  name: node-a
-  namespace: kube-node-lease
-spec:
-  holderIdentity: node-a
-  leaseDurationSeconds: 40
-  renewTime: "2026-11-30T01:02:13.000001Z"
-)");
+  std::string renewed = lease_manifest("lease2.yaml", "2026-11-30T01:02:13.000001Z");
   KubectlRun again = kubectl({"apply", "-f", renewed});
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_EQ(again.out, "lease.coordination.k8s.io/node-a configured\n");

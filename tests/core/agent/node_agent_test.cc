@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "core/api/pod_util.h"
+#include "core/controllers/node_lifecycle.h"
 #include "core/controllers/pod_deletion.h"
 #include "core/store/in_memory_store.h"
 #include "sim/engine/random.h"
@@ -138,7 +139,7 @@ TEST_F(NodeAgentTest, RegistersNodeRenewsItsLeaseAndReportsStatusOnChangeOrEvery
   // Heartbeats: the Lease every 10 s (a quarter of its 40 s duration); the
   // Node's status only when it changed or every 5 minutes.
   auto lease = [&] {
-    StatusOr<api::Object> l = store_.get(api::Kind::kLease, "kube-node-lease", "node-1");
+    StatusOr<api::Object> l = store_.get(api::Kind::kLease, std::string(ctrl::kNodeLeaseNamespace), "node-1");
     return l.is_ok() ? api::as<api::Lease>(*l) : nullptr;
   };
   ASSERT_NE(lease(), nullptr);
@@ -150,7 +151,7 @@ TEST_F(NodeAgentTest, RegistersNodeRenewsItsLeaseAndReportsStatusOnChangeOrEvery
   std::vector<int64_t> renewals;
   std::vector<int64_t> status_writes;
   WatchOptions lo;
-  lo.ns = "kube-node-lease";
+  lo.ns = std::string(ctrl::kNodeLeaseNamespace);
   StatusOr<WatchHandle> lw = store_.watch(api::Kind::kLease, lo, [&](const WatchEvent& e) {
     renewals.push_back(api::as<api::Lease>(e.object)->spec().renew_time().nanos());
   });
