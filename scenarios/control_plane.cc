@@ -30,6 +30,8 @@ store::StoreOptions ControlPlane::store_options() {
     if (errors.empty()) return Status::ok();
     return api::invalid_status(obj, errors);
   };
+  // Five Events per pod start: a large run's biggest heap item when parsed.
+  so.packed_kinds = {api::Kind::kEvent};
   return so;
 }
 

@@ -40,8 +40,11 @@ struct ObjKey {
   friend bool operator==(const ObjKey&, const ObjKey&) = default;
 };
 
+// A stored object: parsed (`obj`), or for a packed kind only its
+// deterministic serialization (`packed`, obj null), parsed again on each read.
 struct Slot {
   api::Object obj;
+  std::string packed;
   int64_t rv = 0;
 };
 
@@ -214,7 +217,8 @@ using WatcherMap = std::map<uint64_t, std::shared_ptr<Watcher>>;
 
 struct KindStore {
   std::map<ObjKey, Slot> objects;
-  std::unordered_map<ObjKey, Entry*, KeyHash, KeyEq> by_key;  // the same entries, hashed
+  // The same entries, hashed; the views point into `objects`' own keys.
+  std::unordered_map<KeyView, Entry*, KeyHash, KeyEq> by_key;
   std::unordered_map<std::string, int64_t> ns_count;
   std::unordered_map<std::string, EntrySet> by_node;  // pods only; "" = unscheduled
   std::unordered_map<std::string, std::unordered_map<std::string, EntrySet>> by_label;
@@ -230,6 +234,7 @@ class InMemoryStore::State {
   State(EventLoop& loop, RandomStream& random, StoreOptions options)
       : loop_(loop), random_(random), options_(std::move(options)) {
     if (options_.history_size < 1) options_.history_size = 1;
+    for (api::Kind k : options_.packed_kinds) packed_[static_cast<size_t>(k)] = true;
   }
 
   ~State() {
@@ -260,13 +265,28 @@ class InMemoryStore::State {
     return it == s.by_key.end() ? nullptr : it->second;
   }
 
+  static KeyView view_of(const ObjKey& k) { return KeyView{k.ns, k.name}; }
+
+  // The stored object of a slot (parsed again for a packed kind).
+  static api::Object object_of(const api::KindInfo& info, const Slot& slot) {
+    if (slot.obj != nullptr) return slot.obj;
+    std::unique_ptr<Message> m = info.make();
+    m->ParseFromString(slot.packed);  // bytes this store serialized
+    return api::Object(std::move(m));
+  }
+
+  Slot make_slot(const api::KindInfo& info, const api::Object& obj, int64_t rv) const {
+    if (!packed_[static_cast<size_t>(info.kind)]) return Slot{obj, {}, rv};
+    return Slot{nullptr, deterministic_bytes(*obj), rv};
+  }
+
   // ------------------------------------------------------------- reads
 
   StatusOr<api::Object> get(api::Kind kind, std::string_view ns, std::string_view name) const {
     const api::KindInfo& info = api::kind_info(kind);
     const Entry* e = find(ks(kind), view_of(info, ns, name));
     if (e == nullptr) return not_found(info, name);
-    return e->second.obj;
+    return object_of(info, e->second);
   }
 
   StatusOr<ListResult> list(api::Kind kind, const ListOptions& o) const {
@@ -295,9 +315,15 @@ class InMemoryStore::State {
     int64_t scanned = 0;
     auto visit = [&](const Entry& e) {
       ++scanned;
-      if (!matches(info, e.second.obj, ns, o.labels, o.fields)) return;
+      api::Object parsed;
+      const api::Object* obj = &e.second.obj;
+      if (*obj == nullptr) {
+        parsed = object_of(info, e.second);
+        obj = &parsed;
+      }
+      if (!matches(info, *obj, ns, o.labels, o.fields)) return;
       if (limit == 0 || static_cast<int64_t>(result.items.size()) < limit) {
-        result.items.push_back(e.second.obj);
+        result.items.push_back(*obj);
         last = &e.first;
       } else {
         ++result.remaining;
@@ -384,17 +410,17 @@ class InMemoryStore::State {
     Entry* entry = find(s, KeyView{meta.namespace_(), meta.name()});
     if (entry == nullptr) {
       auto [it, inserted] =
-          s.objects.emplace(ObjKey{meta.namespace_(), meta.name()}, Slot{obj, rv});
+          s.objects.emplace(ObjKey{meta.namespace_(), meta.name()}, make_slot(info, obj, rv));
       (void)inserted;
-      s.by_key.emplace(it->first, &*it);
+      s.by_key.emplace(view_of(it->first), &*it);
       ++s.ns_count[it->first.ns];
-      index_add(info, s, &*it);
+      index_add(info, s, &*it, *obj);
       record(info, s, HistoryEntry{rv, WatchEventType::kAdded, obj, nullptr});
       return obj;
     }
-    api::Object prev = entry->second.obj;
+    api::Object prev = object_of(info, entry->second);
     index_update(info, s, entry, *prev, *obj);
-    entry->second = Slot{obj, rv};
+    entry->second = make_slot(info, obj, rv);
     record(info, s, HistoryEntry{rv, WatchEventType::kModified, obj, prev});
     return obj;
   }
@@ -426,7 +452,8 @@ class InMemoryStore::State {
     Entry* entry = find(s, KeyView{meta.namespace_(), meta.name()});
     if (entry == nullptr) return not_found(info, meta.name());
     const Slot& slot = entry->second;
-    const api::ObjectMeta& old_meta = info.meta(*slot.obj);
+    const api::Object old = object_of(info, slot);
+    const api::ObjectMeta& old_meta = info.meta(*old);
     if (!meta.resource_version().empty()) {
       int64_t given = 0;
       if (!parse_int64(meta.resource_version(), &given)) {
@@ -454,12 +481,12 @@ class InMemoryStore::State {
     meta.set_resource_version(old_meta.resource_version());
     set_type_meta(*m, info);
     // Nothing changed: nothing to write (the stored object was validated).
-    if (deterministic_bytes(*m) == deterministic_bytes(*slot.obj)) {
-      *unchanged = slot.obj;
+    if (deterministic_bytes(*m) == (slot.obj ? deterministic_bytes(*slot.obj) : slot.packed)) {
+      *unchanged = old;
       return Status::ok();
     }
-    if (spec_bytes(*m) != spec_bytes(*slot.obj)) meta.set_generation(old_meta.generation() + 1);
-    if (options_.validator) FLOTILLA_RETURN_IF_ERROR(options_.validator(*m, slot.obj.get()));
+    if (spec_bytes(*m) != spec_bytes(*old)) meta.set_generation(old_meta.generation() + 1);
+    if (options_.validator) FLOTILLA_RETURN_IF_ERROR(options_.validator(*m, old.get()));
     meta.clear_resource_version();
     *out = std::move(m);
     return Status::ok();
@@ -480,7 +507,8 @@ class InMemoryStore::State {
     const KindStore& s = ks(kind);
     const Entry* entry = find(s, view_of(info, ns, name));
     if (entry == nullptr) return not_found(info, name);
-    const api::ObjectMeta& meta = info.meta(*entry->second.obj);
+    const api::Object obj = object_of(info, entry->second);
+    const api::ObjectMeta& meta = info.meta(*obj);
     if (!o.uid.empty() && o.uid != meta.uid()) {
       return conflict_error("Precondition failed: UID in precondition: " + o.uid +
                             ", UID in object meta: " + meta.uid());
@@ -490,7 +518,7 @@ class InMemoryStore::State {
           "Precondition failed: ResourceVersion in precondition: " + o.resource_version +
           ", ResourceVersion in object meta: " + meta.resource_version());
     }
-    return entry->second.obj;
+    return obj;
   }
 
   // Removes the object at version `rv` (>= the store's); null when absent.
@@ -500,11 +528,11 @@ class InMemoryStore::State {
     Entry* entry = find(s, view_of(info, ns, name));
     if (entry == nullptr) return nullptr;
     rv_ = std::max(rv_, rv);
-    api::Object last = entry->second.obj;
-    index_remove(info, s, entry);
+    api::Object last = object_of(info, entry->second);
+    index_remove(info, s, entry, *last);
     if (--s.ns_count[entry->first.ns] == 0) s.ns_count.erase(entry->first.ns);
     ObjKey key = entry->first;
-    s.by_key.erase(key);
+    s.by_key.erase(view_of(key));
     s.objects.erase(key);
     record(info, s, HistoryEntry{rv, WatchEventType::kDeleted, last, last});
     return last;
@@ -547,8 +575,9 @@ class InMemoryStore::State {
     }
     if (o.send_initial_events) {
       for_each_candidate(info, s, w->ns, o.labels, o.fields, nullptr, [&](const Entry& e) {
-        if (w->matches(*e.second.obj)) {
-          deliver(w, WatchEvent{WatchEventType::kAdded, e.second.obj, e.second.rv});
+        api::Object obj = object_of(info, e.second);
+        if (w->matches(*obj)) {
+          deliver(w, WatchEvent{WatchEventType::kAdded, std::move(obj), e.second.rv});
         }
       });
     } else if (o.resource_version > 0) {
@@ -592,14 +621,14 @@ class InMemoryStore::State {
       }
       KindStore& s = ks(info->kind);
       ObjKey key = key_of(*info, meta.namespace_(), meta.name());
-      auto [it, inserted] = s.objects.emplace(std::move(key), Slot{o, rv});
+      auto [it, inserted] = s.objects.emplace(std::move(key), make_slot(*info, o, rv));
       if (!inserted) {
         return bad_request_error("restore: " + resource_name(*info, meta.name()) +
                                  " appears twice");
       }
-      s.by_key.emplace(it->first, &*it);
+      s.by_key.emplace(view_of(it->first), &*it);
       ++s.ns_count[it->first.ns];
-      index_add(*info, s, &*it);
+      index_add(*info, s, &*it, *o);
       top = std::max(top, rv);
     }
     rv_ = std::max(rv_, top);
@@ -753,16 +782,15 @@ class InMemoryStore::State {
     if (it->second.empty()) m.erase(it);
   }
 
-  void index_add(const api::KindInfo& info, KindStore& s, const Entry* e) {
-    const Message& obj = *e->second.obj;
+  void index_add(const api::KindInfo& info, KindStore& s, const Entry* e, const Message& obj) {
     if (info.kind == api::Kind::kPod) {
       s.by_node[static_cast<const api::Pod&>(obj).spec().node_name()].insert(e);
     }
     for (const auto& [k, v] : info.meta(obj).labels()) s.by_label[k][v].insert(e);
   }
 
-  void index_remove(const api::KindInfo& info, KindStore& s, const Entry* e) {
-    const Message& obj = *e->second.obj;
+  void index_remove(const api::KindInfo& info, KindStore& s, const Entry* e,
+                    const Message& obj) {
     if (info.kind == api::Kind::kPod) {
       set_erase(s.by_node, static_cast<const api::Pod&>(obj).spec().node_name(), e);
     }
@@ -862,6 +890,7 @@ class InMemoryStore::State {
   RandomStream& random_;
   StoreOptions options_;
   std::array<KindStore, api::kKindCount> kinds_;
+  std::array<bool, api::kKindCount> packed_{};
   int64_t rv_ = 0;
   uint64_t next_watcher_id_ = 1;
   mutable int64_t last_list_candidates_ = 0;

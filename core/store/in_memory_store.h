@@ -36,6 +36,12 @@ struct StoreOptions {
   // characters). Empty: drawn from the RandomStream given to the store.
   std::function<std::string()> new_uid;
   std::function<std::string()> new_name_suffix;
+  // Kinds kept serialized between reads (parsed again by every get, list and
+  // watch start) instead of as parsed objects: several times smaller, for
+  // kinds that are many, written once and seldom read (Events). Watch
+  // history keeps its objects parsed; reads of a packed kind return equal
+  // objects, not the stored snapshot itself.
+  std::vector<api::Kind> packed_kinds;
 };
 
 class InMemoryStore final : public Store {

@@ -3,6 +3,7 @@
 // watches (ordering, resumption, kGone, selector transitions, cancellation,
 // no re-entrant delivery).
 #include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -67,13 +68,30 @@ std::ostream& operator<<(std::ostream& os, const Seen& s) {
             << " app=" << s.label_app;
 }
 
-class StoreTest : public ::testing::Test {
+// Every test runs twice: with objects kept parsed, and with every kind packed
+// (StoreOptions::packed_kinds: serialized between reads).
+class StoreTest : public ::testing::TestWithParam<bool> {
  protected:
   explicit StoreTest(StoreOptions options = {})
       : random_(sim::SimRandom(7).stream("store")),
-        store_(std::make_unique<InMemoryStore>(loop_, *random_, std::move(options))) {}
+        store_(std::make_unique<InMemoryStore>(loop_, *random_, with_packing(std::move(options)))) {}
+
+  StoreOptions with_packing(StoreOptions o) const {
+    if (GetParam()) {
+      for (const api::KindInfo& k : api::all_kinds()) o.packed_kinds.push_back(k.kind);
+    }
+    return o;
+  }
 
   InMemoryStore& store() { return *store_; }
+
+  // The very snapshot for parsed kinds; an equal object parsed again for
+  // packed ones.
+  bool same_object(const api::Object& a, const api::Object& b) const {
+    if (!GetParam()) return a.get() == b.get();
+    return a != nullptr && b != nullptr && a.get() != b.get() &&
+           google::protobuf::util::MessageDifferencer::Equals(*a, *b);
+  }
 
   api::Object must_create(api::Object o) {
     StatusOr<api::Object> r = store().create(std::move(o));
@@ -111,7 +129,7 @@ class StoreTest : public ::testing::Test {
 
 // -------------------------------------------------------------------- CRUD
 
-TEST_F(StoreTest, CreateFillsDefaults) {
+TEST_P(StoreTest, CreateFillsDefaults) {
   loop_.run_for(seconds(5));
   api::Object stored = must_create(make_pod("", "web-1"));
   const Pod& p = pod_of(stored);
@@ -128,12 +146,12 @@ TEST_F(StoreTest, CreateFillsDefaults) {
 
   StatusOr<api::Object> got = store().get(Kind::kPod, "default", "web-1");
   ASSERT_TRUE(got.is_ok());
-  EXPECT_EQ(got->get(), stored.get()) << "get shares the stored snapshot";
+  EXPECT_TRUE(same_object(*got, stored)) << "get shares the stored snapshot";
   // The empty namespace means "default" on reads too.
   EXPECT_TRUE(store().get(Kind::kPod, "", "web-1").is_ok());
 }
 
-TEST_F(StoreTest, UidsDifferAndResourceVersionIsGlobalAcrossKinds) {
+TEST_P(StoreTest, UidsDifferAndResourceVersionIsGlobalAcrossKinds) {
   api::Object a = must_create(make_pod("default", "a"));
   api::Node n;
   n.mutable_metadata()->set_name("node-1");
@@ -146,7 +164,7 @@ TEST_F(StoreTest, UidsDifferAndResourceVersionIsGlobalAcrossKinds) {
   EXPECT_TRUE(store().get(Kind::kNode, "", "node-1").is_ok());
 }
 
-TEST_F(StoreTest, ErrorsCarryKubernetesMessages) {
+TEST_P(StoreTest, ErrorsCarryKubernetesMessages) {
   must_create(make_pod("default", "web-1"));
   StatusOr<api::Object> dup = store().create(make_pod("default", "web-1"));
   EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
@@ -178,7 +196,7 @@ TEST_F(StoreTest, ErrorsCarryKubernetesMessages) {
   EXPECT_EQ(store().resource_version(), 2) << "failed writes do not bump the version";
 }
 
-TEST_F(StoreTest, GenerateNameAppendsAFiveCharacterSuffix) {
+TEST_P(StoreTest, GenerateNameAppendsAFiveCharacterSuffix) {
   api::Object tmpl = edit(make_pod("default", ""),
                           [](Pod& p) { p.mutable_metadata()->set_generate_name("web-"); });
   api::Object a = must_create(tmpl);
@@ -198,7 +216,7 @@ class GenerateNameClashTest : public StoreTest {
   GenerateNameClashTest() : StoreTest(options()) {}
 };
 
-TEST_F(GenerateNameClashTest, RetriesOnClash) {
+TEST_P(GenerateNameClashTest, RetriesOnClash) {
   api::Object tmpl = edit(make_pod("default", ""),
                           [](Pod& p) { p.mutable_metadata()->set_generate_name("web-"); });
   EXPECT_EQ(api::meta_of(*must_create(tmpl)).name(), "web-aaaaa");
@@ -215,7 +233,7 @@ class EnforcedNamespacesTest : public StoreTest {
   EnforcedNamespacesTest() : StoreTest(options()) {}
 };
 
-TEST_F(EnforcedNamespacesTest, CreateNeedsTheNamespace) {
+TEST_P(EnforcedNamespacesTest, CreateNeedsTheNamespace) {
   StatusOr<api::Object> r = store().create(make_pod("prod", "web-1"));
   EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
   EXPECT_EQ(r.status().message(), "namespaces \"prod\" not found");
@@ -225,13 +243,13 @@ TEST_F(EnforcedNamespacesTest, CreateNeedsTheNamespace) {
   EXPECT_TRUE(store().create(make_pod("prod", "web-1")).is_ok());
 }
 
-TEST_F(StoreTest, NamespacesAreNotEnforcedByDefault) {
+TEST_P(StoreTest, NamespacesAreNotEnforcedByDefault) {
   EXPECT_TRUE(store().create(make_pod("nowhere", "web-1")).is_ok());
 }
 
 // ------------------------------------------------------------------ update
 
-TEST_F(StoreTest, UpdateKeepsIdentityAndBumpsVersion) {
+TEST_P(StoreTest, UpdateKeepsIdentityAndBumpsVersion) {
   loop_.run_for(seconds(1));
   api::Object v1 = must_create(make_pod("default", "web-1", {{"app", "web"}}));
   loop_.run_for(seconds(1));
@@ -253,7 +271,7 @@ TEST_F(StoreTest, UpdateKeepsIdentityAndBumpsVersion) {
   EXPECT_THAT(other_uid.status().message(), HasSubstr("field is immutable"));
 }
 
-TEST_F(StoreTest, GenerationFollowsSpecChangesOnly) {
+TEST_P(StoreTest, GenerationFollowsSpecChangesOnly) {
   api::Object v = must_create(make_pod("default", "web-1"));
   v = must_update(edit(v, [](Pod& p) { p.mutable_status()->set_phase("Running"); }));
   EXPECT_EQ(api::meta_of(*v).generation(), 1) << "status-only change";
@@ -268,7 +286,7 @@ TEST_F(StoreTest, GenerationFollowsSpecChangesOnly) {
   EXPECT_EQ(api::meta_of(*v).generation(), 3);
 }
 
-TEST_F(StoreTest, StaleResourceVersionConflicts) {
+TEST_P(StoreTest, StaleResourceVersionConflicts) {
   api::Object v1 = must_create(make_pod("default", "x"));
   must_update(edit(v1, [](Pod& p) { p.mutable_status()->set_phase("Running"); }));
   StatusOr<api::Object> stale =
@@ -280,7 +298,7 @@ TEST_F(StoreTest, StaleResourceVersionConflicts) {
   EXPECT_EQ(pod_of(*store().get(Kind::kPod, "default", "x")).status().phase(), "Running");
 }
 
-TEST_F(StoreTest, ConcurrentWritersOneWinsTheOtherConflicts) {
+TEST_P(StoreTest, ConcurrentWritersOneWinsTheOtherConflicts) {
   must_create(make_pod("default", "x"));
   api::Object read_a = *store().get(Kind::kPod, "default", "x");
   api::Object read_b = *store().get(Kind::kPod, "default", "x");
@@ -298,7 +316,7 @@ TEST_F(StoreTest, ConcurrentWritersOneWinsTheOtherConflicts) {
                   .is_ok());
 }
 
-TEST_F(StoreTest, EmptyResourceVersionIsUnconditional) {
+TEST_P(StoreTest, EmptyResourceVersionIsUnconditional) {
   api::Object v1 = must_create(make_pod("default", "x"));
   must_update(edit(v1, [](Pod& p) { p.mutable_status()->set_phase("Running"); }));
   api::Object forced = must_update(edit(v1, [](Pod& p) {
@@ -309,12 +327,12 @@ TEST_F(StoreTest, EmptyResourceVersionIsUnconditional) {
   EXPECT_EQ(api::meta_of(*forced).resource_version(), "3");
 }
 
-TEST_F(StoreTest, IdenticalUpdateWritesNothing) {
+TEST_P(StoreTest, IdenticalUpdateWritesNothing) {
   api::Object v1 = must_create(make_pod("default", "x"));
   std::vector<Seen> seen;
   WatchHandle w = must_watch({}, &seen);
   api::Object same = must_update(edit(v1, [](Pod&) {}));
-  EXPECT_EQ(same.get(), v1.get());
+  EXPECT_TRUE(same_object(same, v1));
   EXPECT_EQ(store().resource_version(), 1);
   loop_.run();
   EXPECT_TRUE(seen.empty());
@@ -322,7 +340,7 @@ TEST_F(StoreTest, IdenticalUpdateWritesNothing) {
 
 // ------------------------------------------------------------------ remove
 
-TEST_F(StoreTest, RemoveHonoursPreconditions) {
+TEST_P(StoreTest, RemoveHonoursPreconditions) {
   api::Object v1 = must_create(make_pod("default", "web-1"));
   const std::string uid = api::meta_of(*v1).uid();
   StatusOr<api::Object> wrong_uid = store().remove(Kind::kPod, "default", "web-1", {"other", ""});
@@ -336,7 +354,7 @@ TEST_F(StoreTest, RemoveHonoursPreconditions) {
 
   StatusOr<api::Object> gone = store().remove(Kind::kPod, "default", "web-1", {uid, "1"});
   ASSERT_TRUE(gone.is_ok());
-  EXPECT_EQ(gone->get(), v1.get()) << "returns the last state";
+  EXPECT_TRUE(same_object(*gone, v1)) << "returns the last state";
   EXPECT_EQ(store().resource_version(), 2);
   EXPECT_EQ(store().get(Kind::kPod, "default", "web-1").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store().object_count(Kind::kPod), 0u);
@@ -366,7 +384,7 @@ class ValidatedStoreTest : public StoreTest {
   std::vector<bool> saw_old_;
 };
 
-TEST_F(ValidatedStoreTest, RejectionLeavesNothingWritten) {
+TEST_P(ValidatedStoreTest, RejectionLeavesNothingWritten) {
   std::vector<Seen> seen;
   WatchHandle w = must_watch({}, &seen);
   StatusOr<api::Object> r = store().create(make_pod("default", "x", {{"bad", "1"}}));
@@ -382,7 +400,7 @@ TEST_F(ValidatedStoreTest, RejectionLeavesNothingWritten) {
     p.mutable_spec()->set_node_name("n1");
   }));
   EXPECT_EQ(u.status().code(), StatusCode::kInvalid);
-  EXPECT_EQ(store().get(Kind::kPod, "default", "x")->get(), v1.get());
+  EXPECT_TRUE(same_object(*store().get(Kind::kPod, "default", "x"), v1));
   EXPECT_EQ(store().resource_version(), 1);
   EXPECT_TRUE(must_list(ListOptions{.fields = *api::FieldSelector::parse("spec.nodeName=n1")})
                   .items.empty())
@@ -394,7 +412,7 @@ TEST_F(ValidatedStoreTest, RejectionLeavesNothingWritten) {
 
 // ------------------------------------------------------------------- lists
 
-TEST_F(StoreTest, ListIsOrderedByNamespaceThenName) {
+TEST_P(StoreTest, ListIsOrderedByNamespaceThenName) {
   for (const char* ns : {"a-x", "a", "b"}) {
     for (const char* n : {"z", "m", "a"}) must_create(make_pod(ns, n));
   }
@@ -412,7 +430,7 @@ TEST_F(StoreTest, ListIsOrderedByNamespaceThenName) {
   EXPECT_EQ(store().last_list_candidates(), 1);
 }
 
-TEST_F(StoreTest, LabelSelectorListScansOnlyIndexedCandidates) {
+TEST_P(StoreTest, LabelSelectorListScansOnlyIndexedCandidates) {
   for (int i = 0; i < 1000; ++i) {
     std::string app = i % 100 == 0 ? "web" : i % 100 == 1 ? "db" : "batch";
     must_create(make_pod("default", "p" + std::to_string(1000 + i),
@@ -436,7 +454,7 @@ TEST_F(StoreTest, LabelSelectorListScansOnlyIndexedCandidates) {
   EXPECT_EQ(store().last_list_candidates(), 0);
 }
 
-TEST_F(StoreTest, LabelIndexFollowsUpdatesAndDeletes) {
+TEST_P(StoreTest, LabelIndexFollowsUpdatesAndDeletes) {
   api::Object p = must_create(make_pod("default", "x", {{"app", "web"}}));
   auto web = [&] {
     return must_list(ListOptions{.labels = *api::LabelSelector::parse("app=web")}).items.size();
@@ -452,7 +470,7 @@ TEST_F(StoreTest, LabelIndexFollowsUpdatesAndDeletes) {
   EXPECT_EQ(db(), 0u);
 }
 
-TEST_F(StoreTest, NodeNameFieldSelectorUsesTheNodeIndex) {
+TEST_P(StoreTest, NodeNameFieldSelectorUsesTheNodeIndex) {
   for (int i = 0; i < 300; ++i) {
     must_create(make_pod("ns" + std::to_string(i % 3), "p" + std::to_string(i), {},
                          i < 200 ? "node-" + std::to_string(i % 20) : ""));
@@ -484,7 +502,7 @@ TEST_F(StoreTest, NodeNameFieldSelectorUsesTheNodeIndex) {
             0u);
 }
 
-TEST_F(StoreTest, PaginationWalksEveryItemOnce) {
+TEST_P(StoreTest, PaginationWalksEveryItemOnce) {
   for (int i = 0; i < 25; ++i) {
     must_create(make_pod("default", "p" + std::to_string(100 + i), {{"app", i % 5 ? "a" : "b"}}));
   }
@@ -516,7 +534,7 @@ TEST_F(StoreTest, PaginationWalksEveryItemOnce) {
   EXPECT_TRUE(second.continue_token.empty());
 }
 
-TEST_F(StoreTest, PaginationSeesChangesAfterTheLastKeyAndKeepsTheFirstVersion) {
+TEST_P(StoreTest, PaginationSeesChangesAfterTheLastKeyAndKeepsTheFirstVersion) {
   for (int i = 0; i < 6; ++i) must_create(make_pod("default", "p" + std::to_string(i)));
   ListResult first = must_list(ListOptions{.limit = 3});
   EXPECT_THAT(names(first.items), ElementsAre("default/p0", "default/p1", "default/p2"));
@@ -528,7 +546,7 @@ TEST_F(StoreTest, PaginationSeesChangesAfterTheLastKeyAndKeepsTheFirstVersion) {
   EXPECT_EQ(second.resource_version, first.resource_version);
 }
 
-TEST_F(StoreTest, BadContinueTokenIsABadRequest) {
+TEST_P(StoreTest, BadContinueTokenIsABadRequest) {
   StatusOr<ListResult> r = store().list(Kind::kPod, ListOptions{.continue_token = "zz"});
   EXPECT_EQ(r.status().code(), StatusCode::kBadRequest);
   EXPECT_THAT(r.status().message(), HasSubstr("continue"));
@@ -544,7 +562,7 @@ class SmallHistoryTest : public StoreTest {
   SmallHistoryTest() : StoreTest(options()) {}
 };
 
-TEST_F(SmallHistoryTest, ContinueTokenExpiresWithTheHistory) {
+TEST_P(SmallHistoryTest, ContinueTokenExpiresWithTheHistory) {
   for (int i = 0; i < 4; ++i) must_create(make_pod("default", "p" + std::to_string(i)));
   ListResult first = must_list(ListOptions{.limit = 2});
   for (int i = 0; i < 5; ++i) must_create(make_pod("other", "q" + std::to_string(i)));
@@ -556,7 +574,7 @@ TEST_F(SmallHistoryTest, ContinueTokenExpiresWithTheHistory) {
 
 // ----------------------------------------------------------------- watches
 
-TEST_F(StoreTest, WatchDeliversOrderedEventsThroughTheLoopOnly) {
+TEST_P(StoreTest, WatchDeliversOrderedEventsThroughTheLoopOnly) {
   std::vector<Seen> seen;
   WatchHandle w = must_watch({}, &seen);
   api::Object p = must_create(make_pod("default", "x", {{"app", "web"}}));
@@ -570,7 +588,7 @@ TEST_F(StoreTest, WatchDeliversOrderedEventsThroughTheLoopOnly) {
                                 Seen{WatchEventType::kDeleted, "x", 3, "web"}));
 }
 
-TEST_F(StoreTest, WatchEventsShareTheStoredSnapshot) {
+TEST_P(StoreTest, WatchEventsShareTheStoredSnapshot) {
   std::vector<api::Object> got;
   StatusOr<WatchHandle> w =
       store().watch(Kind::kPod, {}, [&](const WatchEvent& e) { got.push_back(e.object); });
@@ -581,7 +599,7 @@ TEST_F(StoreTest, WatchEventsShareTheStoredSnapshot) {
   EXPECT_EQ(got[0].get(), p.get());
 }
 
-TEST_F(StoreTest, CallbackMayWriteWithoutReentrantDelivery) {
+TEST_P(StoreTest, CallbackMayWriteWithoutReentrantDelivery) {
   std::vector<std::string> log;
   bool inside = false;
   StatusOr<WatchHandle> w = store().watch(Kind::kPod, {}, [&](const WatchEvent& e) {
@@ -599,7 +617,7 @@ TEST_F(StoreTest, CallbackMayWriteWithoutReentrantDelivery) {
   EXPECT_THAT(log, ElementsAre("a", "after-create-a", "b", "after-create-b"));
 }
 
-TEST_F(StoreTest, WatchResumesFromAVersionWithExactlyTheLaterEvents) {
+TEST_P(StoreTest, WatchResumesFromAVersionWithExactlyTheLaterEvents) {
   api::Object a = must_create(make_pod("default", "a"));
   must_create(make_pod("default", "b"));
   const int64_t rv = store().resource_version();
@@ -621,7 +639,7 @@ TEST_F(StoreTest, WatchResumesFromAVersionWithExactlyTheLaterEvents) {
   EXPECT_TRUE(none.empty());
 }
 
-TEST_F(SmallHistoryTest, WatchFromACompactedVersionIsGone) {
+TEST_P(SmallHistoryTest, WatchFromACompactedVersionIsGone) {
   for (int i = 0; i < 10; ++i) must_create(make_pod("default", "p" + std::to_string(i)));
   EXPECT_EQ(store().oldest_watchable_version(Kind::kPod), 7);
   StatusOr<WatchHandle> old =
@@ -639,7 +657,7 @@ TEST_F(SmallHistoryTest, WatchFromACompactedVersionIsGone) {
                   .is_ok());
 }
 
-TEST_F(StoreTest, WatchFromTheFutureIsRejected) {
+TEST_P(StoreTest, WatchFromTheFutureIsRejected) {
   must_create(make_pod("default", "a"));
   StatusOr<WatchHandle> w =
       store().watch(Kind::kPod, WatchOptions{.resource_version = 5}, [](const WatchEvent&) {});
@@ -647,7 +665,7 @@ TEST_F(StoreTest, WatchFromTheFutureIsRejected) {
   EXPECT_THAT(w.status().message(), HasSubstr("Too large resource version: 5, current: 1"));
 }
 
-TEST_F(StoreTest, LabelSelectorTransitionsBecomeAddedAndDeleted) {
+TEST_P(StoreTest, LabelSelectorTransitionsBecomeAddedAndDeleted) {
   std::vector<Seen> seen;
   WatchHandle w = must_watch(WatchOptions{.labels = *api::LabelSelector::parse("app=web")}, &seen);
   api::Object p = must_create(make_pod("default", "x", {{"app", "db"}}));
@@ -666,7 +684,7 @@ TEST_F(StoreTest, LabelSelectorTransitionsBecomeAddedAndDeleted) {
                                 Seen{WatchEventType::kDeleted, "x", 5, "web"}));
 }
 
-TEST_F(StoreTest, NodePinnedWatchSeesPodsArriveAndLeave) {
+TEST_P(StoreTest, NodePinnedWatchSeesPodsArriveAndLeave) {
   std::vector<Seen> on_n1;
   std::vector<Seen> everything;
   WatchHandle w1 =
@@ -686,7 +704,7 @@ TEST_F(StoreTest, NodePinnedWatchSeesPodsArriveAndLeave) {
   EXPECT_EQ(everything.size(), 6u);
 }
 
-TEST_F(StoreTest, NamespacedWatchSeesOnlyItsNamespace) {
+TEST_P(StoreTest, NamespacedWatchSeesOnlyItsNamespace) {
   std::vector<Seen> seen;
   WatchHandle w = must_watch(WatchOptions{.ns = "prod"}, &seen);
   must_create(make_pod("default", "a"));
@@ -695,7 +713,7 @@ TEST_F(StoreTest, NamespacedWatchSeesOnlyItsNamespace) {
   EXPECT_THAT(seen, ElementsAre(Seen{WatchEventType::kAdded, "b", 2, ""}));
 }
 
-TEST_F(StoreTest, InitialEventsComeFirstInKeyOrder) {
+TEST_P(StoreTest, InitialEventsComeFirstInKeyOrder) {
   must_create(make_pod("default", "c", {{"app", "web"}}));
   must_create(make_pod("default", "a", {{"app", "web"}}));
   must_create(make_pod("default", "b", {{"app", "db"}}));
@@ -716,7 +734,7 @@ TEST_F(StoreTest, InitialEventsComeFirstInKeyOrder) {
             StatusCode::kBadRequest);
 }
 
-TEST_F(StoreTest, DestroyedHandleStopsEvenQueuedEvents) {
+TEST_P(StoreTest, DestroyedHandleStopsEvenQueuedEvents) {
   std::vector<Seen> seen;
   WatchHandle w = must_watch({}, &seen);
   must_create(make_pod("default", "a"));
@@ -727,7 +745,7 @@ TEST_F(StoreTest, DestroyedHandleStopsEvenQueuedEvents) {
   EXPECT_TRUE(seen.empty());
 }
 
-TEST_F(StoreTest, HandleDestroyedFromItsOwnCallbackStopsTheRest) {
+TEST_P(StoreTest, HandleDestroyedFromItsOwnCallbackStopsTheRest) {
   std::vector<std::string> seen;
   WatchHandle w;
   StatusOr<WatchHandle> r = store().watch(Kind::kPod, {}, [&](const WatchEvent& e) {
@@ -742,7 +760,7 @@ TEST_F(StoreTest, HandleDestroyedFromItsOwnCallbackStopsTheRest) {
   EXPECT_THAT(seen, ElementsAre("a"));
 }
 
-TEST_F(StoreTest, DestroyedStoreDeliversNothingMore) {
+TEST_P(StoreTest, DestroyedStoreDeliversNothingMore) {
   std::vector<Seen> seen;
   WatchHandle w = must_watch({}, &seen);
   must_create(make_pod("default", "a"));
@@ -752,7 +770,7 @@ TEST_F(StoreTest, DestroyedStoreDeliversNothingMore) {
   w.reset();  // the handle outlives the store safely
 }
 
-TEST_F(StoreTest, ManyWatchersEachGetTheirOwnOrderedStream) {
+TEST_P(StoreTest, ManyWatchersEachGetTheirOwnOrderedStream) {
   std::vector<std::vector<Seen>> seen(20);
   std::vector<WatchHandle> handles;
   for (int i = 0; i < 20; ++i) {
@@ -771,6 +789,15 @@ TEST_F(StoreTest, ManyWatchersEachGetTheirOwnOrderedStream) {
     for (size_t j = 1; j < seen[i].size(); ++j) EXPECT_LT(seen[i][j - 1].rv, seen[i][j].rv);
   }
 }
+
+std::string storage_name(const ::testing::TestParamInfo<bool>& info) {
+  return info.param ? "Packed" : "Parsed";
+}
+INSTANTIATE_TEST_SUITE_P(Storage, StoreTest, ::testing::Bool(), storage_name);
+INSTANTIATE_TEST_SUITE_P(Storage, GenerateNameClashTest, ::testing::Bool(), storage_name);
+INSTANTIATE_TEST_SUITE_P(Storage, EnforcedNamespacesTest, ::testing::Bool(), storage_name);
+INSTANTIATE_TEST_SUITE_P(Storage, ValidatedStoreTest, ::testing::Bool(), storage_name);
+INSTANTIATE_TEST_SUITE_P(Storage, SmallHistoryTest, ::testing::Bool(), storage_name);
 
 }  // namespace
 }  // namespace flotilla::store
