@@ -1,6 +1,8 @@
 #include "core/controllers/event_recorder.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <utility>
 
 namespace flotilla::ctrl {
@@ -29,12 +31,13 @@ EventRecorder::EventRecorder(Store& store, EventLoop& loop, std::string componen
       host_(std::move(host)),
       cache_size_(cache_size == 0 ? 1 : cache_size) {}
 
-bool EventRecorder::bump(const Cached& cached) {
+bool EventRecorder::bump(const Cached& cached, const std::string& message) {
   StatusOr<api::Object> got = store_.get(api::Kind::kEvent, cached.ns, cached.name);
   if (!got.is_ok()) return false;
   api::Event e = *api::as<api::Event>(*got);
   e.set_count(e.count() + 1);
   e.mutable_last_timestamp()->set_nanos(to_nanos(loop_.now()));
+  e.set_message(message);  // a combined event shows the latest message
   return store_.update(api::share(std::move(e))).is_ok();
 }
 
@@ -45,11 +48,40 @@ void EventRecorder::remember(const std::string& key, std::string ns, std::string
     cache_.erase(it);
   }
   while (cache_.size() >= cache_size_ && !lru_.empty()) {
-    cache_.erase(lru_.back());
+    auto victim = cache_.find(*lru_.back());
     lru_.pop_back();
+    cache_.erase(victim);
   }
-  lru_.push_front(key);
-  cache_.emplace(key, Cached{std::move(ns), std::move(name), lru_.begin()});
+  auto [added, inserted] = cache_.emplace(key, Cached{std::move(ns), std::move(name), {}});
+  (void)inserted;
+  lru_.push_front(&added->first);
+  added->second.lru = lru_.begin();
+}
+
+bool EventRecorder::aggregate(const std::string& aggregate_key, std::string_view message) {
+  const TimePoint now = loop_.now();
+  const uint64_t key = std::hash<std::string>()(aggregate_key);
+  const uint64_t local = std::hash<std::string_view>()(message);
+  auto it = similar_.find(key);
+  if (it == similar_.end()) {
+    while (similar_.size() >= cache_size_ && !similar_lru_.empty()) {
+      similar_.erase(similar_lru_.back());
+      similar_lru_.pop_back();
+    }
+    similar_lru_.push_front(key);
+    it = similar_.emplace(key, Similar{{}, now, similar_lru_.begin()}).first;
+  } else {
+    similar_lru_.splice(similar_lru_.begin(), similar_lru_, it->second.lru);
+  }
+  Similar& s = it->second;
+  if (now - s.last > kEventAggregateInterval) s.messages.clear();
+  s.last = now;
+  if (std::find(s.messages.begin(), s.messages.end(), local) == s.messages.end()) {
+    s.messages.push_back(local);
+  }
+  if (s.messages.size() < kEventAggregateMaxSimilar) return false;
+  s.messages.pop_back();  // client-go keeps the set one short of the limit
+  return true;
 }
 
 void EventRecorder::event(const api::ObjectReference& involved, std::string_view type,
@@ -60,15 +92,22 @@ void EventRecorder::event(const api::ObjectReference& involved, std::string_view
   std::string key;
   for (std::string_view part : {std::string_view(involved.kind()), std::string_view(ns),
                                 std::string_view(involved.name()), std::string_view(involved.uid()),
-                                type, reason, std::string_view(message),
-                                std::string_view(component_), std::string_view(host_)}) {
+                                type, reason, std::string_view(component_),
+                                std::string_view(host_)}) {
     key += part;
     key += '\x1f';
+  }
+  // A combined event is found again by the aggregate key alone; any other by
+  // the aggregate key and its message.
+  if (aggregate(key, message)) {
+    message.insert(0, kEventCombinedPrefix);
+  } else {
+    key += message;
   }
   auto it = cache_.find(key);
   if (it != cache_.end()) {
     Cached cached = it->second;
-    if (bump(cached)) {
+    if (bump(cached, message)) {
       remember(key, cached.ns, cached.name);  // refresh its place in the LRU
       return;
     }

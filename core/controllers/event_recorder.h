@@ -2,7 +2,9 @@
 // recorder writes Event objects into the store and, like client-go's
 // correlator, folds a repeat of an identical event (same object, type, reason,
 // message and source) into the existing Event by bumping its count and
-// lastTimestamp instead of creating a new one.
+// lastTimestamp instead of creating a new one; and, like its aggregator, from
+// the tenth distinct message about one object with one reason within ten
+// minutes records "(combined from similar events): <message>" on one Event.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +12,8 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "core/api/object.h"
 #include "core/ports/event_loop.h"
@@ -19,6 +23,10 @@ namespace flotilla::ctrl {
 
 inline constexpr std::string_view kEventNormal = "Normal";
 inline constexpr std::string_view kEventWarning = "Warning";
+// client-go's EventAggregator defaults.
+inline constexpr size_t kEventAggregateMaxSimilar = 10;
+inline constexpr Duration kEventAggregateInterval = std::chrono::minutes(10);
+inline constexpr std::string_view kEventCombinedPrefix = "(combined from similar events): ";
 
 // A reference to any stored object (kind, namespace, name, uid).
 api::ObjectReference reference_to(const google::protobuf::Message& object);
@@ -56,18 +64,29 @@ class EventRecorder {
   struct Cached {
     std::string ns;
     std::string name;
-    std::list<std::string>::iterator lru;
+    std::list<const std::string*>::iterator lru;  // points at this entry's key
   };
-  bool bump(const Cached& cached);
+  // The distinct messages (hashed) seen with one aggregate key: everything
+  // but the message.
+  struct Similar {
+    std::vector<uint64_t> messages;
+    TimePoint last{};
+    std::list<uint64_t>::iterator lru;
+  };
+  bool bump(const Cached& cached, const std::string& message);
   void remember(const std::string& key, std::string ns, std::string name);
+  // True when an event with `message` under `aggregate_key` is to be combined.
+  bool aggregate(const std::string& aggregate_key, std::string_view message);
 
   Store& store_;
   EventLoop& loop_;
   std::string component_;
   std::string host_;
   size_t cache_size_;
-  std::map<std::string, Cached> cache_;  // correlation key -> stored Event
-  std::list<std::string> lru_;           // most recent first
+  std::map<std::string, Cached> cache_;   // correlation key -> stored Event
+  std::list<const std::string*> lru_;     // keys of cache_, most recent first
+  std::unordered_map<uint64_t, Similar> similar_;  // by hash of the aggregate key
+  std::list<uint64_t> similar_lru_;       // most recent first
   uint64_t dropped_ = 0;
 };
 

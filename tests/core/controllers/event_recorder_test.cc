@@ -1,6 +1,9 @@
 // EventRecorder: Event objects in the store, repeats folded into one Event.
 #include "core/controllers/event_recorder.h"
 
+#include <algorithm>
+#include <string>
+
 #include "tests/core/controllers/harness.h"
 
 namespace flotilla::ctrl {
@@ -44,6 +47,47 @@ TEST_F(EventRecorderTest, DifferentMessagesAreSeparateEventsEvenAtOneInstant) {
   rec.normal(*rc, "SuccessfulCreate", "Created pod: web-2");
   EXPECT_EQ(events("SuccessfulCreate").size(), 2u);
   EXPECT_EQ(rec.dropped(), 0u);
+}
+
+// client-go's aggregator: nine distinct messages about one object with one
+// reason are nine Events; from the tenth on, within ten minutes of the last,
+// one combined Event counts them and shows the latest message.
+TEST_F(EventRecorderTest, SimilarEventsFromTheTenthOnAreCombinedIntoOne) {
+  api::Object rc = create(make_rc("web", 1));
+  EventRecorder rec(store_, sim_, "replication-controller");
+  for (int i = 1; i <= 12; ++i) {
+    rec.normal(*rc, "SuccessfulCreate", "Created pod: web-" + std::to_string(i));
+    run_for(seconds(1));
+  }
+  rec.normal(*rc, "SuccessfulCreate", "Created pod: web-3");  // a repeat: its own Event
+  auto created = events("SuccessfulCreate");
+  ASSERT_EQ(created.size(), 10u);
+  int combined = 0;
+  for (const api::Event& e : created) {
+    if (e.message().starts_with(kEventCombinedPrefix)) {
+      ++combined;
+      EXPECT_EQ(e.message(), "(combined from similar events): Created pod: web-12");
+      EXPECT_EQ(e.count(), 3);
+      EXPECT_EQ(e.first_timestamp().nanos(), to_nanos(seconds(9)));
+      EXPECT_EQ(e.last_timestamp().nanos(), to_nanos(seconds(11)));
+    } else if (e.message() == "Created pod: web-3") {
+      EXPECT_EQ(e.count(), 2);
+    } else {
+      EXPECT_EQ(e.count(), 1) << e.message();
+    }
+  }
+  EXPECT_EQ(combined, 1);
+  // Another reason, or another object, is counted apart.
+  rec.normal(*rc, "SuccessfulDelete", "Deleted pod: web-1");
+  EXPECT_EQ(events("SuccessfulDelete")[0].message(), "Deleted pod: web-1");
+  // Ten quiet minutes start the count again.
+  run_for(minutes(11));
+  rec.normal(*rc, "SuccessfulCreate", "Created pod: web-13");
+  created = events("SuccessfulCreate");
+  ASSERT_EQ(created.size(), 11u);
+  EXPECT_EQ(std::count_if(created.begin(), created.end(),
+                          [](const api::Event& e) { return e.message() == "Created pod: web-13"; }),
+            1);
 }
 
 TEST_F(EventRecorderTest, AnEventRemovedMeanwhileIsStartedAgain) {
