@@ -19,12 +19,26 @@ void EventTtlController::on_event(const WatchEvent& e) {
   const api::ObjectMeta& meta = api::meta_of(*e.object);
   std::string key = meta.namespace_() + "/" + meta.name();
   if (e.type == WatchEventType::kDeleted) {
-    last_write_.erase(key);
+    auto it = events_.find(key);
+    if (it == events_.end()) return;
+    if (it->second.queued == 0) {
+      if (it->second.deleted) --deleted_;
+      events_.erase(it);
+    } else if (!it->second.deleted) {
+      it->second.deleted = true;
+      ++deleted_;
+    }
     return;
   }
   TimePoint now = ctx_.loop.now();
-  last_write_[key] = now;
-  writes_.emplace_back(now, std::move(key));
+  Entry& entry = *events_.try_emplace(std::move(key)).first;
+  if (entry.second.deleted) {
+    entry.second.deleted = false;
+    --deleted_;
+  }
+  entry.second.last_write = now;
+  ++entry.second.queued;
+  writes_.emplace_back(now, &entry);
   arm();
 }
 
@@ -40,11 +54,24 @@ void EventTtlController::expire() {
   TimePoint now = ctx_.loop.now();
   Duration ttl = ctx_.timing.event_ttl;
   while (!writes_.empty() && writes_.front().first + ttl <= now) {
-    auto [written, key] = std::move(writes_.front());
+    auto [written, entry] = writes_.front();
     writes_.pop_front();
-    auto it = last_write_.find(key);
-    if (it == last_write_.end() || it->second != written) continue;  // rewritten or gone
-    last_write_.erase(it);
+    Tracked& t = entry->second;
+    --t.queued;
+    if (t.deleted || t.last_write != written) {  // gone, or rewritten since
+      if (t.queued == 0 && t.deleted) {
+        --deleted_;
+        events_.erase(entry->first);
+      }
+      continue;
+    }
+    std::string key = entry->first;
+    if (t.queued == 0) {
+      events_.erase(key);
+    } else {  // written twice at one instant: the other entry is still queued
+      t.deleted = true;
+      ++deleted_;
+    }
     size_t slash = key.find('/');
     Status s = ctx_.store.remove(api::Kind::kEvent, key.substr(0, slash), key.substr(slash + 1))
                    .status();

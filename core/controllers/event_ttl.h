@@ -22,7 +22,7 @@ class EventTtlController {
   // Watches Events (those already stored count as written now).
   Status start();
   uint64_t expired() const { return expired_; }
-  size_t tracked() const { return last_write_.size(); }
+  size_t tracked() const { return events_.size() - deleted_; }
 
  private:
   void on_event(const WatchEvent& e);
@@ -33,11 +33,19 @@ class EventTtlController {
   WatchHandle watch_;
   TimerHandle timer_;
   TimePoint timer_at_{};
-  // "ns/name" -> time of the Event's last write.
-  std::unordered_map<std::string, TimePoint> last_write_;
-  // (write time, key) in time order; stale entries (rewritten or deleted
+  struct Tracked {
+    TimePoint last_write{};
+    uint32_t queued = 0;   // entries of writes_ that point here
+    bool deleted = false;  // gone from the store, kept while still queued
+  };
+  using Entry = std::unordered_map<std::string, Tracked>::value_type;
+  // "ns/name" -> the Event's last write. writes_ points at these entries
+  // (an unordered_map's nodes stay put), so each key is held once.
+  std::unordered_map<std::string, Tracked> events_;
+  size_t deleted_ = 0;
+  // (write time, entry) in time order; stale entries (rewritten or deleted
   // Events) are skipped when they come up.
-  std::deque<std::pair<TimePoint, std::string>> writes_;
+  std::deque<std::pair<TimePoint, Entry*>> writes_;
   uint64_t expired_ = 0;
 };
 

@@ -40,6 +40,24 @@ TEST_F(EventTtlTest, EventsExpireAfterTheTtlSinceTheirLastWrite) {
   EXPECT_EQ(ttl.tracked(), 0u);
 }
 
+TEST_F(EventTtlTest, AnEventWrittenTwiceAtOneInstantExpiresOnce) {
+  timing_.event_ttl = minutes(1);
+  api::Object rc = create(make_rc("web", 1));
+  EventRecorder rec(store_, sim_, "replication-controller");
+  EventTtlController ttl(context());
+  ASSERT_TRUE(ttl.start().is_ok());
+  rec.normal(*rc, "Twice", "same instant");
+  rec.normal(*rc, "Twice", "same instant");
+  run_for(seconds(1));
+  ASSERT_EQ(events("Twice").size(), 1u);
+  EXPECT_EQ(events("Twice")[0].count(), 2);
+  EXPECT_EQ(ttl.tracked(), 1u);
+  run_for(minutes(1));
+  EXPECT_TRUE(events("Twice").empty());
+  EXPECT_EQ(ttl.expired(), 1u);
+  EXPECT_EQ(ttl.tracked(), 0u);
+}
+
 TEST_F(EventTtlTest, AnEventDeletedByHandIsForgottenAndZeroTtlKeepsEverything) {
   timing_.event_ttl = minutes(1);
   api::Object rc = create(make_rc("web", 1));
