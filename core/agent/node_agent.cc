@@ -373,7 +373,9 @@ void NodeAgent::renew_lease() {
       std::max<int64_t>(1, timing_.node_lease_duration.count() / 1'000'000'000));
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     StatusOr<api::Object> existing =
-        store_.get(api::Kind::kLease, std::string(ctrl::kNodeLeaseNamespace), node_name_);
+        lease_ != nullptr
+            ? StatusOr<api::Object>(lease_)
+            : store_.get(api::Kind::kLease, std::string(ctrl::kNodeLeaseNamespace), node_name_);
     api::Lease lease;
     if (existing.is_ok()) {
       lease = *api::as<api::Lease>(*existing);
@@ -403,7 +405,11 @@ void NodeAgent::renew_lease() {
     spec->mutable_renew_time()->set_nanos(now);
     StatusOr<api::Object> written = existing.is_ok() ? store_.update(api::share(std::move(lease)))
                                                      : store_.create(api::share(std::move(lease)));
-    if (written.is_ok()) return;
+    if (written.is_ok()) {
+      lease_ = *written;
+      return;
+    }
+    lease_ = nullptr;  // changed or removed by someone else: read it again
     StatusCode code = written.status().code();
     if (code != StatusCode::kConflict && code != StatusCode::kAlreadyExists) return;
   }

@@ -149,6 +149,9 @@ class NodeAgent final {
   TimerHandle lease_timer_;
   TimePoint last_status_report_;
   std::string node_uid_;  // of the Node as last registered (the Lease's owner)
+  // The Lease as this agent last wrote it (client-go's latestLease): the next
+  // renewal starts from it instead of reading the store; a conflict drops it.
+  api::Object lease_;
   TimerHandle resync_timer_;
 
   // Ordered by uid so a full resync visits pods in a deterministic order.
