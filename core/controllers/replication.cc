@@ -49,17 +49,25 @@ bool fully_labeled(const api::Pod& pod, const api::ReplicationController& rc) {
   return true;
 }
 
+bool labels_include(const api::Labels& labels, const api::Labels& want) {
+  for (const auto& [k, v] : want) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+const api::Labels& selector_map(const api::ReplicationController& rc) {
+  return !rc.spec().selector().empty() ? rc.spec().selector()
+                                       : rc.spec().template_().metadata().labels();
+}
+
 bool same_status(const api::ReplicationControllerStatus& a,
                  const api::ReplicationControllerStatus& b) {
   return a.replicas() == b.replicas() && a.fully_labeled_replicas() == b.fully_labeled_replicas() &&
          a.ready_replicas() == b.ready_replicas() &&
          a.available_replicas() == b.available_replicas() &&
          a.observed_generation() == b.observed_generation();
-}
-
-const api::OwnerReference* rc_owner(const api::ObjectMeta& meta) {
-  const api::OwnerReference* ref = api::controller_of(meta);
-  return ref != nullptr && ref->kind() == "ReplicationController" ? ref : nullptr;
 }
 
 bool same_labels(const api::Labels& a, const api::Labels& b) {
@@ -157,6 +165,7 @@ void ReplicationManager::enqueue_matching(const std::string& ns, const api::Labe
 }
 
 void ReplicationManager::on_pod(const WatchEvent& e) {
+  pods_seen_rv_ = std::max(pods_seen_rv_, e.resource_version);
   auto pod = api::as<api::Pod>(e.object);
   const auto& meta = pod->metadata();
   const std::string key = pod_key(meta);
@@ -165,16 +174,25 @@ void ReplicationManager::on_pod(const WatchEvent& e) {
   auto rc_key = [&](const std::string& name) { return ns + "/" + name; };
 
   PodInfo now;
-  if (const api::OwnerReference* ref = rc_owner(meta)) {
-    now.owner_name = ref->name();
-    now.owner_uid = ref->uid();
+  if (const api::OwnerReference* ref = api::controller_of(meta)) {
+    if (ref->kind() == "ReplicationController") {
+      now.owner_name = ref->name();
+      now.owner_uid = ref->uid();
+    } else {
+      now.other_controller_uid = ref->uid();
+    }
   }
   now.labels = meta.labels();
   now.terminating = api::is_terminating(*pod);
+  now.active = api::is_pod_active(*pod);
+  now.ready = api::is_pod_ready(*pod);
 
   auto old_it = pods_.find(key);
   std::optional<PodInfo> old;
-  if (old_it != pods_.end()) old = old_it->second;
+  if (old_it != pods_.end()) {
+    old = std::move(old_it->second);
+    count_pod(key, *old, -1);
+  }
 
   // Keep the owner index.
   if (old && !old->owner_uid.empty()) {
@@ -185,10 +203,15 @@ void ReplicationManager::on_pod(const WatchEvent& e) {
     }
   }
   if (e.type == WatchEventType::kDeleted) {
-    pods_.erase(key);
+    if (old_it != pods_.end()) pods_.erase(old_it);
   } else {
-    pods_[key] = now;
     if (!now.owner_uid.empty()) owned_[now.owner_uid].insert(key);
+    count_pod(key, now, 1);
+    if (old_it != pods_.end()) {
+      old_it->second = now;
+    } else {
+      pods_.emplace(key, now);
+    }
   }
 
   // Expectations: creations seen on ADDED, deletions when the pod goes away or
@@ -220,6 +243,134 @@ void ReplicationManager::on_pod(const WatchEvent& e) {
       enqueue_matching(ns, old->labels);
     }
   }
+}
+
+namespace {
+
+// Adds `sign` times a pod's contribution to an RC's counts.
+template <typename Counts, typename Info>
+void classify(Counts& c, const std::string& key, const Info& info, int sign) {
+  if (key.compare(0, c.ns_prefix.size(), c.ns_prefix) != 0 || !c.selector.matches(info.labels)) {
+    c.irregular += sign;
+    return;
+  }
+  if (!info.active) return;
+  c.active += sign;
+  if (labels_include(info.labels, c.template_labels)) c.fully_labeled += sign;
+  if (info.ready) c.ready += sign;
+}
+
+}  // namespace
+
+void ReplicationManager::count_pod(const std::string& key, const PodInfo& info, int sign) {
+  if (!info.other_controller_uid.empty()) {
+    auto [it, inserted] = other_controlled_.try_emplace(info.other_controller_uid, 0);
+    it->second += sign;
+    if (it->second == 0) other_controlled_.erase(it);
+    return;
+  }
+  if (info.owner_uid.empty()) {
+    if (info.terminating) return;
+    if (sign > 0) {
+      orphans_.insert(key);
+    } else {
+      orphans_.erase(key);
+    }
+    return;
+  }
+  auto it = counts_.find(info.owner_uid);
+  if (it != counts_.end()) classify(it->second, key, info, sign);
+}
+
+const ReplicationManager::RcCounts& ReplicationManager::counts_for(
+    const api::ReplicationController& rc, const std::string& key) {
+  const auto& meta = rc.metadata();
+  const std::string ns_prefix = key.substr(0, key.find('/') + 1);
+  const api::Labels& sel = selector_map(rc);
+  const api::Labels& tmpl = rc.spec().template_().metadata().labels();
+  auto it = counts_.find(meta.uid());
+  if (it != counts_.end() && it->second.ns_prefix == ns_prefix &&
+      same_labels(it->second.selector_map, sel) && same_labels(it->second.template_labels, tmpl)) {
+    return it->second;
+  }
+  auto [kit, inserted] = counted_uid_.try_emplace(key, meta.uid());
+  if (!inserted && kit->second != meta.uid()) {
+    counts_.erase(kit->second);
+    kit->second = meta.uid();
+  }
+  RcCounts c;
+  c.ns_prefix = ns_prefix;
+  c.selector_map = sel;
+  c.selector = api::LabelSelector::from_map(sel);
+  c.template_labels = tmpl;
+  auto owned = owned_.find(meta.uid());
+  if (owned != owned_.end()) {
+    for (const std::string& pk : owned->second) classify(c, pk, pods_.at(pk), 1);
+  }
+  RcCounts& out = counts_[meta.uid()];
+  out = std::move(c);
+  return out;
+}
+
+std::optional<ReconcileResult> ReplicationManager::reconcile_from_counts(
+    const api::ReplicationController& rc, const std::string& key, const std::string& ns,
+    const std::string& name) {
+  // The cache equals the store only when every pod change has been delivered.
+  if (pods_seen_rv_ < ctx_.store.kind_resource_version(api::Kind::kPod)) return std::nullopt;
+  // Availability after minReadySeconds depends on each pod's ready time.
+  if (rc.spec().min_ready_seconds() > 0) return std::nullopt;
+  const auto& meta = rc.metadata();
+  if (other_controlled_.count(meta.uid()) > 0) return std::nullopt;
+  const RcCounts& c = counts_for(rc, key);
+  if (c.irregular > 0) return std::nullopt;  // pods to release
+  const bool being_deleted = meta.has_deletion_timestamp();
+  if (!being_deleted) {
+    for (auto it = orphans_.lower_bound(c.ns_prefix);
+         it != orphans_.end() && it->compare(0, c.ns_prefix.size(), c.ns_prefix) == 0; ++it) {
+      if (c.selector.matches(pods_.at(*it).labels)) return std::nullopt;  // one to adopt
+    }
+  }
+  const TimePoint now = ctx_.loop.now();
+  const int desired = desired_replicas(rc);
+  const bool manage = !being_deleted && expectations_.satisfied(key, now);
+  const int active = static_cast<int>(c.active);
+  if (manage && active > desired) return std::nullopt;  // victims need the pods
+  const int fully = static_cast<int>(c.fully_labeled), ready = static_cast<int>(c.ready);
+  ++syncs_from_counts_;
+
+  Status error;
+  if (manage && active < desired) {
+    error = create_pods(rc, key, std::min(desired - active, options_.burst_replicas));
+  }
+  api::ReplicationControllerStatus status;
+  status.set_replicas(active);
+  status.set_fully_labeled_replicas(fully);
+  status.set_ready_replicas(ready);
+  status.set_available_replicas(ready);
+  status.set_observed_generation(meta.generation());
+  Status st = update_status(rc, status);
+  if (!st.is_ok() && error.is_ok()) error = st;
+  trace_counts(key, ns, name, meta.uid(), desired, ready);
+  if (!error.is_ok()) return ReconcileResult::error(error);
+  return ReconcileResult::ok();
+}
+
+void ReplicationManager::trace_counts(const std::string& key, const std::string& ns,
+                                      const std::string& name, const std::string& uid,
+                                      int64_t desired, int64_t ready) {
+  auto counts = std::make_pair(desired, ready);
+  auto traced = traced_.find(key);
+  if (traced != traced_.end() && traced->second == counts) return;
+  traced_[key] = counts;
+  trace::Record r;
+  r.set_time_ns(to_nanos(ctx_.loop.now()));
+  r.set_type(trace::REPLICAS_CHANGED);
+  r.set_namespace_(ns);
+  r.set_name(name);
+  r.set_uid(uid);
+  r.set_value(counts.first);
+  r.set_value2(counts.second);
+  ctx_.trace.record(r);
 }
 
 Status ReplicationManager::create_pods(const api::ReplicationController& rc,
@@ -327,6 +478,11 @@ ReconcileResult ReplicationManager::reconcile(const std::string& key) {
     if (got.status().code() == StatusCode::kNotFound) {
       expectations_.erase(key);
       traced_.erase(key);
+      auto counted = counted_uid_.find(key);
+      if (counted != counted_uid_.end()) {
+        counts_.erase(counted->second);
+        counted_uid_.erase(counted);
+      }
       return ReconcileResult::ok();  // dependents are the garbage collector's
     }
     return ReconcileResult::error(got.status());
@@ -335,6 +491,7 @@ ReconcileResult ReplicationManager::reconcile(const std::string& key) {
   const auto& meta = rc->metadata();
   if (!rc_has_selector(*rc)) return ReconcileResult::ok();  // validation's job to reject
   const api::LabelSelector selector = rc_selector(*rc);
+  if (auto done = reconcile_from_counts(*rc, key, ns, name)) return *done;
   const bool being_deleted = meta.has_deletion_timestamp();
   Status error;
 
@@ -441,20 +598,7 @@ ReconcileResult ReplicationManager::reconcile(const std::string& key) {
   Status st = update_status(*rc, status);
   if (!st.is_ok() && error.is_ok()) error = st;
 
-  auto counts = std::make_pair(static_cast<int64_t>(desired), static_cast<int64_t>(ready));
-  auto traced = traced_.find(key);
-  if (traced == traced_.end() || traced->second != counts) {
-    traced_[key] = counts;
-    trace::Record r;
-    r.set_time_ns(to_nanos(now));
-    r.set_type(trace::REPLICAS_CHANGED);
-    r.set_namespace_(ns);
-    r.set_name(name);
-    r.set_uid(meta.uid());
-    r.set_value(counts.first);
-    r.set_value2(counts.second);
-    ctx_.trace.record(r);
-  }
+  trace_counts(key, ns, name, meta.uid(), desired, ready);
 
   if (!error.is_ok()) return ReconcileResult::error(error);
   if (next_check != Duration::max()) return ReconcileResult::requeue_after(next_check);

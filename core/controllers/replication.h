@@ -3,10 +3,13 @@
 // creating them from the template in slow-start batches and deleting the
 // cheapest victims first; adopts matching orphans, releases pods that stopped
 // matching; guards against double work with expectations; writes status back.
+// Status counts are kept up to date from the pod watch, so a sync with nothing
+// to adopt, release or delete lists no pods (when the watch is current).
 #pragma once
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -55,16 +58,44 @@ class ReplicationManager {
   const Expectations& expectations() const { return expectations_; }
   // Pod creations attempted (successful or not) since construction.
   uint64_t creations_attempted() const { return creations_attempted_; }
+  // Syncs done from the incremental counts, without listing pods.
+  uint64_t syncs_from_counts() const { return syncs_from_counts_; }
 
  private:
   struct PodInfo {
     std::string owner_name;  // controller ref of kind ReplicationController
     std::string owner_uid;
+    std::string other_controller_uid;  // a controller ref of another kind
     api::Labels labels;
     bool terminating = false;
+    bool active = false;  // api::is_pod_active
+    bool ready = false;   // api::is_pod_ready
+  };
+  // An RC's pod counts kept up to date from the pod watch (over the owned_
+  // pods), so that a sync with nothing to adopt, release or delete needs no
+  // pod list. Valid for the classification basis it was built with.
+  struct RcCounts {
+    std::string ns_prefix;      // "ns/"
+    api::Labels selector_map;   // the effective selector, as a map
+    api::LabelSelector selector;
+    api::Labels template_labels;
+    int64_t irregular = 0;  // owned pods outside ns_prefix or not matching the selector
+    int64_t active = 0, fully_labeled = 0, ready = 0;  // among matching owned pods
   };
   void on_rc(const WatchEvent& e);
   void on_pod(const WatchEvent& e);
+  // Adds (sign 1) or removes (sign -1) a pod's contribution to its owner's counts.
+  void count_pod(const std::string& key, const PodInfo& info, int sign);
+  // The counts of `rc`, (re)built from the cache when its basis changed.
+  const RcCounts& counts_for(const api::ReplicationController& rc, const std::string& key);
+  // The reconcile pass with nothing to claim and nothing to delete, from the
+  // counts; nullopt when it does not apply (the full pass runs instead).
+  std::optional<ReconcileResult> reconcile_from_counts(const api::ReplicationController& rc,
+                                                       const std::string& key,
+                                                       const std::string& ns,
+                                                       const std::string& name);
+  void trace_counts(const std::string& key, const std::string& ns, const std::string& name,
+                    const std::string& uid, int64_t desired, int64_t ready);
   // Enqueues every RC in `ns` whose selector matches `labels`.
   void enqueue_matching(const std::string& ns, const api::Labels& labels);
   Status create_pods(const api::ReplicationController& rc, const std::string& key, int count);
@@ -83,7 +114,13 @@ class ReplicationManager {
   std::map<std::string, PodInfo> pods_;                     // pod key -> what we last saw
   std::map<std::string, std::set<std::string>> owned_;      // rc uid -> pod keys
   std::map<std::string, std::pair<int64_t, int64_t>> traced_;  // rc key -> (desired, ready)
+  std::map<std::string, RcCounts> counts_;               // rc uid -> counts
+  std::map<std::string, std::string> counted_uid_;       // rc key -> uid in counts_
+  std::map<std::string, int64_t> other_controlled_;      // uid -> pods it controls (not as RC)
+  std::set<std::string> orphans_;  // keys of pods with no controller ref, not terminating
+  int64_t pods_seen_rv_ = 0;       // the newest pod watch event's version
   uint64_t creations_attempted_ = 0;
+  uint64_t syncs_from_counts_ = 0;
 };
 
 }  // namespace flotilla::ctrl

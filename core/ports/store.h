@@ -107,6 +107,13 @@ class Store {
 
   // The current global resourceVersion.
   virtual int64_t resource_version() const = 0;
+
+  // The version of the latest change (creation, update or removal) to an
+  // object of `kind`, never earlier than the truth: an unfiltered watch on
+  // `kind` that has delivered an event of at least this version has delivered
+  // every change so far, so a cache fed by it is current. The default (the
+  // global version) is always safe, if rarely equal.
+  virtual int64_t kind_resource_version(api::Kind /*kind*/) const { return resource_version(); }
 };
 
 }  // namespace flotilla

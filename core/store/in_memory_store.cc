@@ -950,6 +950,11 @@ StatusOr<WatchHandle> InMemoryStore::watch(api::Kind kind, const WatchOptions& o
 
 int64_t InMemoryStore::resource_version() const { return state_->rv(); }
 
+int64_t InMemoryStore::kind_resource_version(api::Kind kind) const {
+  const KindStore& s = state_->ks(kind);
+  return s.history.empty() ? s.history_floor : s.history.back().rv;
+}
+
 StatusOr<api::Object> InMemoryStore::prepare_create(api::Object object) {
   std::unique_ptr<Message> m;
   FLOTILLA_RETURN_IF_ERROR(state_->prepare_create(object, &m));

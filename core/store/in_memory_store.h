@@ -82,6 +82,9 @@ class InMemoryStore final : public Store {
   StatusOr<WatchHandle> watch(api::Kind kind, const WatchOptions& options,
                               std::function<void(const WatchEvent&)> on_event) override;
   int64_t resource_version() const override;
+  // The version of the kind's newest history entry (after restore(), the
+  // restored version until the next change).
+  int64_t kind_resource_version(api::Kind kind) const override;
 
   // Loads objects exactly as recorded (uid, creationTimestamp, generation and
   // metadata.resourceVersion kept, no validation, no watch events) into an
