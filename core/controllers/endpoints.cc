@@ -3,6 +3,7 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
+#include <charconv>
 #include <tuple>
 #include <utility>
 
@@ -38,12 +39,48 @@ bool address_less(const api::EndpointAddress& a, const api::EndpointAddress& b) 
   return std::tie(a.ip(), a.target_ref().name()) < std::tie(b.ip(), b.target_ref().name());
 }
 
-std::vector<std::string> endpoint_strings(const api::EndpointSubset& s,
-                                          const api::EndpointAddress& a) {
-  std::vector<std::string> out;
-  if (s.ports().empty()) out.push_back(a.ip());
-  for (const auto& p : s.ports()) out.push_back(a.ip() + ":" + std::to_string(p.port()));
-  return out;
+// Field-by-field equality, equal to MessageDifferencer::Equals for messages
+// without unknown fields (presence of node_name and target_ref included).
+bool same_ref(const api::ObjectReference& a, const api::ObjectReference& b) {
+  return a.kind() == b.kind() && a.namespace_() == b.namespace_() && a.name() == b.name() &&
+         a.uid() == b.uid() && a.api_version() == b.api_version() &&
+         a.resource_version() == b.resource_version() && a.field_path() == b.field_path();
+}
+
+bool same_address(const api::EndpointAddress& a, const api::EndpointAddress& b) {
+  return a.ip() == b.ip() && a.hostname() == b.hostname() &&
+         a.has_node_name() == b.has_node_name() && a.node_name() == b.node_name() &&
+         a.has_target_ref() == b.has_target_ref() && same_ref(a.target_ref(), b.target_ref());
+}
+
+bool same_port(const api::EndpointPort& a, const api::EndpointPort& b) {
+  return a.name() == b.name() && a.port() == b.port() && a.protocol() == b.protocol() &&
+         a.app_protocol() == b.app_protocol();
+}
+
+template <typename T, typename Eq>
+bool same_list(const google::protobuf::RepeatedPtrField<T>& a,
+               const google::protobuf::RepeatedPtrField<T>& b, Eq eq) {
+  if (a.size() != b.size()) return false;
+  for (int i = 0; i < a.size(); ++i) {
+    if (!eq(a.Get(i), b.Get(i))) return false;
+  }
+  return true;
+}
+
+bool same_subset(const api::EndpointSubset& a, const api::EndpointSubset& b) {
+  return same_list(a.ports(), b.ports(), same_port) &&
+         same_list(a.addresses(), b.addresses(), same_address) &&
+         same_list(a.not_ready_addresses(), b.not_ready_addresses(), same_address);
+}
+
+bool same_labels(const api::Labels& a, const api::Labels& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [k, v] : a) {
+    auto it = b.find(k);
+    if (it == b.end() || it->second != v) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -190,38 +227,92 @@ void EndpointsController::on_endpoints(const WatchEvent& e) {
   if (selectors_.count(key) > 0) queue_->add(key);  // recreate what someone removed
 }
 
-void EndpointsController::trace_changes(const std::string& ns, const std::string& name,
-                                        const std::vector<api::EndpointSubset>& before,
-                                        const std::vector<api::EndpointSubset>& after) {
-  auto collect = [](const std::vector<api::EndpointSubset>& subsets) {
-    std::map<std::string, const api::EndpointAddress*> out;
-    for (const auto& s : subsets) {
-      for (const auto& a : s.addresses()) {
-        for (std::string& ep : endpoint_strings(s, a)) out.emplace(std::move(ep), &a);
+namespace {
+
+// Three-way comparison of the concatenations a1+a2 and b1+b2, as strings.
+int compare_joined(std::string_view a1, std::string_view a2, std::string_view b1,
+                   std::string_view b2) {
+  const size_t head = std::min(a1.size(), b1.size());
+  if (int c = a1.substr(0, head).compare(b1.substr(0, head)); c != 0) return c;
+  const size_t na = a1.size() + a2.size(), nb = b1.size() + b2.size();
+  for (size_t i = head; i < na && i < nb; ++i) {
+    auto ca = static_cast<unsigned char>(i < a1.size() ? a1[i] : a2[i - a1.size()]);
+    auto cb = static_cast<unsigned char>(i < b1.size() ? b1[i] : b2[i - b1.size()]);
+    if (ca != cb) return ca < cb ? -1 : 1;
+  }
+  return na == nb ? 0 : (na < nb ? -1 : 1);
+}
+
+}  // namespace
+
+std::string EndpointsController::ReadyEndpoint::str() const {
+  std::string out(ip);
+  out.append(port_view());
+  return out;
+}
+
+EndpointsController::ReadySet EndpointsController::ready_set(
+    std::shared_ptr<const api::Endpoints> ep) {
+  ReadySet out;
+  out.source = std::move(ep);
+  if (out.source == nullptr) return out;
+  auto& eps = out.endpoints;
+  for (const auto& s : out.source->subsets()) {
+    for (const auto& a : s.addresses()) {
+      ReadyEndpoint e;
+      e.ip = a.ip();
+      e.address = &a;
+      if (s.ports().empty()) eps.push_back(e);
+      for (const auto& p : s.ports()) {
+        auto [end, ec] = std::to_chars(e.port.data() + 1, e.port.data() + e.port.size(), p.port());
+        if (ec != std::errc()) continue;  // an int32 always fits
+        e.port[0] = ':';
+        e.port_len = static_cast<uint8_t>(end - e.port.data());
+        eps.push_back(e);
       }
     }
-    return out;
+  }
+  auto cmp = [](const ReadyEndpoint& x, const ReadyEndpoint& y) {
+    return compare_joined(x.ip, x.port_view(), y.ip, y.port_view());
   };
-  auto was = collect(before);
-  auto is = collect(after);
-  auto record = [&](trace::EventType type, const std::string& ep, const api::EndpointAddress& a) {
+  // Sorted by endpoint; of equal ones the first listed stays.
+  std::stable_sort(eps.begin(), eps.end(),
+                   [&](const auto& x, const auto& y) { return cmp(x, y) < 0; });
+  eps.erase(std::unique(eps.begin(), eps.end(),
+                        [&](const auto& x, const auto& y) { return cmp(x, y) == 0; }),
+            eps.end());
+  return out;
+}
+
+void EndpointsController::trace_changes(const std::string& ns, const std::string& name,
+                                        const ReadySet& was, const ReadySet& is) {
+  auto record = [&](trace::EventType type, const ReadyEndpoint& e) {
+    const api::EndpointAddress& a = *e.address;
     trace::Record r;
     r.set_time_ns(to_nanos(ctx_.loop.now()));
     r.set_type(type);
     r.set_service(ns + "/" + name);
-    r.set_endpoint(ep);
+    r.set_endpoint(e.str());
     r.set_namespace_(ns);
     r.set_name(a.target_ref().name());
     r.set_uid(a.target_ref().uid());
     if (a.has_node_name()) r.set_node(a.node_name());
     ctx_.trace.record(r);
   };
-  for (const auto& [ep, a] : was) {
-    if (is.count(ep) == 0) record(trace::ENDPOINT_REMOVED, ep, *a);
-  }
-  for (const auto& [ep, a] : is) {
-    if (was.count(ep) == 0) record(trace::ENDPOINT_ADDED, ep, *a);
-  }
+  // Every entry of `from` missing in `other` (both sorted, distinct), in order.
+  auto missing = [&](const ReadySet& from, const ReadySet& other, trace::EventType type) {
+    auto o = other.endpoints.begin();
+    for (const ReadyEndpoint& e : from.endpoints) {
+      int c = 1;
+      while (o != other.endpoints.end() &&
+             (c = compare_joined(o->ip, o->port_view(), e.ip, e.port_view())) < 0) {
+        ++o;
+      }
+      if (o == other.endpoints.end() || c != 0) record(type, e);
+    }
+  };
+  missing(was, is, trace::ENDPOINT_REMOVED);
+  missing(is, was, trace::ENDPOINT_ADDED);
 }
 
 ReconcileResult EndpointsController::reconcile(const std::string& key) {
@@ -232,22 +323,33 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
   if (!ep_got.is_ok() && ep_got.status().code() != StatusCode::kNotFound) {
     return ReconcileResult::error(ep_got.status());
   }
-  std::vector<api::EndpointSubset> before;
-  if (ep_got.is_ok()) {
-    for (const auto& s : api::as<api::Endpoints>(*ep_got)->subsets()) before.push_back(s);
-  }
+  std::shared_ptr<const api::Endpoints> stored;
+  if (ep_got.is_ok()) stored = api::as<api::Endpoints>(*ep_got);
+  // Whether the stored object is the very one this controller wrote last.
+  auto cached = written_.find(key);
+  const bool ours = stored != nullptr && cached != written_.end() && cached->second.source == stored;
+  ReadySet rebuilt;
+  auto was = [&]() -> const ReadySet& {
+    if (ours) return cached->second;
+    rebuilt = ready_set(stored);
+    return rebuilt;
+  };
 
   if (!svc_got.is_ok()) {
     if (svc_got.status().code() != StatusCode::kNotFound) {
       return ReconcileResult::error(svc_got.status());
     }
-    if (!ep_got.is_ok()) return ReconcileResult::ok();
+    if (!ep_got.is_ok()) {
+      if (cached != written_.end()) written_.erase(cached);
+      return ReconcileResult::ok();
+    }
     StatusOr<api::Object> removed = ctx_.store.remove(api::Kind::kEndpoints, ns, name);
     if (!removed.is_ok() && removed.status().code() != StatusCode::kNotFound) {
       return ReconcileResult::error(removed.status());
     }
     ++writes_;
-    trace_changes(ns, name, before, {});
+    trace_changes(ns, name, was(), ReadySet{});
+    written_.erase(key);
     return ReconcileResult::ok();
   }
   auto svc = api::as<api::Service>(*svc_got);
@@ -261,17 +363,24 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
   std::vector<api::EndpointSubset> after = compute_subsets(*svc, pods->items);
 
   api::Endpoints ep;
-  if (ep_got.is_ok()) {
-    ep = *api::as<api::Endpoints>(*ep_got);
-    bool same = static_cast<size_t>(ep.subsets().size()) == after.size();
+  if (stored != nullptr) {
+    bool same = static_cast<size_t>(stored->subsets().size()) == after.size();
     for (size_t i = 0; same && i < after.size(); ++i) {
-      same = MessageDifferencer::Equals(ep.subsets(static_cast<int>(i)), after[i]);
+      const api::EndpointSubset& have = stored->subsets(static_cast<int>(i));
+      // What this controller wrote has no unknown fields: compare without reflection.
+      same = ours ? same_subset(have, after[i]) : MessageDifferencer::Equals(have, after[i]);
     }
-    api::ObjectMeta want_labels;
-    *want_labels.mutable_labels() = svc->metadata().labels();
-    api::ObjectMeta have_labels;
-    *have_labels.mutable_labels() = ep.metadata().labels();
-    if (same && MessageDifferencer::Equals(want_labels, have_labels)) return ReconcileResult::ok();
+    if (same && same_labels(svc->metadata().labels(), stored->metadata().labels())) {
+      return ReconcileResult::ok();
+    }
+    if (ours) {  // all but the subsets, which are replaced
+      ep.set_api_version(stored->api_version());
+      ep.set_kind(stored->kind());
+      *ep.mutable_metadata() = stored->metadata();
+    } else {
+      ep = *stored;
+      ep.clear_subsets();
+    }
   } else {
     ep.set_api_version("v1");
     ep.set_kind("Endpoints");
@@ -279,13 +388,15 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
     ep.mutable_metadata()->set_namespace_(ns);
   }
   *ep.mutable_metadata()->mutable_labels() = svc->metadata().labels();
-  ep.clear_subsets();
-  for (const auto& s : after) *ep.add_subsets() = s;
-  StatusOr<api::Object> written = ep_got.is_ok() ? ctx_.store.update(api::share(std::move(ep)))
-                                                  : ctx_.store.create(api::share(std::move(ep)));
+  ep.mutable_subsets()->Reserve(static_cast<int>(after.size()));
+  for (auto& s : after) *ep.add_subsets() = std::move(s);
+  StatusOr<api::Object> written = stored != nullptr ? ctx_.store.update(api::share(std::move(ep)))
+                                                    : ctx_.store.create(api::share(std::move(ep)));
   if (!written.is_ok()) return ReconcileResult::error(written.status());
   ++writes_;
-  trace_changes(ns, name, before, after);
+  ReadySet is = ready_set(api::as<api::Endpoints>(*written));
+  trace_changes(ns, name, was(), is);
+  written_[key] = std::move(is);
   return ReconcileResult::ok();
 }
 

@@ -3,13 +3,18 @@
 // `addresses` and not-ready ones in `notReadyAddresses`, with ports resolved
 // from each service port's targetPort (a number, or a named container port).
 // Output is sorted so equal inputs give equal objects; writes happen only on
-// change, and every ready address that appears or disappears is traced.
+// change (compared field by field with what this controller last wrote), and
+// every ready address that appears or disappears is traced.
 #pragma once
 
+#include <array>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/api/labels.h"
 #include "core/controllers/context.h"
@@ -46,9 +51,30 @@ class EndpointsController {
   void on_pod(const WatchEvent& e);
   void on_endpoints(const WatchEvent& e);
   void enqueue_matching(const std::string& ns, const api::Labels& labels);
-  void trace_changes(const std::string& ns, const std::string& name,
-                     const std::vector<api::EndpointSubset>& before,
-                     const std::vector<api::EndpointSubset>& after);
+  // One ready endpoint, "ip" or "ip:port", without a string of its own.
+  struct ReadyEndpoint {
+    std::string_view ip;     // into the source object
+    std::array<char, 8> port{};  // ":" and the port's digits
+    uint8_t port_len = 0;
+    const api::EndpointAddress* address = nullptr;  // the first address that gave it
+    std::string_view port_view() const { return {port.data(), port_len}; }
+    std::string str() const;
+  };
+  // A service's ready endpoints, sorted as their strings, distinct.
+  struct ReadySet {
+    std::shared_ptr<const api::Endpoints> source;
+    std::vector<ReadyEndpoint> endpoints;
+  };
+  static ReadySet ready_set(std::shared_ptr<const api::Endpoints> ep);
+  // Traces every ready endpoint that disappears (in `was` order) then every
+  // one that appears (in `is` order).
+  void trace_changes(const std::string& ns, const std::string& name, const ReadySet& was,
+                     const ReadySet& is);
+
+  // What this controller last wrote per service ("ns/name"), with its ready
+  // set: when the stored object is still that one, it needs no deep compare
+  // and its ready set no rebuild.
+  std::map<std::string, ReadySet> written_;
 
   ControllerContext ctx_;
   std::unique_ptr<WorkQueue> queue_;
