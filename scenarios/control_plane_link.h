@@ -42,6 +42,9 @@ class ControlPlaneLink final : public Store {
     return inner_.watch(kind, options, std::move(on_event));
   }
   int64_t resource_version() const override { return inner_.resource_version(); }
+  int64_t kind_resource_version(api::Kind kind) const override {
+    return inner_.kind_resource_version(kind);
+  }
 
  private:
   bool up() const { return topology_.reaches_control_plane(node_); }

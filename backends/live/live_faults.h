@@ -71,6 +71,9 @@ class SwitchableStoreLink final : public Store {
   StatusOr<WatchHandle> watch(api::Kind kind, const WatchOptions& options,
                               std::function<void(const WatchEvent&)> on_event) override;
   int64_t resource_version() const override { return inner_.resource_version(); }
+  int64_t kind_resource_version(api::Kind kind) const override {
+    return inner_.kind_resource_version(kind);
+  }
 
  private:
   Status refused() const;

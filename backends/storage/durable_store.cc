@@ -782,6 +782,10 @@ StatusOr<WatchHandle> DurableStore::watch(api::Kind kind, const WatchOptions& op
 
 int64_t DurableStore::resource_version() const { return impl_->mem->resource_version(); }
 
+int64_t DurableStore::kind_resource_version(api::Kind kind) const {
+  return impl_->mem->kind_resource_version(kind);
+}
+
 void DurableStore::when_durable(std::function<void()> fn) {
   if (impl_->durable_seq >= impl_->write_seq) {
     fn();

@@ -99,6 +99,7 @@ class DurableStore final : public Store {
   StatusOr<WatchHandle> watch(api::Kind kind, const WatchOptions& options,
                               std::function<void(const WatchEvent&)> on_event) override;
   int64_t resource_version() const override;
+  int64_t kind_resource_version(api::Kind kind) const override;
 
   // Runs `fn` once every write made so far is on disk: at once (inline) when
   // it already is, else on the loop after the fsync that covers it. The API
