@@ -372,10 +372,10 @@ void NodeAgent::renew_lease() {
   const auto duration_s = static_cast<int32_t>(
       std::max<int64_t>(1, timing_.node_lease_duration.count() / 1'000'000'000));
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+    const bool cached = lease_ != nullptr;
     StatusOr<api::Object> existing =
-        lease_ != nullptr
-            ? StatusOr<api::Object>(lease_)
-            : store_.get(api::Kind::kLease, std::string(ctrl::kNodeLeaseNamespace), node_name_);
+        cached ? StatusOr<api::Object>(lease_)
+               : store_.get(api::Kind::kLease, std::string(ctrl::kNodeLeaseNamespace), node_name_);
     api::Lease lease;
     if (existing.is_ok()) {
       lease = *api::as<api::Lease>(*existing);
@@ -411,6 +411,7 @@ void NodeAgent::renew_lease() {
     }
     lease_ = nullptr;  // changed or removed by someone else: read it again
     StatusCode code = written.status().code();
+    if (cached && code == StatusCode::kNotFound) continue;  // removed: create it now
     if (code != StatusCode::kConflict && code != StatusCode::kAlreadyExists) return;
   }
 }
