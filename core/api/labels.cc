@@ -567,4 +567,13 @@ const std::string* FieldSelector::exact_value(std::string_view field) const {
   return nullptr;
 }
 
+bool same_labels(const Labels& a, const Labels& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [k, v] : a) {
+    auto it = b.find(k);
+    if (it == b.end() || it->second != v) return false;
+  }
+  return true;
+}
+
 }  // namespace flotilla::api

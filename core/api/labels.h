@@ -24,6 +24,9 @@ using Labels = google::protobuf::Map<std::string, std::string>;
 flotilla::Status check_label_key(std::string_view key);
 flotilla::Status check_label_value(std::string_view value);
 
+// The same key=value pairs (maps have no order).
+bool same_labels(const Labels& a, const Labels& b);
+
 struct LabelRequirement {
   enum class Op { kEquals, kNotEquals, kIn, kNotIn, kExists, kDoesNotExist };
   std::string key;

@@ -74,15 +74,6 @@ bool same_subset(const api::EndpointSubset& a, const api::EndpointSubset& b) {
          same_list(a.not_ready_addresses(), b.not_ready_addresses(), same_address);
 }
 
-bool same_labels(const api::Labels& a, const api::Labels& b) {
-  if (a.size() != b.size()) return false;
-  for (const auto& [k, v] : a) {
-    auto it = b.find(k);
-    if (it == b.end() || it->second != v) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 std::vector<api::EndpointSubset> compute_subsets(const api::Service& service,
@@ -370,7 +361,7 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
       // What this controller wrote has no unknown fields: compare without reflection.
       same = ours ? same_subset(have, after[i]) : MessageDifferencer::Equals(have, after[i]);
     }
-    if (same && same_labels(svc->metadata().labels(), stored->metadata().labels())) {
+    if (same && api::same_labels(svc->metadata().labels(), stored->metadata().labels())) {
       return ReconcileResult::ok();
     }
     if (ours) {  // all but the subsets, which are replaced

@@ -70,15 +70,6 @@ bool same_status(const api::ReplicationControllerStatus& a,
          a.observed_generation() == b.observed_generation();
 }
 
-bool same_labels(const api::Labels& a, const api::Labels& b) {
-  if (a.size() != b.size()) return false;
-  for (const auto& [k, v] : a) {
-    auto it = b.find(k);
-    if (it == b.end() || it->second != v) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 bool delete_before(const api::Pod& a, const api::Pod& b) {
@@ -238,7 +229,7 @@ void ReplicationManager::on_pod(const WatchEvent& e) {
     }
     // An orphan whose labels changed may have stopped matching another RC,
     // which may now be short of pods only once it looks again.
-    bool labels_changed = !same_labels(old->labels, now.labels);
+    bool labels_changed = !api::same_labels(old->labels, now.labels);
     if (old->owner_name.empty() && (labels_changed || !now.owner_name.empty())) {
       enqueue_matching(ns, old->labels);
     }
@@ -290,7 +281,8 @@ const ReplicationManager::RcCounts& ReplicationManager::counts_for(
   const api::Labels& tmpl = rc.spec().template_().metadata().labels();
   auto it = counts_.find(meta.uid());
   if (it != counts_.end() && it->second.ns_prefix == ns_prefix &&
-      same_labels(it->second.selector_map, sel) && same_labels(it->second.template_labels, tmpl)) {
+      api::same_labels(it->second.selector_map, sel) &&
+      api::same_labels(it->second.template_labels, tmpl)) {
     return it->second;
   }
   auto [kit, inserted] = counted_uid_.try_emplace(key, meta.uid());

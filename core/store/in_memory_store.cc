@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/api/labels.h"
 #include "core/api/names.h"
 
 namespace flotilla::store {
@@ -126,15 +127,6 @@ void set_type_meta(Message& m, const api::KindInfo& info) {
     r->SetString(&m, av, std::string(info.api_version));
   }
   if (k != nullptr && r->GetString(m, k).empty()) r->SetString(&m, k, std::string(info.name));
-}
-
-bool same_labels(const api::Labels& a, const api::Labels& b) {
-  if (a.size() != b.size()) return false;
-  for (const auto& [k, v] : a) {
-    auto it = b.find(k);
-    if (it == b.end() || it->second != v) return false;
-  }
-  return true;
 }
 
 std::string quoted(std::string_view s) {
@@ -817,7 +809,7 @@ class InMemoryStore::State {
     }
     const api::Labels& la = info.meta(prev).labels();
     const api::Labels& lb = info.meta(next).labels();
-    if (same_labels(la, lb)) return;
+    if (api::same_labels(la, lb)) return;
     for (const auto& [k, v] : la) {
       auto it = lb.find(k);
       if (it == lb.end() || it->second != v) remove_label(s, k, v, e);
