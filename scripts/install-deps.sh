@@ -9,6 +9,7 @@ BUILD_PKGS=(
   libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libcli11-dev
+  libjemalloc-dev  # the flotilla binary's allocator (FLOTILLA_JEMALLOC)
   nlohmann-json3-dev libssl-dev zlib1g-dev
   gnuplot-nox
   busybox-static curl
