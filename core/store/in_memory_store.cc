@@ -88,6 +88,7 @@ struct HistoryEntry {
   WatchEventType type;
   api::Object obj;   // the new state; for kDeleted, the last state
   api::Object prev;  // the state before; null for kAdded
+  TimePoint at{};    // when it was recorded
 };
 
 std::string to_decimal(int64_t v) { return std::to_string(v); }
@@ -823,6 +824,7 @@ class InMemoryStore::State {
   // ----------------------------------------------------------- fan-out
 
   void record(const api::KindInfo& info, KindStore& s, HistoryEntry h) {
+    h.at = loop_.now();
     s.history.push_back(std::move(h));
     const HistoryEntry& e = s.history.back();
     if (s.watchers > 0) {
@@ -854,6 +856,13 @@ class InMemoryStore::State {
     if (static_cast<int64_t>(s.history.size()) > options_.history_size) {
       s.history_floor = s.history.front().rv;
       s.history.pop_front();
+    }
+    if (options_.history_retention > Duration(0)) {
+      const TimePoint oldest = e.at - options_.history_retention;
+      while (s.history.size() > 1 && s.history.front().at < oldest) {
+        s.history_floor = s.history.front().rv;
+        s.history.pop_front();
+      }
     }
   }
 

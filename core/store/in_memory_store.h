@@ -32,6 +32,13 @@ struct StoreOptions {
   // Watch history kept per kind, in events. A watch (or a list continue token)
   // from a version older than the window is kGone.
   int64_t history_size = 10000;
+  // And only for this long (0: by count alone): an event older than this
+  // leaves the history at the kind's next write, so a watch or continue token
+  // from before it is kGone, as kube-apiserver's after etcd compacts (every
+  // 5 minutes by default). Without it a kind of few, large objects (a
+  // Service's Endpoints of thousands of addresses) keeps up to history_size
+  // old copies of them.
+  Duration history_retention{0};
   // Sources of uids ("0b5e...-4d1c-...") and of generateName suffixes (5
   // characters). Empty: drawn from the RandomStream given to the store.
   std::function<std::string()> new_uid;

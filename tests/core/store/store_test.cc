@@ -39,6 +39,8 @@ api::Object make_pod(const std::string& ns, const std::string& name,
 
 const Pod& pod_of(const api::Object& o) { return static_cast<const Pod&>(*o); }
 
+int64_t rv_of(const api::Object& o) { return std::stoll(api::meta_of(*o).resource_version()); }
+
 // A modified copy of a stored pod.
 template <typename Fn>
 api::Object edit(const api::Object& o, Fn fn) {
@@ -572,6 +574,37 @@ TEST_P(SmallHistoryTest, ContinueTokenExpiresWithTheHistory) {
   EXPECT_THAT(r.status().message(), HasSubstr("continue parameter is too old"));
 }
 
+class RetainedHistoryTest : public StoreTest {
+ protected:
+  static StoreOptions options() {
+    StoreOptions o;
+    o.history_retention = std::chrono::minutes(5);
+    return o;
+  }
+  RetainedHistoryTest() : StoreTest(options()) {}
+};
+
+TEST_P(RetainedHistoryTest, EventsOlderThanTheRetentionLeaveAtTheNextWrite) {
+  api::Object a = must_create(make_pod("default", "a"));
+  api::Object a2 = must_update(edit(a, [](Pod& p) { p.mutable_status()->set_phase("Running"); }));
+  loop_.run_for(std::chrono::minutes(4));
+  must_create(make_pod("default", "b"));
+  auto watch_from = [&](const api::Object& o) {
+    return store().watch(Kind::kPod, WatchOptions{.resource_version = rv_of(o)},
+                         [](const WatchEvent&) {});
+  };
+  // Nothing is older than 5 minutes yet: a watch from `a` replays a2 and b.
+  EXPECT_TRUE(watch_from(a).is_ok());
+  loop_.run_for(std::chrono::minutes(2));
+  // Time alone drops nothing: the next write does.
+  EXPECT_TRUE(watch_from(a).is_ok());
+  must_create(make_pod("default", "c"));
+  StatusOr<WatchHandle> gone = watch_from(a);
+  EXPECT_EQ(gone.status().code(), StatusCode::kGone) << gone.status().to_string();
+  EXPECT_TRUE(watch_from(a2).is_ok()) << "b (4 minutes old) and c are kept";
+  EXPECT_EQ(store().oldest_watchable_version(Kind::kPod), rv_of(a2));
+}
+
 // ----------------------------------------------------------------- watches
 
 TEST_P(StoreTest, WatchDeliversOrderedEventsThroughTheLoopOnly) {
@@ -798,6 +831,7 @@ INSTANTIATE_TEST_SUITE_P(Storage, GenerateNameClashTest, ::testing::Bool(), stor
 INSTANTIATE_TEST_SUITE_P(Storage, EnforcedNamespacesTest, ::testing::Bool(), storage_name);
 INSTANTIATE_TEST_SUITE_P(Storage, ValidatedStoreTest, ::testing::Bool(), storage_name);
 INSTANTIATE_TEST_SUITE_P(Storage, SmallHistoryTest, ::testing::Bool(), storage_name);
+INSTANTIATE_TEST_SUITE_P(Storage, RetainedHistoryTest, ::testing::Bool(), storage_name);
 
 }  // namespace
 }  // namespace flotilla::store
