@@ -159,6 +159,10 @@ struct NodeAgent::PodRecord {
   // the one its status was checked against skips recomputing its status.
   bool dirty = true;
   std::string checked_rv;  // snapshot version the last computed status matched
+  // The last sync found every container running and the status written:
+  // until something marks the pod dirty, a sync would do nothing, so the
+  // periodic resync passes it by without touching the pod.
+  bool settled = false;
   bool has_start_time = false;
   TimePoint start_time{};
   std::vector<ContainerRecord> containers;
@@ -653,7 +657,10 @@ void NodeAgent::forget_pod(const std::string& uid, bool remove_sandbox) {
 void NodeAgent::enqueue(const std::string& uid, bool resync) {
   PodRecord* p = find(uid);
   if (p == nullptr) return;
-  if (!resync) p->dirty = true;
+  if (!resync) {
+    p->dirty = true;
+    p->settled = false;
+  }
   if (p->queued) return;
   p->queued = true;
   queue_.push_back(uid);
@@ -684,7 +691,7 @@ void NodeAgent::drain_queue() {
 void NodeAgent::schedule_resync() {
   resync_timer_ = loop_.run_after(timing_.agent_sync_period, guard([this] {
                                     for (const auto& [uid, p] : pods_) {
-                                      enqueue(uid, /*resync=*/true);
+                                      if (!p->settled) enqueue(uid, /*resync=*/true);
                                     }
                                     schedule_resync();
                                   }));
@@ -734,6 +741,7 @@ bool NodeAgent::pod_finished(const PodRecord& pod) const {
 
 void NodeAgent::sync_pod(PodRecord& pod) {
   ++syncs_;
+  pod.settled = false;
   if (api::is_terminating(*pod.pod)) {
     sync_terminating(pod);
     return;
@@ -757,20 +765,25 @@ void NodeAgent::sync_pod(PodRecord& pod) {
     write_status(pod);
     return;
   }
+  bool all_running = !pod.sandbox_id.empty();
   if (pod.sandbox_id.empty()) {
     pod.dirty = true;
     ensure_sandbox(pod);
   } else {
     for (size_t i = 0; i < pod.containers.size(); ++i) {
       const ContainerRecord& c = pod.containers[i];
-      if (c.busy || c.phase != ContainerRecord::Phase::kRunning) pod.dirty = true;
+      if (c.busy || c.phase != ContainerRecord::Phase::kRunning) {
+        pod.dirty = true;
+        all_running = false;
+      }
       sync_container(pod, i);
     }
   }
   // A periodic resync of a pod nothing happened to finds the status it
-  // checked last time: skip building it again (most of a large cluster's
-  // resyncs).
+  // checked last time: skip building it again.
   if (pod.dirty || pod.checked_rv != pod.pod->metadata().resource_version()) write_status(pod);
+  pod.settled =
+      all_running && !pod.dirty && pod.checked_rv == pod.pod->metadata().resource_version();
 }
 
 void NodeAgent::ensure_sandbox(PodRecord& pod) {
