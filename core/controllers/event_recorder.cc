@@ -31,31 +31,42 @@ EventRecorder::EventRecorder(Store& store, EventLoop& loop, std::string componen
       host_(std::move(host)),
       cache_size_(cache_size == 0 ? 1 : cache_size) {}
 
-bool EventRecorder::bump(const Cached& cached, const std::string& message) {
-  StatusOr<api::Object> got = store_.get(api::Kind::kEvent, cached.ns, cached.name);
+bool EventRecorder::bump(const std::string& ns, const std::string& name,
+                         const api::ObjectReference& involved, std::string_view type,
+                         std::string_view reason, const std::string& message) {
+  StatusOr<api::Object> got = store_.get(api::Kind::kEvent, ns, name);
   if (!got.is_ok()) return false;
-  api::Event e = *api::as<api::Event>(*got);
+  const api::Event& stored = *api::as<api::Event>(*got);
+  const api::ObjectReference& ref = stored.involved_object();
+  // The one the key was made of: the same object, source, type and reason,
+  // and the same message (any combined message for a combined event).
+  const bool combined = message.starts_with(kEventCombinedPrefix);
+  if (ref.uid() != involved.uid() || ref.name() != involved.name() ||
+      ref.kind() != involved.kind() || stored.type() != type || stored.reason() != reason ||
+      stored.source().component() != component_ || stored.source().host() != host_ ||
+      (combined ? !stored.message().starts_with(kEventCombinedPrefix)
+                : stored.message() != message)) {
+    return false;
+  }
+  api::Event e = stored;
   e.set_count(e.count() + 1);
   e.mutable_last_timestamp()->set_nanos(to_nanos(loop_.now()));
   e.set_message(message);  // a combined event shows the latest message
   return store_.update(api::share(std::move(e))).is_ok();
 }
 
-void EventRecorder::remember(const std::string& key, std::string ns, std::string name) {
+void EventRecorder::remember(uint64_t key, std::string name) {
   auto it = cache_.find(key);
   if (it != cache_.end()) {
     lru_.erase(it->second.lru);
     cache_.erase(it);
   }
   while (cache_.size() >= cache_size_ && !lru_.empty()) {
-    auto victim = cache_.find(*lru_.back());
+    cache_.erase(lru_.back());
     lru_.pop_back();
-    cache_.erase(victim);
   }
-  auto [added, inserted] = cache_.emplace(key, Cached{std::move(ns), std::move(name), {}});
-  (void)inserted;
-  lru_.push_front(&added->first);
-  added->second.lru = lru_.begin();
+  lru_.push_front(key);
+  cache_.emplace(key, Cached{std::move(name), lru_.begin()});
 }
 
 bool EventRecorder::aggregate(const std::string& aggregate_key, std::string_view message) {
@@ -104,11 +115,12 @@ void EventRecorder::event(const api::ObjectReference& involved, std::string_view
   } else {
     key += message;
   }
-  auto it = cache_.find(key);
+  const uint64_t hash = std::hash<std::string>()(key);
+  auto it = cache_.find(hash);
   if (it != cache_.end()) {
-    Cached cached = it->second;
-    if (bump(cached, message)) {
-      remember(key, cached.ns, cached.name);  // refresh its place in the LRU
+    std::string name = it->second.name;
+    if (bump(ns, name, involved, type, reason, message)) {
+      remember(hash, std::move(name));  // refresh its place in the LRU
       return;
     }
     // The Event was removed or changed under us: start a new one.
@@ -140,8 +152,7 @@ void EventRecorder::event(const api::ObjectReference& involved, std::string_view
     e.mutable_metadata()->set_name(name);
     StatusOr<api::Object> created = store_.create(api::share(e));
     if (created.is_ok()) {
-      const auto& stored = api::meta_of(**created);
-      remember(key, stored.namespace_().empty() ? ns : stored.namespace_(), stored.name());
+      remember(hash, api::meta_of(**created).name());
       return;
     }
     if (created.status().code() != StatusCode::kAlreadyExists) break;

@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <list>
-#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -61,10 +60,13 @@ class EventRecorder {
   uint64_t dropped() const { return dropped_; }
 
  private:
+  // The Event an earlier event went into, in the namespace of the event.
+  // Kept by a hash of the correlation key (a large simulation has thousands
+  // of recorders of 4,096 entries each); bump() checks the stored Event really
+  // is one with that key, so a hash collision only starts a new Event.
   struct Cached {
-    std::string ns;
     std::string name;
-    std::list<const std::string*>::iterator lru;  // points at this entry's key
+    std::list<uint64_t>::iterator lru;
   };
   // The distinct messages (hashed) seen with one aggregate key: everything
   // but the message.
@@ -73,8 +75,9 @@ class EventRecorder {
     TimePoint last{};
     std::list<uint64_t>::iterator lru;
   };
-  bool bump(const Cached& cached, const std::string& message);
-  void remember(const std::string& key, std::string ns, std::string name);
+  bool bump(const std::string& ns, const std::string& name, const api::ObjectReference& involved,
+            std::string_view type, std::string_view reason, const std::string& message);
+  void remember(uint64_t key, std::string name);
   // True when an event with `message` under `aggregate_key` is to be combined.
   bool aggregate(const std::string& aggregate_key, std::string_view message);
 
@@ -83,8 +86,8 @@ class EventRecorder {
   std::string component_;
   std::string host_;
   size_t cache_size_;
-  std::map<std::string, Cached> cache_;   // correlation key -> stored Event
-  std::list<const std::string*> lru_;     // keys of cache_, most recent first
+  std::unordered_map<uint64_t, Cached> cache_;  // hash of the correlation key
+  std::list<uint64_t> lru_;                     // keys of cache_, most recent first
   std::unordered_map<uint64_t, Similar> similar_;  // by hash of the aggregate key
   std::list<uint64_t> similar_lru_;       // most recent first
   uint64_t dropped_ = 0;

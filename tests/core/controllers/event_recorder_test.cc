@@ -105,6 +105,33 @@ TEST_F(EventRecorderTest, AnEventRemovedMeanwhileIsStartedAgain) {
   EXPECT_EQ(again[0].count(), 1);
 }
 
+// The cache keeps a hash of the correlation key and the Event's name: the
+// stored Event is checked before it is bumped, so another Event found under
+// that name (here: one recreated with another reason) is left alone.
+TEST_F(EventRecorderTest, AnotherEventUnderTheCachedNameIsNotBumped) {
+  api::Object rc = create(make_rc("web", 1));
+  EventRecorder rec(store_, sim_, "kubelet", "node-1");
+  rec.normal(*rc, "Pulled", "image pulled");
+  auto first = events("Pulled");
+  ASSERT_EQ(first.size(), 1u);
+  const std::string name = first[0].metadata().name();
+  ASSERT_TRUE(store_.remove(api::Kind::kEvent, "default", name).is_ok());
+  api::Event other = first[0];
+  other.mutable_metadata()->clear_resource_version();
+  other.mutable_metadata()->clear_uid();
+  other.set_reason("Created");
+  ASSERT_TRUE(store_.create(api::share(std::move(other))).is_ok());
+  run_for(seconds(1));
+  rec.normal(*rc, "Pulled", "image pulled");
+  auto pulled = events("Pulled");
+  ASSERT_EQ(pulled.size(), 1u);
+  EXPECT_NE(pulled[0].metadata().name(), name);
+  EXPECT_EQ(pulled[0].count(), 1);
+  auto created = events("Created");
+  ASSERT_EQ(created.size(), 1u);
+  EXPECT_EQ(created[0].count(), 1) << "not bumped as if it were the Pulled event";
+}
+
 TEST_F(EventRecorderTest, NodeEventsLiveInDefaultNamespace) {
   heartbeat("node-1");
   auto node = get<api::Node>("", "node-1");
