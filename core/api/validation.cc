@@ -78,6 +78,9 @@ void check_supported(Errors& e, const std::string& f, const std::string& value,
 void check_non_negative(Errors& e, const std::string& f, int64_t v) {
   if (v < 0) invalid(e, f, std::to_string(v), "must be greater than or equal to 0");
 }
+void check_non_negative(Errors& e, const std::string& parent, std::string_view field, int64_t v) {
+  if (v < 0) check_non_negative(e, child(parent, field), v);
+}
 
 void check_port_range(Errors& e, const std::string& f, int64_t port) {
   if (port < 1 || port > 65535) {
@@ -123,9 +126,19 @@ std::vector<std::string> port_name_errors(std::string_view s) {
   return errs;
 }
 
-void add_all(Errors& e, const std::string& f, const std::string& value,
+// One Invalid error per reason about `value` at `f` (or `parent.field`). The
+// path and the quoted value are built only when there is an error: every
+// store write validates its object.
+void add_all(Errors& e, const std::string& f, std::string_view value,
              const std::vector<std::string>& reasons) {
-  for (const std::string& r : reasons) invalid(e, f, value, r);
+  if (reasons.empty()) return;
+  const std::string quoted = quote(value);
+  for (const std::string& r : reasons) invalid(e, f, quoted, r);
+}
+void add_all(Errors& e, const std::string& parent, std::string_view field, std::string_view value,
+             const std::vector<std::string>& reasons) {
+  if (reasons.empty()) return;
+  add_all(e, child(parent, field), value, reasons);
 }
 
 bool valid_ip(const std::string& s) {
@@ -147,25 +160,35 @@ std::string go_map(const google::protobuf::Map<std::string, std::string>& m) {
 
 // ------------------------------------------------------------- metadata
 
+// Labels (and annotations) are checked in place; sorted, for a stable order
+// of errors, only when one is wrong.
 void validate_labels(Errors& e, const google::protobuf::Map<std::string, std::string>& labels,
-                     const std::string& f) {
+                     const std::string& parent, std::string_view field) {
+  if (std::all_of(labels.begin(), labels.end(), [](const auto& kv) {
+        return qualified_name_errors(kv.first).empty() && label_value_errors(kv.second).empty();
+      })) {
+    return;
+  }
+  const std::string f = child(parent, field);
   std::map<std::string, std::string> sorted(labels.begin(), labels.end());
   for (const auto& [k, v] : sorted) {
-    add_all(e, f, quote(k), qualified_name_errors(k));
-    add_all(e, f, quote(v), label_value_errors(v));
+    add_all(e, f, k, qualified_name_errors(k));
+    add_all(e, f, v, label_value_errors(v));
   }
 }
 
 void validate_annotations(Errors& e,
                           const google::protobuf::Map<std::string, std::string>& annotations,
-                          const std::string& f) {
+                          const std::string& parent, std::string_view field) {
+  if (annotations.empty()) return;
+  const std::string f = child(parent, field);
   std::map<std::string, std::string> sorted(annotations.begin(), annotations.end());
   size_t total = 0;
   for (const auto& [k, v] : sorted) {
     std::string lower = k;
     std::transform(lower.begin(), lower.end(), lower.begin(),
                    [](char c) { return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c; });
-    add_all(e, f, quote(k), qualified_name_errors(lower));
+    add_all(e, f, k, qualified_name_errors(lower));
     total += k.size() + v.size();
   }
   if (total > kTotalAnnotationSizeLimit) {
@@ -185,7 +208,7 @@ void validate_meta(Errors& e, const ObjectMeta& m, bool namespaced, NameRule rul
     std::string prefix = m.generate_name();
     if (prefix.back() == '-') prefix.pop_back();  // Kubernetes masks one trailing dash
     if (!prefix.empty()) {
-      add_all(e, child(f, "generateName"), quote(m.generate_name()), name_errors(prefix));
+      add_all(e, f, "generateName", m.generate_name(), name_errors(prefix));
     }
   }
   if (m.name().empty()) {
@@ -193,25 +216,28 @@ void validate_meta(Errors& e, const ObjectMeta& m, bool namespaced, NameRule rul
       required(e, child(f, "name"), "name or generateName is required");
     }
   } else {
-    add_all(e, child(f, "name"), quote(m.name()), name_errors(m.name()));
+    add_all(e, f, "name", m.name(), name_errors(m.name()));
   }
   if (namespaced) {
     if (!m.namespace_().empty()) {
-      add_all(e, child(f, "namespace"), quote(m.namespace_()),
+      add_all(e, f, "namespace", m.namespace_(),
               dns1123_label_errors(m.namespace_()));
     }
   } else if (!m.namespace_().empty()) {
     forbidden(e, child(f, "namespace"), "not allowed on this type");
   }
   if (m.has_deletion_grace_period_seconds()) {
-    check_non_negative(e, child(f, "deletionGracePeriodSeconds"),
+    check_non_negative(e, f, "deletionGracePeriodSeconds",
                        m.deletion_grace_period_seconds());
   }
-  check_non_negative(e, child(f, "generation"), m.generation());
-  validate_labels(e, m.labels(), child(f, "labels"));
-  validate_annotations(e, m.annotations(), child(f, "annotations"));
+  check_non_negative(e, f, "generation", m.generation());
+  validate_labels(e, m.labels(), f, "labels");
+  validate_annotations(e, m.annotations(), f, "annotations");
   for (int i = 0; i < m.owner_references_size(); ++i) {
     const OwnerReference& o = m.owner_references(i);
+    if (!o.api_version().empty() && !o.kind().empty() && !o.name().empty() && !o.uid().empty()) {
+      continue;
+    }
     std::string p = index(child(f, "ownerReferences"), i);
     if (o.api_version().empty()) invalid(e, child(p, "apiVersion"), quote(""), "version must not be empty");
     if (o.kind().empty()) invalid(e, child(p, "kind"), quote(""), "kind must not be empty");
@@ -229,7 +255,7 @@ void validate_int_or_string_port(Errors& e, const IntOrString& port, const std::
       check_port_range(e, f, port.int_val());
       break;
     case IntOrString::kStrVal:
-      add_all(e, f, quote(port.str_val()), port_name_errors(port.str_val()));
+      add_all(e, f, port.str_val(), port_name_errors(port.str_val()));
       break;
     case IntOrString::VALUE_NOT_SET:
       if (required_value) required(e, f);
@@ -259,11 +285,11 @@ void validate_probe(Errors& e, const Probe& p, const std::string& f, bool succes
   if (p.has_tcp_socket()) {
     validate_int_or_string_port(e, p.tcp_socket().port(), child(f, "tcpSocket.port"), true);
   }
-  check_non_negative(e, child(f, "initialDelaySeconds"), p.initial_delay_seconds());
-  check_non_negative(e, child(f, "timeoutSeconds"), p.timeout_seconds());
-  check_non_negative(e, child(f, "periodSeconds"), p.period_seconds());
-  check_non_negative(e, child(f, "successThreshold"), p.success_threshold());
-  check_non_negative(e, child(f, "failureThreshold"), p.failure_threshold());
+  check_non_negative(e, f, "initialDelaySeconds", p.initial_delay_seconds());
+  check_non_negative(e, f, "timeoutSeconds", p.timeout_seconds());
+  check_non_negative(e, f, "periodSeconds", p.period_seconds());
+  check_non_negative(e, f, "successThreshold", p.success_threshold());
+  check_non_negative(e, f, "failureThreshold", p.failure_threshold());
   if (success_must_be_one && p.success_threshold() > 1) {
     invalid(e, child(f, "successThreshold"), std::to_string(p.success_threshold()), "must be 1");
   }
@@ -293,7 +319,7 @@ std::map<std::string, Quantity> validate_resource_list(
       }
       auto reasons = qualified_name_errors(name);
       if (!reasons.empty()) {
-        add_all(e, p, quote(name), reasons);
+        add_all(e, p, name, reasons);
         continue;
       }
     }
@@ -327,7 +353,7 @@ void validate_container(Errors& e, const Container& c, const std::string& f,
   if (c.name().empty()) {
     required(e, child(f, "name"));
   } else {
-    add_all(e, child(f, "name"), quote(c.name()), dns1123_label_errors(c.name()));
+    add_all(e, f, "name", c.name(), dns1123_label_errors(c.name()));
   }
   if (c.image().empty()) {
     required(e, child(f, "image"));
@@ -340,7 +366,7 @@ void validate_container(Errors& e, const Container& c, const std::string& f,
     const ContainerPort& p = c.ports(i);
     std::string pp = index(child(f, "ports"), i);
     if (!p.name().empty()) {
-      add_all(e, child(pp, "name"), quote(p.name()), port_name_errors(p.name()));
+      add_all(e, pp, "name", p.name(), port_name_errors(p.name()));
       if (!port_names.insert(p.name()).second) duplicate(e, child(pp, "name"), quote(p.name()));
     }
     if (p.container_port() == 0) {
@@ -416,7 +442,7 @@ void validate_volume(Errors& e, const Volume& v, const std::string& f) {
   if (v.name().empty()) {
     required(e, child(f, "name"));
   } else {
-    add_all(e, child(f, "name"), quote(v.name()), dns1123_label_errors(v.name()));
+    add_all(e, f, "name", v.name(), dns1123_label_errors(v.name()));
   }
   int sources = 0;
   auto source = [&](bool present, std::string_view name) {
@@ -485,7 +511,7 @@ void validate_pod_spec(Errors& e, const PodSpec& s, const std::string& f) {
   check_supported(e, child(f, "dnsPolicy"), s.dns_policy(),
                   {"ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"});
   if (s.has_termination_grace_period_seconds()) {
-    check_non_negative(e, child(f, "terminationGracePeriodSeconds"),
+    check_non_negative(e, f, "terminationGracePeriodSeconds",
                        s.termination_grace_period_seconds());
   }
   if (s.has_active_deadline_seconds() &&
@@ -493,19 +519,19 @@ void validate_pod_spec(Errors& e, const PodSpec& s, const std::string& f) {
     invalid(e, child(f, "activeDeadlineSeconds"), std::to_string(s.active_deadline_seconds()),
             "must be between 1 and 2147483647, inclusive");
   }
-  validate_labels(e, s.node_selector(), child(f, "nodeSelector"));
+  validate_labels(e, s.node_selector(), f, "nodeSelector");
   if (!s.service_account_name().empty()) {
-    add_all(e, child(f, "serviceAccountName"), quote(s.service_account_name()),
+    add_all(e, f, "serviceAccountName", s.service_account_name(),
             dns1123_subdomain_errors(s.service_account_name()));
   }
   if (!s.node_name().empty()) {
-    add_all(e, child(f, "nodeName"), quote(s.node_name()), dns1123_subdomain_errors(s.node_name()));
+    add_all(e, f, "nodeName", s.node_name(), dns1123_subdomain_errors(s.node_name()));
   }
   if (!s.hostname().empty()) {
-    add_all(e, child(f, "hostname"), quote(s.hostname()), dns1123_label_errors(s.hostname()));
+    add_all(e, f, "hostname", s.hostname(), dns1123_label_errors(s.hostname()));
   }
   if (!s.subdomain().empty()) {
-    add_all(e, child(f, "subdomain"), quote(s.subdomain()), dns1123_label_errors(s.subdomain()));
+    add_all(e, f, "subdomain", s.subdomain(), dns1123_label_errors(s.subdomain()));
   }
 }
 
@@ -524,7 +550,7 @@ void validate_rc(Errors& e, const ReplicationController& rc) {
   if (s.selector().empty()) {
     required(e, "spec.selector");
   } else {
-    validate_labels(e, s.selector(), "spec.selector");
+    validate_labels(e, s.selector(), "spec", "selector");
   }
   if (!s.has_template_()) {
     required(e, "spec.template");
@@ -565,7 +591,7 @@ void validate_service(Errors& e, const Service& svc) {
     if (p.name().empty()) {
       if (s.ports_size() > 1) required(e, child(pp, "name"));
     } else {
-      add_all(e, child(pp, "name"), quote(p.name()), dns1123_label_errors(p.name()));
+      add_all(e, pp, "name", p.name(), dns1123_label_errors(p.name()));
       if (!names.insert(p.name()).second) duplicate(e, child(pp, "name"), quote(p.name()));
     }
     check_port_range(e, child(pp, "port"), p.port());
@@ -583,7 +609,7 @@ void validate_service(Errors& e, const Service& svc) {
     std::string k = std::to_string(p.port()) + "/" + (p.protocol().empty() ? "TCP" : p.protocol());
     if (p.port() != 0 && !keys.insert(k).second) duplicate(e, pp, quote(k));
   }
-  validate_labels(e, s.selector(), "spec.selector");
+  validate_labels(e, s.selector(), "spec", "selector");
   if (!s.cluster_ip().empty() && !headless && !valid_ip(s.cluster_ip())) {
     invalid(e, "spec.clusterIP", quote(s.cluster_ip()),
             "must be empty, 'None', or a valid IP address");
@@ -642,7 +668,7 @@ void validate_endpoints(Errors& e, const Endpoints& ep) {
       if (p.name().empty()) {
         if (s.ports_size() > 1) required(e, child(pp, "name"));
       } else {
-        add_all(e, child(pp, "name"), quote(p.name()), dns1123_label_errors(p.name()));
+        add_all(e, pp, "name", p.name(), dns1123_label_errors(p.name()));
         if (!names.insert(p.name()).second) duplicate(e, child(pp, "name"), quote(p.name()));
       }
       check_port_range(e, child(pp, "port"), p.port());
@@ -659,9 +685,9 @@ void validate_node(Errors& e, const Node& node) {
     if (t.key().empty()) {
       required(e, child(tp, "key"));
     } else {
-      add_all(e, child(tp, "key"), quote(t.key()), qualified_name_errors(t.key()));
+      add_all(e, tp, "key", t.key(), qualified_name_errors(t.key()));
     }
-    add_all(e, child(tp, "value"), quote(t.value()), label_value_errors(t.value()));
+    add_all(e, tp, "value", t.value(), label_value_errors(t.value()));
     check_supported(e, child(tp, "effect"), t.effect(), {"NoSchedule", "PreferNoSchedule", "NoExecute"},
                     false);
   }
