@@ -111,23 +111,48 @@ std::string deterministic_bytes(const Message& m) {
 }
 
 // The serialized `spec` field, or "" for kinds without one.
-std::string spec_bytes(const Message& m) {
-  const google::protobuf::FieldDescriptor* f = m.GetDescriptor()->FindFieldByName("spec");
-  if (f == nullptr || f->type() != google::protobuf::FieldDescriptor::TYPE_MESSAGE) return "";
+// The fields every write looks at, found once per kind.
+struct TypeFields {
+  const google::protobuf::FieldDescriptor* spec = nullptr;  // null: no spec message
+  const google::protobuf::FieldDescriptor* api_version = nullptr;
+  const google::protobuf::FieldDescriptor* kind = nullptr;
+};
+
+const TypeFields& type_fields(const api::KindInfo& info) {
+  static const std::array<TypeFields, api::kKindCount> all = [] {
+    std::array<TypeFields, api::kKindCount> fields{};
+    for (const api::KindInfo& k : api::all_kinds()) {
+      const google::protobuf::Descriptor* d = k.make()->GetDescriptor();
+      TypeFields& f = fields[static_cast<size_t>(k.kind)];
+      f.spec = d->FindFieldByName("spec");
+      if (f.spec != nullptr && f.spec->type() != google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+        f.spec = nullptr;
+      }
+      f.api_version = d->FindFieldByName("api_version");
+      f.kind = d->FindFieldByName("kind");
+    }
+    return fields;
+  }();
+  return all[static_cast<size_t>(info.kind)];
+}
+
+std::string spec_bytes(const Message& m, const api::KindInfo& info) {
+  const google::protobuf::FieldDescriptor* f = type_fields(info).spec;
+  if (f == nullptr) return "";
   return deterministic_bytes(m.GetReflection()->GetMessage(m, f));
 }
 
 // Sets apiVersion ("v1", or the kind's group version) and kind when empty
 // (every kind has these two fields).
 void set_type_meta(Message& m, const api::KindInfo& info) {
-  const google::protobuf::Descriptor* d = m.GetDescriptor();
   const google::protobuf::Reflection* r = m.GetReflection();
-  const google::protobuf::FieldDescriptor* av = d->FindFieldByName("api_version");
-  const google::protobuf::FieldDescriptor* k = d->FindFieldByName("kind");
-  if (av != nullptr && r->GetString(m, av).empty()) {
-    r->SetString(&m, av, std::string(info.api_version));
+  const TypeFields& f = type_fields(info);
+  if (f.api_version != nullptr && r->GetString(m, f.api_version).empty()) {
+    r->SetString(&m, f.api_version, std::string(info.api_version));
   }
-  if (k != nullptr && r->GetString(m, k).empty()) r->SetString(&m, k, std::string(info.name));
+  if (f.kind != nullptr && r->GetString(m, f.kind).empty()) {
+    r->SetString(&m, f.kind, std::string(info.name));
+  }
 }
 
 std::string quoted(std::string_view s) {
@@ -478,7 +503,9 @@ class InMemoryStore::State {
       *unchanged = old;
       return Status::ok();
     }
-    if (spec_bytes(*m) != spec_bytes(*old)) meta.set_generation(old_meta.generation() + 1);
+    if (spec_bytes(*m, info) != spec_bytes(*old, info)) {
+      meta.set_generation(old_meta.generation() + 1);
+    }
     if (options_.validator) FLOTILLA_RETURN_IF_ERROR(options_.validator(*m, old.get()));
     meta.clear_resource_version();
     *out = std::move(m);
