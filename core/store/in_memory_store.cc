@@ -155,6 +155,16 @@ void set_type_meta(Message& m, const api::KindInfo& info) {
   }
 }
 
+// A writable object to store: the caller's own when nobody else holds it
+// (the usual `store.update(api::share(std::move(obj)))`: the object is not
+// copied again), else a copy.
+std::shared_ptr<Message> writable(api::Object in) {
+  if (in.use_count() == 1) return std::const_pointer_cast<Message>(std::move(in));
+  std::shared_ptr<Message> m(in->New());
+  m->CopyFrom(*in);
+  return m;
+}
+
 std::string quoted(std::string_view s) {
   std::string q = "\"";
   q += s;
@@ -357,23 +367,22 @@ class InMemoryStore::State {
 
   // ------------------------------------------------------------ writes
 
-  StatusOr<api::Object> create(const api::Object& in) {
-    std::unique_ptr<Message> m;
-    FLOTILLA_RETURN_IF_ERROR(prepare_create(in, &m));
+  StatusOr<api::Object> create(api::Object in) {
+    std::shared_ptr<Message> m;
+    FLOTILLA_RETURN_IF_ERROR(prepare_create(std::move(in), &m));
     int64_t rv = ++rv_;
     return put(std::move(m), rv);
   }
 
   // Everything create() does before writing: `*out` is the object as it would
   // be stored, without a resourceVersion.
-  Status prepare_create(const api::Object& in, std::unique_ptr<Message>* out) {
+  Status prepare_create(api::Object in, std::shared_ptr<Message>* out) {
     if (in == nullptr) return bad_request_error("create: no object given");
     const api::KindInfo* infop = api::kind_of(*in);
     if (infop == nullptr) return bad_request_error("create: not a kind the store knows");
     const api::KindInfo& info = *infop;
     KindStore& s = ks(info.kind);
-    std::unique_ptr<Message> m(in->New());
-    m->CopyFrom(*in);
+    std::shared_ptr<Message> m = writable(std::move(in));
     api::ObjectMeta& meta = *info.mutable_meta(*m);
     if (!meta.resource_version().empty()) {
       return bad_request_error("resourceVersion should not be set on objects to be created");
@@ -418,7 +427,7 @@ class InMemoryStore::State {
 
   // Stores `m` at version `rv` (>= the store's): a new key is kAdded, an
   // existing one kModified.
-  api::Object put(std::unique_ptr<Message> m, int64_t rv) {
+  api::Object put(std::shared_ptr<Message> m, int64_t rv) {
     const api::KindInfo& info = *api::kind_of(*m);
     KindStore& s = ks(info.kind);
     api::ObjectMeta& meta = *info.mutable_meta(*m);
@@ -443,10 +452,10 @@ class InMemoryStore::State {
     return obj;
   }
 
-  StatusOr<api::Object> update(const api::Object& in) {
-    std::unique_ptr<Message> m;
+  StatusOr<api::Object> update(api::Object in) {
+    std::shared_ptr<Message> m;
     api::Object unchanged;
-    FLOTILLA_RETURN_IF_ERROR(prepare_update(in, &m, &unchanged));
+    FLOTILLA_RETURN_IF_ERROR(prepare_update(std::move(in), &m, &unchanged));
     if (m == nullptr) return unchanged;
     int64_t rv = ++rv_;
     return put(std::move(m), rv);
@@ -455,15 +464,14 @@ class InMemoryStore::State {
   // Everything update() does before writing: `*out` is the object as it
   // would be stored (no resourceVersion), or null with `*unchanged` the
   // stored object when the update changes nothing.
-  Status prepare_update(const api::Object& in, std::unique_ptr<Message>* out,
+  Status prepare_update(api::Object in, std::shared_ptr<Message>* out,
                         api::Object* unchanged) {
     if (in == nullptr) return bad_request_error("update: no object given");
     const api::KindInfo* infop = api::kind_of(*in);
     if (infop == nullptr) return bad_request_error("update: not a kind the store knows");
     const api::KindInfo& info = *infop;
     KindStore& s = ks(info.kind);
-    std::unique_ptr<Message> m(in->New());
-    m->CopyFrom(*in);
+    std::shared_ptr<Message> m = writable(std::move(in));
     api::ObjectMeta& meta = *info.mutable_meta(*m);
     FLOTILLA_RETURN_IF_ERROR(check_namespace(info, meta));
     if (meta.name().empty()) return bad_request_error("resource name may not be empty");
@@ -960,9 +968,13 @@ StatusOr<ListResult> InMemoryStore::list(api::Kind kind, const ListOptions& opti
   return state_->list(kind, options);
 }
 
-StatusOr<api::Object> InMemoryStore::create(api::Object object) { return state_->create(object); }
+StatusOr<api::Object> InMemoryStore::create(api::Object object) {
+  return state_->create(std::move(object));
+}
 
-StatusOr<api::Object> InMemoryStore::update(api::Object object) { return state_->update(object); }
+StatusOr<api::Object> InMemoryStore::update(api::Object object) {
+  return state_->update(std::move(object));
+}
 
 StatusOr<api::Object> InMemoryStore::remove(api::Kind kind, std::string_view ns,
                                             std::string_view name, const DeleteOptions& options) {
@@ -984,15 +996,15 @@ int64_t InMemoryStore::kind_resource_version(api::Kind kind) const {
 }
 
 StatusOr<api::Object> InMemoryStore::prepare_create(api::Object object) {
-  std::unique_ptr<Message> m;
-  FLOTILLA_RETURN_IF_ERROR(state_->prepare_create(object, &m));
+  std::shared_ptr<Message> m;
+  FLOTILLA_RETURN_IF_ERROR(state_->prepare_create(std::move(object), &m));
   return api::Object(std::move(m));
 }
 
 StatusOr<api::Object> InMemoryStore::prepare_update(api::Object object) {
-  std::unique_ptr<Message> m;
+  std::shared_ptr<Message> m;
   api::Object unchanged;
-  FLOTILLA_RETURN_IF_ERROR(state_->prepare_update(object, &m, &unchanged));
+  FLOTILLA_RETURN_IF_ERROR(state_->prepare_update(std::move(object), &m, &unchanged));
   if (m == nullptr) return unchanged;
   return api::Object(std::move(m));
 }
@@ -1010,9 +1022,7 @@ Status InMemoryStore::apply_put(const api::Object& object, int64_t resource_vers
     return bad_request_error("apply_put: version " + std::to_string(resource_version) +
                              " is older than the store's " + std::to_string(state_->rv()));
   }
-  std::unique_ptr<Message> m(object->New());
-  m->CopyFrom(*object);
-  state_->put(std::move(m), resource_version);
+  state_->put(writable(object), resource_version);
   return Status::ok();
 }
 

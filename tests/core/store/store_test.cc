@@ -153,6 +153,30 @@ TEST_P(StoreTest, CreateFillsDefaults) {
   EXPECT_TRUE(store().get(Kind::kPod, "", "web-1").is_ok());
 }
 
+// A write takes over an object nobody else holds (no copy on the hot path)
+// and copies one the caller still holds, which it never changes.
+TEST_P(StoreTest, WritesCopyOnlyObjectsTheCallerStillHolds) {
+  api::Object held = make_pod("default", "a");
+  api::Object stored = must_create(held);
+  EXPECT_NE(stored.get(), held.get());
+  EXPECT_EQ(pod_of(held).metadata().uid(), "") << "the caller's object is left as it was";
+  EXPECT_EQ(pod_of(held).metadata().resource_version(), "");
+
+  api::Object sole = edit(stored, [](Pod& p) { p.mutable_status()->set_phase("Running"); });
+  const google::protobuf::Message* address = sole.get();
+  api::Object updated = must_update(std::move(sole));
+  EXPECT_EQ(updated.get(), address) << "taken over, not copied";
+  EXPECT_EQ(pod_of(updated).status().phase(), "Running");
+  EXPECT_EQ(pod_of(updated).metadata().resource_version(), "2");
+
+  api::Object again = edit(updated, [](Pod& p) { p.mutable_status()->set_phase("Failed"); });
+  api::Object keep = again;
+  api::Object second = must_update(std::move(again));
+  EXPECT_NE(second.get(), keep.get());
+  EXPECT_EQ(pod_of(keep).metadata().resource_version(), "2") << "held: not changed";
+  EXPECT_EQ(pod_of(second).metadata().resource_version(), "3");
+}
+
 TEST_P(StoreTest, UidsDifferAndResourceVersionIsGlobalAcrossKinds) {
   api::Object a = must_create(make_pod("default", "a"));
   api::Node n;
