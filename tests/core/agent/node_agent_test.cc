@@ -192,6 +192,41 @@ TEST_F(NodeAgentTest, RegistersNodeRenewsItsLeaseAndReportsStatusOnChangeOrEvery
   EXPECT_EQ(status_writes.size(), 2u);
 }
 
+// The agent renews from the Lease it last wrote (the kubelet's latestLease);
+// one removed meanwhile is created again at the next renewal, and one changed
+// by someone else (a conflict) is read again and taken back.
+TEST_F(NodeAgentTest, ALeaseRemovedOrTakenMeanwhileIsRenewedAtTheNextRenewal) {
+  start_agent();
+  const std::string ns(ctrl::kNodeLeaseNamespace);
+  auto lease = [&] {
+    StatusOr<api::Object> l = store_.get(api::Kind::kLease, ns, "node-1");
+    return l.is_ok() ? api::as<api::Lease>(*l) : nullptr;
+  };
+  run_for(seconds(15));  // renewed at 10 s
+  ASSERT_NE(lease(), nullptr);
+  const std::string first_uid = lease()->metadata().uid();
+  ASSERT_TRUE(store_.remove(api::Kind::kLease, ns, "node-1").is_ok());
+  run_for(seconds(10));  // the renewal at 20 s
+  auto recreated = lease();
+  ASSERT_NE(recreated, nullptr) << "created again in the same renewal";
+  EXPECT_NE(recreated->metadata().uid(), first_uid);
+  EXPECT_EQ(recreated->spec().renew_time().nanos(), to_nanos(seconds(20)));
+  EXPECT_EQ(recreated->spec().holder_identity(), "node-1");
+  ASSERT_EQ(recreated->metadata().owner_references_size(), 1);
+  EXPECT_EQ(recreated->metadata().owner_references(0).kind(), "Node");
+
+  api::Lease taken = *recreated;
+  taken.mutable_spec()->set_holder_identity("someone-else");
+  ASSERT_TRUE(store_.update(api::share(std::move(taken))).is_ok());
+  run_for(seconds(10));  // the renewal at 30 s conflicts, reads again, retries
+  auto back = lease();
+  ASSERT_NE(back, nullptr);
+  EXPECT_EQ(back->spec().holder_identity(), "node-1");
+  EXPECT_EQ(back->spec().renew_time().nanos(), to_nanos(seconds(30)));
+  EXPECT_EQ(back->spec().acquire_time().nanos(), to_nanos(seconds(30)))
+      << "a Lease acquired again gets a new acquireTime";
+}
+
 TEST_F(NodeAgentTest, PodStartsRunningAndReadyWithIp) {
   start_agent();
   std::string uid = create(make_pod("web-abc"));
