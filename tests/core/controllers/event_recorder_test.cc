@@ -11,7 +11,20 @@ namespace {
 
 using testing::ControllerTest;
 
-class EventRecorderTest : public ControllerTest {};
+class EventRecorderTest : public ControllerTest {
+ protected:
+  // A kubelet's "Pulled" Event about `rc`, recorded once and then removed
+  // from the store (the recorder still has it cached); returns it.
+  api::Event pulled_then_removed(EventRecorder& rec, const api::Object& rc) {
+    rec.normal(*rc, "Pulled", "image pulled");
+    auto first = events("Pulled");
+    EXPECT_EQ(first.size(), 1u);
+    if (first.empty()) return {};
+    EXPECT_EQ(first[0].source().host(), "node-1");
+    EXPECT_TRUE(store_.remove(api::Kind::kEvent, "default", first[0].metadata().name()).is_ok());
+    return first[0];
+  }
+};
 
 TEST_F(EventRecorderTest, RepeatedIdenticalEventsIncrementCountOnOneEvent) {
   api::Object rc = create(make_rc("web", 1));
@@ -93,11 +106,7 @@ TEST_F(EventRecorderTest, SimilarEventsFromTheTenthOnAreCombinedIntoOne) {
 TEST_F(EventRecorderTest, AnEventRemovedMeanwhileIsStartedAgain) {
   api::Object rc = create(make_rc("web", 1));
   EventRecorder rec(store_, sim_, "kubelet", "node-1");
-  rec.normal(*rc, "Pulled", "image pulled");
-  auto first = events("Pulled");
-  ASSERT_EQ(first.size(), 1u);
-  EXPECT_EQ(first[0].source().host(), "node-1");
-  ASSERT_TRUE(store_.remove(api::Kind::kEvent, "default", first[0].metadata().name()).is_ok());
+  pulled_then_removed(rec, rc);
   run_for(seconds(1));
   rec.normal(*rc, "Pulled", "image pulled");
   auto again = events("Pulled");
@@ -111,12 +120,9 @@ TEST_F(EventRecorderTest, AnEventRemovedMeanwhileIsStartedAgain) {
 TEST_F(EventRecorderTest, AnotherEventUnderTheCachedNameIsNotBumped) {
   api::Object rc = create(make_rc("web", 1));
   EventRecorder rec(store_, sim_, "kubelet", "node-1");
-  rec.normal(*rc, "Pulled", "image pulled");
-  auto first = events("Pulled");
-  ASSERT_EQ(first.size(), 1u);
-  const std::string name = first[0].metadata().name();
-  ASSERT_TRUE(store_.remove(api::Kind::kEvent, "default", name).is_ok());
-  api::Event other = first[0];
+  api::Event other = pulled_then_removed(rec, rc);
+  const std::string name = other.metadata().name();
+  ASSERT_FALSE(name.empty());
   other.mutable_metadata()->clear_resource_version();
   other.mutable_metadata()->clear_uid();
   other.set_reason("Created");
