@@ -110,7 +110,6 @@ std::string deterministic_bytes(const Message& m) {
   return out;
 }
 
-// The serialized `spec` field, or "" for kinds without one.
 // The fields every write looks at, found once per kind.
 struct TypeFields {
   const google::protobuf::FieldDescriptor* spec = nullptr;  // null: no spec message
@@ -136,6 +135,7 @@ const TypeFields& type_fields(const api::KindInfo& info) {
   return all[static_cast<size_t>(info.kind)];
 }
 
+// The serialized `spec` field, or "" for kinds without one.
 std::string spec_bytes(const Message& m, const api::KindInfo& info) {
   const google::protobuf::FieldDescriptor* f = type_fields(info).spec;
   if (f == nullptr) return "";
