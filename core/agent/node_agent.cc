@@ -347,14 +347,23 @@ void NodeAgent::post_node_status(bool only_if_changed) {
       if (existing.status().code() == StatusCode::kNotFound) (void)register_node();
       return;
     }
+    // The snapshot last found as reported is still the stored one: nothing
+    // to compare (most checks of a large cluster).
+    if (only_if_changed && existing->get() == node_as_reported_.get()) return;
     const api::Node& stored = *api::as<api::Node>(*existing);
     // The kubelet's nodeStatusHasChanged: only the conditions can drift here
     // (the node controller sets them Unknown while we were unreachable).
-    if (only_if_changed && conditions_as_reported(stored.status())) return;
+    if (only_if_changed && conditions_as_reported(stored.status())) {
+      node_as_reported_ = *existing;
+      return;
+    }
     api::Node n = stored;
     report_conditions(n.mutable_status(), to_nanos(loop_.now()));
     StatusOr<api::Object> written = store_.update(api::share(std::move(n)));
-    if (written.is_ok()) last_status_report_ = loop_.now();
+    if (written.is_ok()) {
+      last_status_report_ = loop_.now();
+      node_as_reported_ = *written;
+    }
     if (written.is_ok() || written.status().code() != StatusCode::kConflict) return;
   }
 }

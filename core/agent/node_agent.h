@@ -152,6 +152,10 @@ class NodeAgent final {
   // The Lease as this agent last wrote it (client-go's latestLease): the next
   // renewal starts from it instead of reading the store; a conflict drops it.
   api::Object lease_;
+  // The stored Node snapshot last found (or written) with the conditions this
+  // agent reports: while the store still holds it, a status check compares
+  // nothing.
+  api::Object node_as_reported_;
   TimerHandle resync_timer_;
 
   // Ordered by uid so a full resync visits pods in a deterministic order.
