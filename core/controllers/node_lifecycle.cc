@@ -113,12 +113,14 @@ void NodeLifecycleController::on_node(const WatchEvent& e) {
   const TimePoint now = ctx_.loop.now();
   if (e.type == WatchEventType::kDeleted) {
     // The node is gone for good: nothing will ever stop its pods.
+    by_name_.erase(name);
     nodes_.erase(name);
     remove_all_pods(name);
     return;
   }
   auto [it, inserted] = nodes_.try_emplace(name);
   NodeHealth& h = it->second;
+  if (inserted) by_name_[name] = &h;
   const api::NodeCondition* ready = api::find_condition(node->status(), "Ready");
   int64_t heartbeat = ready != nullptr ? ready->last_heartbeat_time().nanos() : -1;
   if (inserted || heartbeat != h.heartbeat) {
@@ -152,12 +154,12 @@ void NodeLifecycleController::on_lease(const WatchEvent& e) {
   auto lease = api::as<api::Lease>(e.object);
   // A Lease of a node we have not seen yet: the Node's first event starts its
   // clock anyway.
-  auto it = nodes_.find(lease->metadata().name());
-  if (it == nodes_.end()) return;
+  NodeHealth* h = find_node(lease->metadata().name());
+  if (h == nullptr) return;
   int64_t renew = lease->spec().renew_time().nanos();
-  if (renew != it->second.lease_renew) {
-    it->second.lease_renew = renew;
-    it->second.probe = ctx_.loop.now();
+  if (renew != h->lease_renew) {
+    h->lease_renew = renew;
+    h->probe = ctx_.loop.now();
   }
 }
 

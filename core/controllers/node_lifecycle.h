@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 #include "core/controllers/context.h"
 #include "core/controllers/event_recorder.h"
@@ -100,7 +101,14 @@ class NodeLifecycleController {
   ControllerContext ctx_;
   EventRecorder recorder_;
   TokenBucket eviction_limiter_;
-  std::map<std::string, NodeHealth> nodes_;
+  std::map<std::string, NodeHealth> nodes_;  // ordered: monitor() visits nodes by name
+  // The same entries by name, for the per-event lookups (a Lease renewal every
+  // 10 s per node).
+  std::unordered_map<std::string, NodeHealth*> by_name_;
+  NodeHealth* find_node(const std::string& name) {
+    auto it = by_name_.find(name);
+    return it == by_name_.end() ? nullptr : it->second;
+  }
   std::deque<std::string> eviction_queue_;
   TimerHandle monitor_timer_;
   TimerHandle eviction_timer_;
