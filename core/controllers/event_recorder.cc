@@ -118,9 +118,8 @@ void EventRecorder::event(const api::ObjectReference& involved, std::string_view
   const uint64_t hash = std::hash<std::string>()(key);
   auto it = cache_.find(hash);
   if (it != cache_.end()) {
-    std::string name = it->second.name;
-    if (bump(ns, name, involved, type, reason, message)) {
-      remember(hash, std::move(name));  // refresh its place in the LRU
+    if (bump(ns, it->second.name, involved, type, reason, message)) {
+      lru_.splice(lru_.begin(), lru_, it->second.lru);  // most recent again
       return;
     }
     // The Event was removed or changed under us: start a new one.
