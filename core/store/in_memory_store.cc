@@ -507,12 +507,14 @@ class InMemoryStore::State {
     meta.set_resource_version(old_meta.resource_version());
     set_type_meta(*m, info);
     // Nothing changed: nothing to write (the stored object was validated).
-    if (deterministic_bytes(*m) == (slot.obj ? deterministic_bytes(*slot.obj) : slot.packed)) {
-      *unchanged = old;
-      return Status::ok();
-    }
+    // The spec first: it is smaller than the object, and when it differs (a
+    // Lease renewal, a scale) the whole object need not be compared.
     if (spec_bytes(*m, info) != spec_bytes(*old, info)) {
       meta.set_generation(old_meta.generation() + 1);
+    } else if (deterministic_bytes(*m) ==
+               (slot.obj ? deterministic_bytes(*slot.obj) : slot.packed)) {
+      *unchanged = old;
+      return Status::ok();
     }
     if (options_.validator) FLOTILLA_RETURN_IF_ERROR(options_.validator(*m, old.get()));
     meta.clear_resource_version();
