@@ -116,7 +116,10 @@ struct NodeAgent::ProbeState {
 };
 
 struct NodeAgent::ContainerRecord {
-  api::Container spec;
+  // The container in the pod's spec_source snapshot (shared with the store's
+  // objects instead of a copy of its own: 150,000 pods' containers are
+  // hundreds of megabytes).
+  const api::Container* spec = nullptr;
   enum class Phase { kWaiting, kRunning, kTerminated };
   Phase phase = Phase::kWaiting;
   std::string waiting_reason = "ContainerCreating";
@@ -149,6 +152,11 @@ struct NodeAgent::ContainerRecord {
 struct NodeAgent::PodRecord {
   std::string uid, ns, name;
   std::shared_ptr<const api::Pod> pod;  // latest snapshot seen or written
+  // The snapshot the containers' specs point into: the first one seen, or a
+  // later one whose containers have the same names and images (the only
+  // container field an update may change), so the agent keeps acting on the
+  // spec it started from without holding an old snapshot alive.
+  std::shared_ptr<const api::Pod> spec_source;
   std::string written_rv;               // our last status write: its watch echo is skipped
   std::string sandbox_id, ip;
   bool sandbox_busy = false;  // run_pod_sandbox in flight
@@ -492,7 +500,7 @@ void NodeAgent::on_pod_event(const WatchEvent& event) {
     return;
   }
   bool own_write = pod->metadata().resource_version() == p->written_rv;
-  p->pod = pod;
+  set_snapshot(*p, pod);
   if (!own_write) enqueue(uid);
 }
 
@@ -540,12 +548,27 @@ void NodeAgent::track_pod(std::shared_ptr<const api::Pod> pod) {
   rec->name = pod->metadata().name();
   rec->containers.resize(static_cast<size_t>(pod->spec().containers_size()));
   for (int i = 0; i < pod->spec().containers_size(); ++i) {
-    rec->containers[static_cast<size_t>(i)].spec = pod->spec().containers(i);
+    rec->containers[static_cast<size_t>(i)].spec = &pod->spec().containers(i);
   }
+  rec->spec_source = pod;
   rec->pod = std::move(pod);
   seed_from_status(*rec);
   std::string uid = rec->uid;
   pods_[uid] = std::move(rec);
+}
+
+void NodeAgent::set_snapshot(PodRecord& rec, std::shared_ptr<const api::Pod> pod) {
+  const auto& now = pod->spec().containers();
+  bool same = now.size() == static_cast<int>(rec.containers.size());
+  for (int i = 0; same && i < now.size(); ++i) {
+    const api::Container* was = rec.containers[static_cast<size_t>(i)].spec;
+    same = now.Get(i).name() == was->name() && now.Get(i).image() == was->image();
+  }
+  if (same && pod != rec.spec_source) {
+    for (int i = 0; i < now.size(); ++i) rec.containers[static_cast<size_t>(i)].spec = &now.Get(i);
+    rec.spec_source = pod;
+  }
+  rec.pod = std::move(pod);
 }
 
 // Recovers what an earlier incarnation of the agent reported (restart counts,
@@ -561,7 +584,7 @@ void NodeAgent::seed_from_status(PodRecord& pod) {
   pod.traced_finished = api::is_pod_finished(*pod.pod);
   for (const api::ContainerStatus& cs : st.container_statuses()) {
     for (ContainerRecord& c : pod.containers) {
-      if (c.spec.name() != cs.name()) continue;
+      if (c.spec->name() != cs.name()) continue;
       c.restart_count = cs.restart_count();
       if (cs.last_state().has_terminated()) {
         c.has_last = true;
@@ -612,7 +635,7 @@ void NodeAgent::adopt(PodRecord& pod, const PodSandboxStatus& sandbox) {
     int best = -1;
     for (size_t j = 0; j < sandbox.containers.size(); ++j) {
       const ContainerStatus& cs = sandbox.containers[j];
-      if (cs.name != c.spec.name()) continue;
+      if (cs.name != c.spec->name()) continue;
       if (best < 0) {
         best = static_cast<int>(j);
         continue;
@@ -632,8 +655,8 @@ void NodeAgent::adopt(PodRecord& pod, const PodSandboxStatus& sandbox) {
       c.phase = ContainerRecord::Phase::kRunning;
       c.started_at = cs.started_at;
       c.instance = next_instance_++;
-      c.ready = probe_of(c.spec, kReadiness) == nullptr;
-      c.started = probe_of(c.spec, kStartup) == nullptr;
+      c.ready = probe_of(*c.spec, kReadiness) == nullptr;
+      c.started = probe_of(*c.spec, kStartup) == nullptr;
       start_probes(pod, i);
     } else {
       c.phase = ContainerRecord::Phase::kTerminated;
@@ -864,10 +887,10 @@ void NodeAgent::sync_container(PodRecord& pod, size_t index) {
         c.phase = Phase::kWaiting;
         c.waiting_reason = "CrashLoopBackOff";
         c.waiting_message = "back-off " + format_duration(delay) +
-                            " restarting failed container=" + c.spec.name() +
+                            " restarting failed container=" + c.spec->name() +
                             " pod=" + pod_ref(pod.name, pod.ns, pod.uid);
         record_event(pod, "Warning", "BackOff",
-                     "Back-off restarting failed container " + c.spec.name() + " in pod " +
+                     "Back-off restarting failed container " + c.spec->name() + " in pod " +
                          pod_ref(pod.name, pod.ns, pod.uid));
       }
       wake_at(pod, c.restart_at);
@@ -882,7 +905,7 @@ void NodeAgent::sync_container(PodRecord& pod, size_t index) {
         if (c.waiting_reason != "ImagePullBackOff") {
           c.phase = Phase::kWaiting;
           c.waiting_reason = "ImagePullBackOff";
-          c.waiting_message = "Back-off pulling image \"" + c.spec.image() + "\"";
+          c.waiting_message = "Back-off pulling image \"" + c.spec->image() + "\"";
           record_event(pod, "Normal", "BackOff", c.waiting_message);
         }
         wake_at(pod, c.pull_retry_at);
@@ -899,7 +922,7 @@ void NodeAgent::sync_container(PodRecord& pod, size_t index) {
 
 void NodeAgent::pull_image(PodRecord& pod, size_t index) {
   pod.containers[index].busy = true;
-  const std::string image = pod.containers[index].spec.image();
+  const std::string image = pod.containers[index].spec->image();
   record_event(pod, "Normal", "Pulling", "Pulling image \"" + image + "\"");
   TimePoint began = loop_.now();
   runtime_.pull_image(image, guard([this, uid = pod.uid, index, image, began](Status s) {
@@ -914,7 +937,7 @@ void NodeAgent::pull_image(PodRecord& pod, size_t index) {
                           record_event(*p, "Normal", "Pulled",
                                        "Successfully pulled image \"" + image + "\" in " +
                                            format_duration(now - began));
-                          trace(trace::IMAGE_PULLED, *p, c.spec.name(), "", image);
+                          trace(trace::IMAGE_PULLED, *p, c.spec->name(), "", image);
                           enqueue(uid);
                           return;
                         }
@@ -941,22 +964,22 @@ void NodeAgent::start_container(PodRecord& pod, size_t index) {
   ContainerRecord& want = pod.containers[index];
   const api::Pod& obj = *pod.pod;
   ContainerConfig config;
-  config.name = want.spec.name();
-  config.image = want.spec.image();
-  config.command.assign(want.spec.command().begin(), want.spec.command().end());
-  config.args.assign(want.spec.args().begin(), want.spec.args().end());
-  for (const api::EnvVar& e : want.spec.env()) config.env.emplace_back(e.name(), e.value());
-  config.working_dir = want.spec.working_dir();
-  const auto& res = want.spec.resources();
+  config.name = want.spec->name();
+  config.image = want.spec->image();
+  config.command.assign(want.spec->command().begin(), want.spec->command().end());
+  config.args.assign(want.spec->args().begin(), want.spec->args().end());
+  for (const api::EnvVar& e : want.spec->env()) config.env.emplace_back(e.name(), e.value());
+  config.working_dir = want.spec->working_dir();
+  const auto& res = want.spec->resources();
   config.cpu_request_millis = quantity_milli(res.requests(), "cpu");
   config.cpu_limit_millis = quantity_milli(res.limits(), "cpu");
   config.memory_request_bytes = quantity_value(res.requests(), "memory");
   config.memory_limit_bytes = quantity_value(res.limits(), "memory");
-  for (const api::VolumeMount& m : want.spec.volume_mounts()) {
+  for (const api::VolumeMount& m : want.spec->volume_mounts()) {
     config.mounts.push_back(MountConfig{m.name(), m.mount_path(), m.read_only()});
   }
   for (const auto& [k, v] : obj.metadata().labels()) config.labels[k] = v;
-  config.labels["io.kubernetes.container.name"] = want.spec.name();
+  config.labels["io.kubernetes.container.name"] = want.spec->name();
   config.labels["io.kubernetes.pod.name"] = pod.name;
   config.labels["io.kubernetes.pod.namespace"] = pod.ns;
   config.labels["io.kubernetes.pod.uid"] = pod.uid;
@@ -1000,14 +1023,14 @@ void NodeAgent::start_container(PodRecord& pod, size_t index) {
         c.restart_planned = false;
         c.killing = false;
         c.instance = next_instance_++;
-        c.ready = probe_of(c.spec, kReadiness) == nullptr;
-        c.started = probe_of(c.spec, kStartup) == nullptr;
-        if (c.spec.image_pull_policy() == "Always") c.image_ready = false;
-        record_event(*p, "Normal", "Created", "Created container " + c.spec.name());
-        record_event(*p, "Normal", "Started", "Started container " + c.spec.name());
-        trace(trace::CONTAINER_STARTED, *p, c.spec.name(), "", "", 0, c.restart_count);
+        c.ready = probe_of(*c.spec, kReadiness) == nullptr;
+        c.started = probe_of(*c.spec, kStartup) == nullptr;
+        if (c.spec->image_pull_policy() == "Always") c.image_ready = false;
+        record_event(*p, "Normal", "Created", "Created container " + c.spec->name());
+        record_event(*p, "Normal", "Started", "Started container " + c.spec->name());
+        trace(trace::CONTAINER_STARTED, *p, c.spec->name(), "", "", 0, c.restart_count);
         if (restart) {
-          trace(trace::CONTAINER_RESTARTED, *p, c.spec.name(), "", "", 0, c.restart_count);
+          trace(trace::CONTAINER_RESTARTED, *p, c.spec->name(), "", "", 0, c.restart_count);
         }
         start_probes(*p, index);
         auto early = p->early_exits.find(c.id);
@@ -1039,8 +1062,8 @@ void NodeAgent::on_container_exit(PodRecord& pod, ContainerRecord& c,
   set_time(c.term.mutable_started_at(), c.started_at);
   set_time(c.term.mutable_finished_at(), now);
   c.term.set_container_id(c.id);
-  trace(trace::CONTAINER_EXITED, pod, c.spec.name(), reason, "", status.exit_code);
-  if (oom) trace(trace::CONTAINER_OOM_KILLED, pod, c.spec.name(), reason, "", status.exit_code);
+  trace(trace::CONTAINER_EXITED, pod, c.spec->name(), reason, "", status.exit_code);
+  if (oom) trace(trace::CONTAINER_OOM_KILLED, pod, c.spec->name(), reason, "", status.exit_code);
   enqueue(pod.uid);
 }
 
@@ -1074,7 +1097,7 @@ void NodeAgent::sync_terminating(PodRecord& pod) {
     for (ContainerRecord& c : pod.containers) {
       if (c.phase != ContainerRecord::Phase::kRunning) continue;
       stop_probes(c);
-      record_event(pod, "Normal", "Killing", "Stopping container " + c.spec.name());
+      record_event(pod, "Normal", "Killing", "Stopping container " + c.spec->name());
     }
     pod.removing = true;
     runtime_.remove_pod_sandbox(
@@ -1117,7 +1140,7 @@ void NodeAgent::sync_terminating(PodRecord& pod) {
 void NodeAgent::start_probes(PodRecord& pod, size_t index) {
   ContainerRecord& c = pod.containers[index];
   for (int kind = 0; kind < 3; ++kind) {
-    const api::Probe* probe = probe_of(c.spec, kind);
+    const api::Probe* probe = probe_of(*c.spec, kind);
     if (probe == nullptr) continue;
     c.probes[static_cast<size_t>(kind)] = ProbeState();
     schedule_probe(pod, index, kind, seconds(std::max(0, probe->initial_delay_seconds())));
@@ -1141,7 +1164,7 @@ void NodeAgent::run_probe(const std::string& uid, size_t index, int kind, uint64
   if (p == nullptr || index >= p->containers.size()) return;
   ContainerRecord& c = p->containers[index];
   if (c.instance != instance || c.phase != ContainerRecord::Phase::kRunning || c.killing) return;
-  const api::Probe* probe = probe_of(c.spec, kind);
+  const api::Probe* probe = probe_of(*c.spec, kind);
   if (probe == nullptr) return;
   ProbeState& ps = c.probes[static_cast<size_t>(kind)];
   schedule_probe(*p, index, kind, probe_period(*probe));
@@ -1177,7 +1200,7 @@ void NodeAgent::run_probe(const std::string& uid, size_t index, int kind, uint64
   if (port_spec.value_case() == api::IntOrString::kIntVal) {
     port = port_spec.int_val();
   } else {
-    for (const api::ContainerPort& cp : c.spec.ports()) {
+    for (const api::ContainerPort& cp : c.spec->ports()) {
       if (cp.name() == port_spec.str_val()) port = cp.container_port();
     }
   }
@@ -1205,7 +1228,7 @@ void NodeAgent::on_probe_result(const std::string& uid, size_t index, int kind,
   if (p == nullptr || index >= p->containers.size()) return;
   ContainerRecord& c = p->containers[index];
   if (c.instance != instance || c.phase != ContainerRecord::Phase::kRunning || c.killing) return;
-  const api::Probe* probe = probe_of(c.spec, kind);
+  const api::Probe* probe = probe_of(*c.spec, kind);
   if (probe == nullptr) return;
   ProbeState& ps = c.probes[static_cast<size_t>(kind)];
   ps.in_flight = false;
@@ -1214,7 +1237,7 @@ void NodeAgent::on_probe_result(const std::string& uid, size_t index, int kind,
     bool was_failing = ps.failures > 0;
     ps.failures = 0;
     ++ps.successes;
-    if (was_failing) trace(trace::PROBE_SUCCEEDED, *p, c.spec.name(), name);
+    if (was_failing) trace(trace::PROBE_SUCCEEDED, *p, c.spec->name(), name);
     if (ps.successes < probe_success_threshold(*probe)) return;
     if (kind == kReadiness && !c.ready) {
       c.ready = true;
@@ -1229,7 +1252,7 @@ void NodeAgent::on_probe_result(const std::string& uid, size_t index, int kind,
   ps.successes = 0;
   ++ps.failures;
   std::string message = name + " probe failed: " + result.message();
-  trace(trace::PROBE_FAILED, *p, c.spec.name(), name, result.message());
+  trace(trace::PROBE_FAILED, *p, c.spec->name(), name, result.message());
   record_event(*p, "Warning", "Unhealthy", message);
   if (ps.failures < probe_failure_threshold(*probe)) return;
   if (kind == kReadiness) {
@@ -1245,7 +1268,7 @@ void NodeAgent::on_probe_result(const std::string& uid, size_t index, int kind,
                        : grace_period(*p);
   std::string verb = kind == kLiveness ? "liveness" : "startup";
   kill_container(*p, index, grace,
-                 "Container " + c.spec.name() + " failed " + verb + " probe, will be restarted");
+                 "Container " + c.spec->name() + " failed " + verb + " probe, will be restarted");
 }
 
 // ------------------------------------------------------ status, events, trace
@@ -1267,8 +1290,8 @@ api::PodStatus NodeAgent::compute_status(const PodRecord& pod, const api::PodSta
   std::string unready;
   for (const ContainerRecord& c : pod.containers) {
     api::ContainerStatus* cs = s.add_container_statuses();
-    cs->set_name(c.spec.name());
-    cs->set_image(c.spec.image());
+    cs->set_name(c.spec->name());
+    cs->set_image(c.spec->image());
     cs->set_restart_count(c.restart_count);
     if (!c.id.empty()) cs->set_container_id(c.id);
     bool ready = c.phase == Phase::kRunning && c.ready && c.started;
@@ -1276,7 +1299,7 @@ api::PodStatus NodeAgent::compute_status(const PodRecord& pod, const api::PodSta
     cs->set_started(c.phase == Phase::kRunning && c.started);
     if (!ready) {
       all_ready = false;
-      unready += (unready.empty() ? "" : " ") + c.spec.name();
+      unready += (unready.empty() ? "" : " ") + c.spec->name();
     }
     switch (c.phase) {
       case Phase::kRunning:
@@ -1349,7 +1372,7 @@ void NodeAgent::write_status(PodRecord& pod) {
     *updated.mutable_status() = status;
     StatusOr<api::Object> written = store_.update(api::share(std::move(updated)));
     if (written.is_ok()) {
-      pod.pod = api::as<api::Pod>(*written);
+      set_snapshot(pod, api::as<api::Pod>(*written));
       pod.written_rv = pod.pod->metadata().resource_version();
       pod.checked_rv = pod.written_rv;
       break;
@@ -1359,7 +1382,7 @@ void NodeAgent::write_status(PodRecord& pod) {
     if (!fresh.is_ok()) break;
     auto fresh_pod = api::as<api::Pod>(*fresh);
     if (fresh_pod->metadata().uid() != pod.uid) break;
-    pod.pod = fresh_pod;
+    set_snapshot(pod, fresh_pod);
     status = compute_status(pod, pod.pod->status());
   }
   // Traces follow what the agent decided, whether or not the write landed.

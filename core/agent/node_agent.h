@@ -88,6 +88,9 @@ class NodeAgent final {
   void on_pod_event(const WatchEvent& event);
   void on_runtime_event(const ContainerEvent& event);
   void track_pod(std::shared_ptr<const api::Pod> pod);
+  // Makes `pod` the record's latest snapshot (and its containers' spec source
+  // when their names and images are unchanged).
+  void set_snapshot(PodRecord& rec, std::shared_ptr<const api::Pod> pod);
   void forget_pod(const std::string& uid, bool remove_sandbox);
   // `resync`: the periodic resync's visit, which does not mark the pod dirty.
   void enqueue(const std::string& uid, bool resync = false);

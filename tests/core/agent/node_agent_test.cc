@@ -42,7 +42,8 @@ struct Snapshot {
 
 class NodeAgentTest : public ::testing::Test {
  protected:
-  NodeAgentTest() : store_random_(random_.stream("store")), store_(sim_, *store_random_) {}
+  explicit NodeAgentTest(store::StoreOptions options = {})
+      : store_random_(random_.stream("store")), store_(sim_, *store_random_, std::move(options)) {}
 
   static NodeDescription node_description() {
     NodeDescription d;
@@ -475,6 +476,44 @@ TEST_F(NodeAgentTest, AgentRestoresReadyWhenSomeoneElseFlipsIt) {
   ASSERT_TRUE(store_.update(api::share(p)).is_ok());
   run_for(seconds(1));
   EXPECT_TRUE(api::is_pod_ready(*pod("flip")));
+}
+
+// A store keeping one event of history, so a snapshot is alive only while
+// someone other than the store holds it.
+class NodeAgentShortHistoryTest : public NodeAgentTest {
+ protected:
+  NodeAgentShortHistoryTest() : NodeAgentTest(short_history()) {}
+  static store::StoreOptions short_history() {
+    store::StoreOptions o;
+    o.history_size = 1;
+    return o;
+  }
+};
+
+TEST_F(NodeAgentShortHistoryTest, ActsOnTheSpecItStartedFromWithoutHoldingOldSnapshots) {
+  start_agent();
+  create(make_pod("web"));
+  std::weak_ptr<const api::Pod> as_created = pod("web");
+  run_for(seconds(5));
+  ASSERT_TRUE(api::is_pod_ready(*pod("web")));
+  // Another pod's write pushes the agent's last write out of the history.
+  api::Pod elsewhere = make_pod("elsewhere");
+  elsewhere.mutable_spec()->set_node_name("node-2");
+  create(elsewhere);
+  EXPECT_TRUE(as_created.expired()) << "the agent holds the snapshot it started from";
+
+  // An image change (the one container field an update may change) is not
+  // acted on: the agent keeps the spec it started the container from.
+  api::Pod p = *pod("web");
+  p.mutable_spec()->mutable_containers(0)->set_image("nginx:1.26");
+  ASSERT_TRUE(store_.update(api::share(std::move(p))).is_ok());
+  api::Pod q = *pod("web");
+  (*q.mutable_metadata()->mutable_labels())["tier"] = "front";
+  ASSERT_TRUE(store_.update(api::share(std::move(q))).is_ok());
+  run_for(minutes(2));
+  EXPECT_EQ(web(*pod("web")).image(), "nginx:1.25");
+  EXPECT_EQ(runtime_.starts["web"].size(), 1u);
+  EXPECT_TRUE(api::is_pod_ready(*pod("web")));
 }
 
 TEST_F(NodeAgentTest, OomKillIsReportedInLastState) {
