@@ -1368,7 +1368,12 @@ void NodeAgent::write_status(PodRecord& pod) {
       pod.checked_rv = pod.pod->metadata().resource_version();
       break;
     }
-    api::Pod updated = *pod.pod;
+    // The stored pod with the new status (its old status is not copied).
+    api::Pod updated;
+    updated.set_api_version(pod.pod->api_version());
+    updated.set_kind(pod.pod->kind());
+    *updated.mutable_metadata() = pod.pod->metadata();
+    *updated.mutable_spec() = pod.pod->spec();
     *updated.mutable_status() = status;
     StatusOr<api::Object> written = store_.update(api::share(std::move(updated)));
     if (written.is_ok()) {
