@@ -26,7 +26,11 @@ struct ReplicationOptions {
   // Kubernetes' burstReplicas: most creations or deletions per sync.
   int burst_replicas = 500;
   Duration expectations_timeout = Expectations::kDefaultTimeout;
-  int max_per_pass = 64;
+  // One sync per pass of the work queue: the next sync runs after the watch
+  // events of this one's writes, so its cache is current and it can work from
+  // the counts instead of listing the store (with many controllers syncing in
+  // one instant, as after a node failure, most would otherwise list).
+  int max_per_pass = 1;
 };
 
 // Kubernetes' scale-down order (controller.ActivePods): true when `a` should be

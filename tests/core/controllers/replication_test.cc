@@ -199,6 +199,30 @@ TEST_F(ReplicationTest, RecreatesAPodDeletedFromTheStore) {
   EXPECT_EQ(names.count(before[1]->metadata().name()), 1u);
 }
 
+// Each sync runs in a pass of its own, after the watch events of the writes
+// the sync before it made: two controllers replacing a pod each in one instant
+// both work from their counts, without listing the store.
+TEST_F(ReplicationTest, EachSyncSeesThePodChangesOfTheSyncBeforeIt) {
+  start();
+  create(make_rc("web", 2, "web"));
+  create(make_rc("api", 2, "api"));
+  run_for(seconds(1));
+  ASSERT_EQ(pods("web").size(), 2u);
+  ASSERT_EQ(pods("api").size(), 2u);
+  const uint64_t from_counts = rm_->syncs_from_counts();
+  const uint64_t syncs = rm_->queue().reconciles();
+  for (const char* app : {"web", "api"}) {
+    ASSERT_TRUE(
+        store_.remove(api::Kind::kPod, "default", pods(app)[0]->metadata().name()).is_ok());
+  }
+  run_for(seconds(1));
+  EXPECT_EQ(pods("web").size(), 2u);
+  EXPECT_EQ(pods("api").size(), 2u);
+  EXPECT_GE(rm_->queue().reconciles() - syncs, 2u);
+  EXPECT_EQ(rm_->syncs_from_counts() - from_counts, rm_->queue().reconciles() - syncs)
+      << "every sync worked from the counts";
+}
+
 TEST_F(ReplicationTest, ScaleUpAndDownDeletesTheCheapestVictimsFirst) {
   start();
   create(make_rc("web", 5));
