@@ -11,6 +11,9 @@
 namespace flotilla::ctrl {
 namespace {
 
+// Syncs of one RC put off in a row while its pod watch lags the store.
+constexpr int kMaxDeferrals = 2;
+
 using PodPtr = std::shared_ptr<const api::Pod>;
 
 int phase_rank(const std::string& phase) {
@@ -307,6 +310,7 @@ const ReplicationManager::RcCounts& ReplicationManager::counts_for(
 std::optional<ReconcileResult> ReplicationManager::reconcile_from_counts(
     const api::ReplicationController& rc, const std::string& key, const std::string& ns,
     const std::string& name) {
+  if (!options_.incremental) return std::nullopt;
   // The cache equals the store only when every pod change has been delivered.
   if (pods_seen_rv_ < ctx_.store.kind_resource_version(api::Kind::kPod)) return std::nullopt;
   // Availability after minReadySeconds depends on each pod's ready time.
@@ -470,6 +474,7 @@ ReconcileResult ReplicationManager::reconcile(const std::string& key) {
     if (got.status().code() == StatusCode::kNotFound) {
       expectations_.erase(key);
       traced_.erase(key);
+      deferred_.erase(key);
       auto counted = counted_uid_.find(key);
       if (counted != counted_uid_.end()) {
         counts_.erase(counted->second);
@@ -483,6 +488,18 @@ ReconcileResult ReplicationManager::reconcile(const std::string& key) {
   const auto& meta = rc->metadata();
   if (!rc_has_selector(*rc)) return ReconcileResult::ok();  // validation's job to reject
   const api::LabelSelector selector = rc_selector(*rc);
+  // The pod watch lags the store (writes made this instant, their events
+  // still queued): sync again after them, when the cache is current and the
+  // counts will do, instead of listing the store now. At most twice in a row.
+  if (pods_seen_rv_ < ctx_.store.kind_resource_version(api::Kind::kPod)) {
+    int& deferred = deferred_[key];
+    if (deferred < kMaxDeferrals) {
+      ++deferred;
+      queue_->add(key);  // runs in a pass posted after the queued events
+      return ReconcileResult::ok();
+    }
+  }
+  deferred_.erase(key);
   if (auto done = reconcile_from_counts(*rc, key, ns, name)) return *done;
   const bool being_deleted = meta.has_deletion_timestamp();
   Status error;

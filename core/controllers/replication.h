@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct ReplicationOptions {
   // the counts instead of listing the store (with many controllers syncing in
   // one instant, as after a node failure, most would otherwise list).
   int max_per_pass = 1;
+  // Syncs work from the counts kept from the pod watch when its cache is
+  // current; false: every sync lists the store (tests compare the two).
+  bool incremental = true;
 };
 
 // Kubernetes' scale-down order (controller.ActivePods): true when `a` should be
@@ -125,6 +129,8 @@ class ReplicationManager {
   int64_t pods_seen_rv_ = 0;       // the newest pod watch event's version
   uint64_t creations_attempted_ = 0;
   uint64_t syncs_from_counts_ = 0;
+  // Syncs put off in a row per RC because the pod watch lagged the store.
+  std::unordered_map<std::string, int> deferred_;
 };
 
 }  // namespace flotilla::ctrl

@@ -26,46 +26,16 @@ namespace {
 using google::protobuf::util::MessageDifferencer;
 using testing::RecordingTrace;
 
-// Forwards to a store but never lets a cache be current: the controllers take
-// their full (list-based) passes every time.
-class NeverCurrent final : public Store {
- public:
-  explicit NeverCurrent(Store& inner) : inner_(inner) {}
-  StatusOr<api::Object> get(api::Kind k, std::string_view ns, std::string_view n) const override {
-    return inner_.get(k, ns, n);
-  }
-  StatusOr<ListResult> list(api::Kind k, const ListOptions& o) const override {
-    return inner_.list(k, o);
-  }
-  StatusOr<api::Object> create(api::Object o) override { return inner_.create(std::move(o)); }
-  StatusOr<api::Object> update(api::Object o) override { return inner_.update(std::move(o)); }
-  StatusOr<api::Object> remove(api::Kind k, std::string_view ns, std::string_view n,
-                               const DeleteOptions& o) override {
-    return inner_.remove(k, ns, n, o);
-  }
-  StatusOr<WatchHandle> watch(api::Kind k, const WatchOptions& o,
-                              std::function<void(const WatchEvent&)> fn) override {
-    return inner_.watch(k, o, std::move(fn));
-  }
-  int64_t resource_version() const override { return inner_.resource_version(); }
-  int64_t kind_resource_version(api::Kind) const override {
-    return std::numeric_limits<int64_t>::max();
-  }
-
- private:
-  Store& inner_;
-};
-
 using PodPtr = std::shared_ptr<const api::Pod>;
 
 // One simulated control plane with both controllers, driven by a seeded churn.
 class World {
  public:
   World(uint32_t seed, bool full_passes_only) : rng_(seed) {
-    Store& s = store_;
-    if (full_passes_only) never_ = std::make_unique<NeverCurrent>(store_);
-    ControllerContext ctx{never_ ? *never_ : s, sim_, trace_, TimingProfile::kubernetes()};
-    rm_ = std::make_unique<ReplicationManager>(ctx);
+    ControllerContext ctx{store_, sim_, trace_, TimingProfile::kubernetes()};
+    ReplicationOptions options;
+    options.incremental = !full_passes_only;  // false: every sync lists the store
+    rm_ = std::make_unique<ReplicationManager>(ctx, options);
     ec_ = std::make_unique<EndpointsController>(ctx);
     EXPECT_TRUE(rm_->start().is_ok());
     EXPECT_TRUE(ec_->start().is_ok());
@@ -273,7 +243,6 @@ class World {
   sim::SimRandom random_{42};
   std::unique_ptr<RandomStream> store_random_ = random_.stream("store");
   store::InMemoryStore store_{sim_, *store_random_};
-  std::unique_ptr<NeverCurrent> never_;
   RecordingTrace trace_;
   std::unique_ptr<ReplicationManager> rm_;
   std::unique_ptr<EndpointsController> ec_;

@@ -48,6 +48,9 @@ class FailingCreates final : public Store {
     return inner_.watch(k, o, std::move(fn));
   }
   int64_t resource_version() const override { return inner_.resource_version(); }
+  int64_t kind_resource_version(api::Kind k) const override {
+    return inner_.kind_resource_version(k);
+  }
 
  private:
   Store& inner_;
@@ -221,6 +224,25 @@ TEST_F(ReplicationTest, EachSyncSeesThePodChangesOfTheSyncBeforeIt) {
   EXPECT_GE(rm_->queue().reconciles() - syncs, 2u);
   EXPECT_EQ(rm_->syncs_from_counts() - from_counts, rm_->queue().reconciles() - syncs)
       << "every sync worked from the counts";
+}
+
+// A sync while the pod watch still has events to deliver is put off until
+// they arrive, and is then done from the counts.
+TEST_F(ReplicationTest, ASyncWhileThePodWatchLagsWaitsForItsEvents) {
+  start();
+  create(make_rc("web", 2));
+  run_for(seconds(1));
+  const uint64_t attempted = rm_->creations_attempted();
+  const uint64_t from_counts = rm_->syncs_from_counts();
+  const uint64_t syncs = rm_->queue().reconciles();
+  ASSERT_TRUE(store_.remove(api::Kind::kPod, "default", pods("web")[0]->metadata().name()).is_ok());
+  EXPECT_EQ(rm_->reconcile("default/web").kind, ReconcileResult::Kind::kOk);
+  EXPECT_EQ(rm_->creations_attempted(), attempted) << "acted before the deletion's event arrived";
+  settle();
+  EXPECT_EQ(pods("web").size(), 2u);
+  EXPECT_EQ(rm_->creations_attempted(), attempted + 1);
+  EXPECT_GE(rm_->queue().reconciles() - syncs, 1u);
+  EXPECT_EQ(rm_->syncs_from_counts() - from_counts, rm_->queue().reconciles() - syncs);
 }
 
 TEST_F(ReplicationTest, ScaleUpAndDownDeletesTheCheapestVictimsFirst) {
