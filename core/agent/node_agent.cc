@@ -269,7 +269,7 @@ Status NodeAgent::start() {
   }
   renew_lease();
   schedule_heartbeat();
-  schedule_lease_renewal();
+  if (!renews_with_heartbeat()) schedule_lease_renewal();
   runtime_sub_ = runtime_.subscribe(guard([this](const ContainerEvent& e) { on_runtime_event(e); }));
   runtime_.list_pod_sandboxes(guard([this](StatusOr<std::vector<PodSandboxStatus>> r) {
     on_sandboxes_listed(std::move(r));
@@ -376,13 +376,25 @@ void NodeAgent::post_node_status(bool only_if_changed) {
   }
 }
 
+// One timer does both heartbeats when their periods are equal (10 s in the
+// kubernetes profile, 1 s in fast): the status check, then the renewal, as
+// two timers started together would run them, at half the timer events.
 void NodeAgent::schedule_heartbeat() {
   heartbeat_timer_ = loop_.run_after(timing_.node_status_update_period, guard([this] {
                                        bool report_due = loop_.now() - last_status_report_ >=
                                                          timing_.node_status_report_period;
                                        post_node_status(!report_due);
+                                       if (renews_with_heartbeat()) renew_lease();
                                        schedule_heartbeat();
                                      }));
+}
+
+Duration NodeAgent::lease_renew_period() const {
+  return std::max<Duration>(timing_.node_lease_duration / 4, milliseconds(1));
+}
+
+bool NodeAgent::renews_with_heartbeat() const {
+  return lease_renew_period() == timing_.node_status_update_period;
 }
 
 // The kubelet's node lease: kube-node-lease/<node>, owned by the Node, renewed
@@ -438,8 +450,7 @@ void NodeAgent::renew_lease() {
 }
 
 void NodeAgent::schedule_lease_renewal() {
-  lease_timer_ = loop_.run_after(std::max<Duration>(timing_.node_lease_duration / 4, milliseconds(1)),
-                                 guard([this] {
+  lease_timer_ = loop_.run_after(lease_renew_period(), guard([this] {
                                    renew_lease();
                                    schedule_lease_renewal();
                                  }));

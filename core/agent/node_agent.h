@@ -82,6 +82,10 @@ class NodeAgent final {
   void schedule_heartbeat();
   void renew_lease();
   void schedule_lease_renewal();
+  // A quarter of the lease duration (at least 1 ms).
+  Duration lease_renew_period() const;
+  // The renewal rides on the status-check timer (the periods are equal).
+  bool renews_with_heartbeat() const;
 
   // --- pods: watch and queue ---
   void on_sandboxes_listed(StatusOr<std::vector<PodSandboxStatus>> sandboxes);

@@ -717,11 +717,15 @@ TEST_F(NodeAgentTest, FullNodeIsQuietInSteadyState) {
   EXPECT_EQ(runtime_.running_containers(), 110);
   int64_t rv = store_.resource_version();
   uint64_t syncs = agent_->syncs();
+  uint64_t events = sim_.events_processed();
   run_for(minutes(5));
   // Only heartbeats write: 30 Lease renewals and one status report (t = 300
   // s). The resyncs every 10 s pass settled pods by: no pod is synced.
   EXPECT_EQ(store_.resource_version() - rv, 31);
   EXPECT_EQ(agent_->syncs() - syncs, 0u);
+  // And the loop runs 60 events: 30 resyncs and 30 heartbeat ticks, each a
+  // status check and a Lease renewal (their periods are equal).
+  EXPECT_EQ(sim_.events_processed() - events, 60u);
   EXPECT_EQ(runtime_.sandboxes_created, 110);
 }
 
