@@ -31,6 +31,18 @@ EventRecorder::EventRecorder(Store& store, EventLoop& loop, std::string componen
       host_(std::move(host)),
       cache_size_(cache_size == 0 ? 1 : cache_size) {}
 
+// Kubernetes names events "<object>.<hex nanoseconds>"; a suffix ("-1", ...)
+// keeps two events about one object at one instant apart.
+std::string event_name(std::string_view involved_name, int64_t created_ns, int attempt) {
+  char hex[24];
+  std::snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(created_ns));
+  std::string name(involved_name);
+  name += '.';
+  name += hex;
+  if (attempt > 0) name += "-" + std::to_string(attempt);
+  return name;
+}
+
 bool EventRecorder::bump(const std::string& ns, const std::string& name,
                          const api::ObjectReference& involved, std::string_view type,
                          std::string_view reason, const std::string& message) {
@@ -55,7 +67,7 @@ bool EventRecorder::bump(const std::string& ns, const std::string& name,
   return store_.update(api::share(std::move(e))).is_ok();
 }
 
-void EventRecorder::remember(uint64_t key, std::string name) {
+void EventRecorder::remember(uint64_t key, int64_t created_ns, int attempt) {
   auto it = cache_.find(key);
   if (it != cache_.end()) {
     lru_.erase(it->second.lru);
@@ -66,7 +78,7 @@ void EventRecorder::remember(uint64_t key, std::string name) {
     lru_.pop_back();
   }
   lru_.push_front(key);
-  cache_.emplace(key, Cached{std::move(name), lru_.begin()});
+  cache_.emplace(key, Cached{created_ns, attempt, lru_.begin()});
 }
 
 bool EventRecorder::aggregate(const std::string& aggregate_key, std::string_view message) {
@@ -118,7 +130,8 @@ void EventRecorder::event(const api::ObjectReference& involved, std::string_view
   const uint64_t hash = std::hash<std::string>()(key);
   auto it = cache_.find(hash);
   if (it != cache_.end()) {
-    if (bump(ns, it->second.name, involved, type, reason, message)) {
+    if (bump(ns, event_name(involved.name(), it->second.created_ns, it->second.attempt),
+             involved, type, reason, message)) {
       lru_.splice(lru_.begin(), lru_, it->second.lru);  // most recent again
       return;
     }
@@ -141,17 +154,11 @@ void EventRecorder::event(const api::ObjectReference& involved, std::string_view
   e.mutable_first_timestamp()->set_nanos(now);
   e.mutable_last_timestamp()->set_nanos(now);
   e.set_count(1);
-  // Kubernetes names events "<object>.<hex nanoseconds>"; a suffix keeps two
-  // events about one object at one instant apart.
-  char hex[24];
-  std::snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(now));
-  std::string base = involved.name() + "." + hex;
   for (int attempt = 0; attempt < 8; ++attempt) {
-    std::string name = attempt == 0 ? base : base + "-" + std::to_string(attempt);
-    e.mutable_metadata()->set_name(name);
+    e.mutable_metadata()->set_name(event_name(involved.name(), now, attempt));
     StatusOr<api::Object> created = store_.create(api::share(e));
     if (created.is_ok()) {
-      remember(hash, api::meta_of(**created).name());
+      remember(hash, now, attempt);
       return;
     }
     if (created.status().code() != StatusCode::kAlreadyExists) break;

@@ -30,6 +30,10 @@ inline constexpr std::string_view kEventCombinedPrefix = "(combined from similar
 // A reference to any stored object (kind, namespace, name, uid).
 api::ObjectReference reference_to(const google::protobuf::Message& object);
 
+// An Event's name, as Kubernetes makes it: "<object>.<hex creation
+// nanoseconds>", and "-<attempt>" after it when that name was taken.
+std::string event_name(std::string_view involved_name, int64_t created_ns, int attempt);
+
 class EventRecorder {
  public:
   // `component` is the source ("replication-controller", "default-scheduler",
@@ -64,8 +68,12 @@ class EventRecorder {
   // Kept by a hash of the correlation key (a large simulation has thousands
   // of recorders of 4,096 entries each); bump() checks the stored Event really
   // is one with that key, so a hash collision only starts a new Event.
+  // The Event's name is not kept but made again from the involved object's
+  // name, the creation time and the attempt (see event_name): a large
+  // simulation keeps hundreds of thousands of these.
   struct Cached {
-    std::string name;
+    int64_t created_ns = 0;
+    int attempt = 0;
     std::list<uint64_t>::iterator lru;
   };
   // The distinct messages (hashed) seen with one aggregate key: everything
@@ -77,7 +85,7 @@ class EventRecorder {
   };
   bool bump(const std::string& ns, const std::string& name, const api::ObjectReference& involved,
             std::string_view type, std::string_view reason, const std::string& message);
-  void remember(uint64_t key, std::string name);
+  void remember(uint64_t key, int64_t created_ns, int attempt);
   // True when an event with `message` under `aggregate_key` is to be combined.
   bool aggregate(const std::string& aggregate_key, std::string_view message);
 

@@ -60,6 +60,18 @@ TEST_F(EventRecorderTest, DifferentMessagesAreSeparateEventsEvenAtOneInstant) {
   rec.normal(*rc, "SuccessfulCreate", "Created pod: web-2");
   EXPECT_EQ(events("SuccessfulCreate").size(), 2u);
   EXPECT_EQ(rec.dropped(), 0u);
+  // The second took the name "<rc>.<hex time>-1"; a repeat of it is found
+  // again under that name and counted there.
+  run_for(seconds(1));
+  rec.normal(*rc, "SuccessfulCreate", "Created pod: web-2");
+  auto all = events("SuccessfulCreate");
+  ASSERT_EQ(all.size(), 2u);
+  const std::string first = event_name("web", 0, 0);
+  for (const auto& e : all) {
+    const bool second = e.metadata().name() == event_name("web", 0, 1);
+    EXPECT_TRUE(second || e.metadata().name() == first) << e.metadata().name();
+    EXPECT_EQ(e.count(), second ? 2 : 1) << e.metadata().name();
+  }
 }
 
 // client-go's aggregator: nine distinct messages about one object with one
