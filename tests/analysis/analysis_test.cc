@@ -11,14 +11,13 @@
 #include "analysis/report.h"
 #include "analysis/stats.h"
 #include "analysis/trace_io.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::analysis {
 namespace {
 
 std::string temp_path(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("flotilla-analysis-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
+  return (flotilla::testing::scratch_root("analysis") / name).string();
 }
 
 trace::Record rec(double t_s, trace::EventType type) {

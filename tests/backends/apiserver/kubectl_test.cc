@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "tests/backends/apiserver/test_server.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::apiserver::testing {
 namespace {
@@ -55,9 +56,8 @@ class KubectlTest : public ::testing::TestWithParam<StoreKind> {
     if (kubectl_.empty()) GTEST_SKIP() << "kubectl is not installed (command -v kubectl)";
     ASSERT_TRUE(store_kind_available(GetParam()));
     server_ = std::make_unique<TestServer>(GetParam());
-    dir_ = fs::temp_directory_path() /
-           ("flotilla-kubectl-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = flotilla::testing::scratch_dir(
+        "kubectl", ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
     std::ofstream(dir_ / "kubeconfig")
         << "apiVersion: v1\nkind: Config\nclusters:\n- name: f\n  cluster:\n    server: "

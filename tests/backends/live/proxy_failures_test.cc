@@ -36,6 +36,7 @@
 #include "core/api/types.pb.h"
 #include "scenarios/live_runner.h"
 #include "scenarios/loader.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::scenarios {
 namespace {
@@ -64,9 +65,7 @@ std::string source_dir() {
 }
 
 std::filesystem::path work_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("flotilla-proxyfail-" + std::to_string(::getpid())) / name;
-  std::filesystem::remove_all(dir);
+  auto dir = flotilla::testing::scratch_dir("proxyfail", name);
   std::filesystem::create_directories(dir);
   return dir;
 }

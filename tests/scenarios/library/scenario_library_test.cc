@@ -8,6 +8,7 @@
 #include "analysis/trace_io.h"
 #include "scenarios/loader.h"
 #include "scenarios/sim_runner.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::scenarios {
 namespace {
@@ -20,10 +21,7 @@ std::string source_dir() {
 }
 
 std::string out_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("flotilla-scenario-test-" + std::to_string(::getpid())) / name;
-  std::filesystem::remove_all(dir);
-  return dir.string();
+  return flotilla::testing::scratch_dir("scenario-test", name).string();
 }
 
 struct RunResult {

@@ -24,6 +24,7 @@
 #include "core/api/types.pb.h"
 #include "scenarios/live_runner.h"
 #include "scenarios/loader.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::scenarios {
 namespace {
@@ -145,9 +146,7 @@ TEST(LivePodNetwork, PodsReachServicesByDnsNameAndClusterIp) {
   lo.host_port_offset = 26000;
   lo.report = false;
   lo.handle_signals = false;
-  lo.out_dir = (std::filesystem::temp_directory_path() /
-                ("flotilla-live-pn-" + std::to_string(::getpid())))
-                   .string();
+  lo.out_dir = flotilla::testing::scratch_dir("live-pn", "run").string();
   lo.watch_period = milliseconds(250);
 
   InPod seen;

@@ -25,6 +25,7 @@
 #include "scenarios/live_runner.h"
 #include "scenarios/loader.h"
 #include "scenarios/sim_runner.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::scenarios {
 namespace {
@@ -47,10 +48,7 @@ std::string source_dir() {
 }
 
 std::string out_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("flotilla-live-test-" + std::to_string(::getpid())) / name;
-  std::filesystem::remove_all(dir);
-  return dir.string();
+  return flotilla::testing::scratch_dir("live-test", name).string();
 }
 
 // What a user reads off a run's trace.

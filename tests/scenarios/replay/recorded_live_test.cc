@@ -18,6 +18,7 @@
 #include "scenarios/live_runner.h"
 #include "scenarios/loader.h"
 #include "scenarios/replay/recorded.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::replay {
 namespace {
@@ -35,9 +36,7 @@ std::string source(const std::string& rel) {
 }
 
 std::string temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("flotilla-recorded-live-" + std::to_string(::getpid())) / name;
-  fs::remove_all(dir);
-  return dir.string();
+  return flotilla::testing::scratch_dir("recorded-live", name).string();
 }
 
 // The live store just before teardown.

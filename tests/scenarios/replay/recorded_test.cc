@@ -15,6 +15,7 @@
 #include "scenarios/replay/export.h"
 #include "scenarios/replay/recorded.h"
 #include "scenarios/sim_runner.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::replay {
 namespace {
@@ -27,9 +28,7 @@ std::string source(const std::string& rel) {
 }
 
 std::string temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("flotilla-recorded-test-" + std::to_string(::getpid())) / name;
-  fs::remove_all(dir);
-  return dir.string();
+  return flotilla::testing::scratch_dir("recorded-test", name).string();
 }
 
 // Runs a scenario in the simulator into `dir` (the recorded run).
