@@ -235,6 +235,12 @@ struct Watcher {
   bool node_pinned = false;
   std::function<void(const WatchEvent&)> on_event;
   bool active = true;
+  // The watch stream's buffer: events offered and not yet delivered, from
+  // `next` on. One posted drain delivers them, so a burst of changes costs the
+  // loop one event per watcher, not one per change and watcher.
+  std::vector<WatchEvent> queued;
+  size_t next = 0;
+  bool drain_posted = false;
 
   bool matches(const Message& obj) const {
     const api::ObjectMeta& meta = api::kind_info(kind).meta(obj);
@@ -923,10 +929,36 @@ class InMemoryStore::State {
   }
 
   void deliver(const std::shared_ptr<Watcher>& w, WatchEvent ev) {
-    loop_.post([w, ev = std::move(ev)] {
-      if (w->active) w->on_event(ev);
-    });
+    w->queued.push_back(std::move(ev));
+    if (w->drain_posted) return;
+    w->drain_posted = true;
+    loop_.post([w] { drain(*w); });
   }
+
+  // Delivers the events queued before this drain ran; those its handlers
+  // cause come in a drain posted behind everything posted so far, as a
+  // post per event would order them.
+  static void drain(Watcher& w) {
+    w.drain_posted = false;
+    const size_t end = w.queued.size();
+    while (w.next < end && w.active) {
+      // Moved out: the handler may queue more and so move the buffer.
+      WatchEvent ev = std::move(w.queued[w.next++]);
+      w.on_event(ev);
+    }
+    if (!w.active) {
+      std::vector<WatchEvent>().swap(w.queued);
+      w.next = 0;
+      return;
+    }
+    w.queued.erase(w.queued.begin(), w.queued.begin() + static_cast<std::ptrdiff_t>(w.next));
+    w.next = 0;
+    // A burst's buffer is not kept for the quiet that follows.
+    if (w.queued.empty() && w.queued.capacity() > kKeptBufferCapacity) {
+      std::vector<WatchEvent>().swap(w.queued);
+    }
+  }
+  static constexpr size_t kKeptBufferCapacity = 64;
 
   EventLoop& loop_;
   RandomStream& random_;

@@ -674,6 +674,59 @@ TEST_P(StoreTest, CallbackMayWriteWithoutReentrantDelivery) {
   EXPECT_THAT(log, ElementsAre("a", "after-create-a", "b", "after-create-b"));
 }
 
+// A watch is a stream: a burst of changes reaches each watcher in one loop
+// event (its buffer drained in order), not one event per change.
+TEST_P(StoreTest, ABurstReachesEachWatcherInOneLoopEvent) {
+  std::vector<Seen> a, b;
+  WatchHandle wa = must_watch({}, &a);
+  WatchHandle wb = must_watch({}, &b);
+  for (int i = 0; i < 100; ++i) must_create(make_pod("default", "p" + std::to_string(i)));
+  const uint64_t before = loop_.events_processed();
+  loop_.run();
+  EXPECT_EQ(loop_.events_processed() - before, 2u);
+  ASSERT_EQ(a.size(), 100u);
+  ASSERT_EQ(b.size(), 100u);
+  for (size_t j = 1; j < a.size(); ++j) EXPECT_LT(a[j - 1].rv, a[j].rv);
+}
+
+// What a handler's own write causes is delivered behind everything posted
+// before it, as with an event posted per change; and a watch closed by a
+// handler gets none of its buffer's rest.
+TEST_P(StoreTest, EventsAHandlerCausesComeAfterWhatWasPostedBefore) {
+  std::vector<std::string> log;
+  WatchHandle w;
+  StatusOr<WatchHandle> opened = store().watch(Kind::kPod, {}, [&](const WatchEvent& e) {
+    const std::string& name = api::meta_of(*e.object).name();
+    log.push_back(name);
+    if (name == "a") must_create(make_pod("default", "c"));
+    if (name == "c") w.reset();
+  });
+  ASSERT_TRUE(opened.is_ok());
+  w = std::move(*opened);
+  must_create(make_pod("default", "a"));
+  must_create(make_pod("default", "b"));
+  loop_.post([&] { log.push_back("posted"); });
+  loop_.run();
+  EXPECT_THAT(log, ElementsAre("a", "b", "posted", "c"));
+  must_create(make_pod("default", "d"));
+  loop_.run();
+  EXPECT_THAT(log, ElementsAre("a", "b", "posted", "c")) << "closed while delivering c";
+
+  // Closed by its handler with more in the buffer: the rest is dropped.
+  std::vector<std::string> seen;
+  WatchHandle w2;
+  opened = store().watch(Kind::kPod, {}, [&](const WatchEvent& e) {
+    seen.push_back(api::meta_of(*e.object).name());
+    w2.reset();
+  });
+  ASSERT_TRUE(opened.is_ok());
+  w2 = std::move(*opened);
+  must_create(make_pod("default", "e"));
+  must_create(make_pod("default", "f"));
+  loop_.run();
+  EXPECT_THAT(seen, ElementsAre("e"));
+}
+
 TEST_P(StoreTest, WatchResumesFromAVersionWithExactlyTheLaterEvents) {
   api::Object a = must_create(make_pod("default", "a"));
   must_create(make_pod("default", "b"));
