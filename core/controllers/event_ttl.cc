@@ -53,7 +53,14 @@ void EventTtlController::arm() {
 void EventTtlController::expire() {
   TimePoint now = ctx_.loop.now();
   Duration ttl = ctx_.timing.event_ttl;
+  size_t removed = 0;
   while (!writes_.empty() && writes_.front().first + ttl <= now) {
+    if (removed == kMaxExpiredPerPass) {
+      // The rest in a pass of its own, after the watch deliveries of these.
+      timer_at_ = now;
+      timer_ = ctx_.loop.run_after(Duration(0), [this] { expire(); });
+      return;
+    }
     auto [written, entry] = writes_.front();
     writes_.pop_front();
     Tracked& t = entry->second;
@@ -73,6 +80,7 @@ void EventTtlController::expire() {
       ++deleted_;
     }
     size_t slash = key.find('/');
+    ++removed;
     Status s = ctx_.store.remove(api::Kind::kEvent, key.substr(0, slash), key.substr(slash + 1))
                    .status();
     if (s.is_ok()) ++expired_;

@@ -22,6 +22,11 @@ class EventTtlController {
   // Watches Events (those already stored count as written now).
   Status start();
   uint64_t expired() const { return expired_; }
+  // Events deleted in one loop event at most. Those written at one instant
+  // (a cluster's start-up: five per pod) expire at one instant too; each
+  // deletion hands every Event watcher the whole last state, so in passes
+  // of this many the watchers take them in before the next pass.
+  static constexpr size_t kMaxExpiredPerPass = 500;
   size_t tracked() const { return events_.size() - deleted_; }
 
  private:

@@ -84,5 +84,41 @@ TEST_F(EventTtlTest, AnEventDeletedByHandIsForgottenAndZeroTtlKeepsEverything) {
   EXPECT_EQ(keep.expired(), 0u);
 }
 
+// A start-up's Events expire at one instant: deleted in passes, each pass's
+// deletions reach the Event watchers before the next pass deletes more (so no
+// watcher holds the last state of every expired Event at once).
+TEST_F(EventTtlTest, EventsDueAtOneInstantExpireInPassesTheWatchersKeepUpWith) {
+  timing_.event_ttl = minutes(1);
+  EventTtlController ttl(context());
+  ASSERT_TRUE(ttl.start().is_ok());
+  const size_t n = 2 * EventTtlController::kMaxExpiredPerPass + 100;
+  for (size_t i = 0; i < n; ++i) {
+    api::Event e;
+    e.mutable_metadata()->set_name("e" + std::to_string(i));
+    e.mutable_metadata()->set_namespace_("default");
+    e.set_reason("StartUp");
+    create(e);
+  }
+  run_for(seconds(1));
+  EXPECT_EQ(ttl.tracked(), n);
+  std::vector<size_t> left_at_delivery;
+  StatusOr<WatchHandle> w = store_.watch(api::Kind::kEvent, {}, [&](const WatchEvent& e) {
+    if (e.type == WatchEventType::kDeleted) {
+      left_at_delivery.push_back(store_.object_count(api::Kind::kEvent));
+    }
+  });
+  ASSERT_TRUE(w.is_ok());
+  run_for(minutes(1));
+  EXPECT_EQ(ttl.expired(), n);
+  EXPECT_TRUE(events("StartUp").empty());
+  ASSERT_EQ(left_at_delivery.size(), n);
+  // Delivered after the first pass, before the second: the second pass's
+  // Events are still stored.
+  const size_t per_pass = EventTtlController::kMaxExpiredPerPass;
+  EXPECT_EQ(left_at_delivery.front(), n - per_pass);
+  EXPECT_EQ(left_at_delivery[per_pass], n - 2 * per_pass);
+  EXPECT_EQ(left_at_delivery.back(), 0u);
+}
+
 }  // namespace
 }  // namespace flotilla::ctrl
