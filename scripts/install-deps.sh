@@ -10,7 +10,7 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libcli11-dev
   libjemalloc-dev  # the flotilla binary's allocator (FLOTILLA_JEMALLOC)
-  nlohmann-json3-dev libssl-dev zlib1g-dev
+  nlohmann-json3-dev libssl-dev zlib1g-dev libzstd-dev
   gnuplot-nox
   busybox-static curl
   python3-kubernetes

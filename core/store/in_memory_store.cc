@@ -8,12 +8,14 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <array>
 #include <charconv>
 #include <deque>
 #include <map>
+#include <memory>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -113,6 +115,59 @@ std::string deterministic_bytes(const Message& m) {
   }
   return out;
 }
+
+// A packed kind's bytes compressed with zstd and a dictionary of bytes like
+// its objects' (raw content: serialized samples). Small objects share most
+// of their strings with each other, not within themselves, so the dictionary
+// is what makes them small. One context each way: the store is
+// single-threaded. Bytes that are not a zstd frame are read as plain
+// serialized bytes.
+class Packer {
+ public:
+  Packer(const std::string& dictionary, int level)
+      : cctx_(ZSTD_createCCtx()),
+        dctx_(ZSTD_createDCtx()),
+        cdict_(ZSTD_createCDict(dictionary.data(), dictionary.size(), level)),
+        ddict_(ZSTD_createDDict(dictionary.data(), dictionary.size())) {}
+
+  bool ok() const { return cctx_ && dctx_ && cdict_ && ddict_; }
+
+  // Compressed deterministically (same bytes, dictionary and level: same
+  // output), into a string of exactly its size.
+  std::string pack(const Message& m) {
+    const std::string raw = deterministic_bytes(m);
+    scratch_.resize(ZSTD_compressBound(raw.size()));
+    const size_t n = ZSTD_compress_usingCDict(cctx_.get(), scratch_.data(), scratch_.size(),
+                                              raw.data(), raw.size(), cdict_.get());
+    if (ZSTD_isError(n)) return raw;  // kept as it is; read back as plain bytes
+    return std::string(scratch_.data(), n);
+  }
+
+  bool unpack(const std::string& bytes, Message* m) {
+    const unsigned long long size = ZSTD_getFrameContentSize(bytes.data(), bytes.size());
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN) {
+      return m->ParseFromString(bytes);
+    }
+    scratch_.resize(size);
+    const size_t n = ZSTD_decompress_usingDDict(dctx_.get(), scratch_.data(), scratch_.size(),
+                                                bytes.data(), bytes.size(), ddict_.get());
+    if (ZSTD_isError(n)) return false;
+    return m->ParseFromArray(scratch_.data(), static_cast<int>(n));
+  }
+
+ private:
+  struct Free {
+    void operator()(ZSTD_CCtx* p) const { ZSTD_freeCCtx(p); }
+    void operator()(ZSTD_DCtx* p) const { ZSTD_freeDCtx(p); }
+    void operator()(ZSTD_CDict* p) const { ZSTD_freeCDict(p); }
+    void operator()(ZSTD_DDict* p) const { ZSTD_freeDDict(p); }
+  };
+  std::unique_ptr<ZSTD_CCtx, Free> cctx_;
+  std::unique_ptr<ZSTD_DCtx, Free> dctx_;
+  std::unique_ptr<ZSTD_CDict, Free> cdict_;
+  std::unique_ptr<ZSTD_DDict, Free> ddict_;
+  std::vector<char> scratch_;
+};
 
 // The fields every write looks at, found once per kind.
 struct TypeFields {
@@ -273,6 +328,11 @@ class InMemoryStore::State {
       : loop_(loop), random_(random), options_(std::move(options)) {
     if (options_.history_size < 1) options_.history_size = 1;
     for (api::Kind k : options_.packed_kinds) packed_[static_cast<size_t>(k)] = true;
+    for (const auto& [k, dictionary] : options_.packed_dictionaries) {
+      if (!packed_[static_cast<size_t>(k)] || dictionary.empty()) continue;
+      auto packer = std::make_unique<Packer>(dictionary, kPackLevel);
+      if (packer->ok()) packers_[static_cast<size_t>(k)] = std::move(packer);
+    }
   }
 
   ~State() {
@@ -306,16 +366,33 @@ class InMemoryStore::State {
   static KeyView view_of(const ObjKey& k) { return KeyView{k.ns, k.name}; }
 
   // The stored object of a slot (parsed again for a packed kind).
-  static api::Object object_of(const api::KindInfo& info, const Slot& slot) {
+  api::Object object_of(const api::KindInfo& info, const Slot& slot) const {
     if (slot.obj != nullptr) return slot.obj;
     std::unique_ptr<Message> m = info.make();
-    m->ParseFromString(slot.packed);  // bytes this store serialized
+    // Bytes this store wrote.
+    if (Packer* p = packers_[static_cast<size_t>(info.kind)].get()) {
+      p->unpack(slot.packed, m.get());
+    } else {
+      m->ParseFromString(slot.packed);
+    }
     return api::Object(std::move(m));
+  }
+
+  // What a packed kind keeps of `m`.
+  std::string packed_bytes(const api::KindInfo& info, const Message& m) const {
+    Packer* p = packers_[static_cast<size_t>(info.kind)].get();
+    return p != nullptr ? p->pack(m) : deterministic_bytes(m);
   }
 
   Slot make_slot(const api::KindInfo& info, const api::Object& obj, int64_t rv) const {
     if (!packed_[static_cast<size_t>(info.kind)]) return Slot{obj, {}, rv};
-    return Slot{nullptr, deterministic_bytes(*obj), rv};
+    return Slot{nullptr, packed_bytes(info, *obj), rv};
+  }
+
+  int64_t packed_size(api::Kind kind) const {
+    int64_t bytes = 0;
+    for (const auto& [key, slot] : ks(kind).objects) bytes += static_cast<int64_t>(slot.packed.size());
+    return bytes;
   }
 
   // ------------------------------------------------------------- reads
@@ -521,8 +598,8 @@ class InMemoryStore::State {
     // Lease renewal, a scale) the whole object need not be compared.
     if (spec_bytes(*m, info) != spec_bytes(*old, info)) {
       meta.set_generation(old_meta.generation() + 1);
-    } else if (deterministic_bytes(*m) ==
-               (slot.obj ? deterministic_bytes(*slot.obj) : slot.packed)) {
+    } else if (slot.obj ? deterministic_bytes(*m) == deterministic_bytes(*slot.obj)
+                        : packed_bytes(info, *m) == slot.packed) {
       *unchanged = old;
       return Status::ok();
     }
@@ -965,6 +1042,10 @@ class InMemoryStore::State {
   StoreOptions options_;
   std::array<KindStore, api::kKindCount> kinds_;
   std::array<bool, api::kKindCount> packed_{};
+  // Compressors of the packed kinds given a dictionary; const reads use
+  // them too (their contexts and scratch buffer change on every use).
+  std::array<std::unique_ptr<Packer>, api::kKindCount> packers_;
+  static constexpr int kPackLevel = 3;
   int64_t rv_ = 0;
   uint64_t next_watcher_id_ = 1;
   mutable int64_t last_list_candidates_ = 0;
@@ -1079,6 +1160,8 @@ Status InMemoryStore::restore(const std::vector<api::Object>& objects, int64_t r
 }
 
 size_t InMemoryStore::object_count(api::Kind kind) const { return state_->ks(kind).objects.size(); }
+
+int64_t InMemoryStore::packed_size(api::Kind kind) const { return state_->packed_size(kind); }
 
 size_t InMemoryStore::watch_count(api::Kind kind) const { return state_->ks(kind).watchers; }
 

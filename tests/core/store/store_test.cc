@@ -70,17 +70,25 @@ std::ostream& operator<<(std::ostream& os, const Seen& s) {
             << " app=" << s.label_app;
 }
 
-// Every test runs twice: with objects kept parsed, and with every kind packed
-// (StoreOptions::packed_kinds: serialized between reads).
-class StoreTest : public ::testing::TestWithParam<bool> {
+// Every test runs three times: with objects kept parsed, with every kind
+// packed (StoreOptions::packed_kinds: serialized between reads), and with
+// every kind packed and compressed (StoreOptions::packed_dictionaries).
+enum class Storage { kParsed, kPacked, kCompressed };
+
+class StoreTest : public ::testing::TestWithParam<Storage> {
  protected:
   explicit StoreTest(StoreOptions options = {})
       : random_(sim::SimRandom(7).stream("store")),
         store_(std::make_unique<InMemoryStore>(loop_, *random_, with_packing(std::move(options)))) {}
 
   StoreOptions with_packing(StoreOptions o) const {
-    if (GetParam()) {
-      for (const api::KindInfo& k : api::all_kinds()) o.packed_kinds.push_back(k.kind);
+    if (GetParam() == Storage::kParsed) return o;
+    // Any bytes make a dictionary; a pod's suit the pods most tests store.
+    const std::string dictionary = make_pod("default", "web-1", {{"app", "web"}}, "n1")
+                                       ->SerializeAsString();
+    for (const api::KindInfo& k : api::all_kinds()) {
+      o.packed_kinds.push_back(k.kind);
+      if (GetParam() == Storage::kCompressed) o.packed_dictionaries.emplace_back(k.kind, dictionary);
     }
     return o;
   }
@@ -90,7 +98,7 @@ class StoreTest : public ::testing::TestWithParam<bool> {
   // The very snapshot for parsed kinds; an equal object parsed again for
   // packed ones.
   bool same_object(const api::Object& a, const api::Object& b) const {
-    if (!GetParam()) return a.get() == b.get();
+    if (GetParam() == Storage::kParsed) return a.get() == b.get();
     return a != nullptr && b != nullptr && a.get() != b.get() &&
            google::protobuf::util::MessageDifferencer::Equals(*a, *b);
   }
@@ -900,15 +908,72 @@ TEST_P(StoreTest, ManyWatchersEachGetTheirOwnOrderedStream) {
   }
 }
 
-std::string storage_name(const ::testing::TestParamInfo<bool>& info) {
-  return info.param ? "Packed" : "Parsed";
+// A packed kind with a dictionary keeps its objects compressed with it: the
+// same objects take fewer bytes, read back equal, and a rewrite of the same
+// object is still found to change nothing.
+TEST(PackedDictionaryTest, EventsAreKeptSmallerAndReadBackEqual) {
+  auto event = [](int i) {
+    api::Event e;
+    e.mutable_metadata()->set_namespace_("default");
+    e.mutable_metadata()->set_name("web-" + std::to_string(i) + ".17a3b2c4d5e6f7a8");
+    e.mutable_involved_object()->set_kind("Pod");
+    e.mutable_involved_object()->set_name("web-" + std::to_string(i));
+    e.set_reason("Started");
+    e.set_message("Started container app");
+    e.mutable_source()->set_component("kubelet");
+    e.mutable_source()->set_host("node-" + std::to_string(i % 7));
+    e.set_count(1);
+    return e;
+  };
+  auto run = [&](bool with_dictionary, std::vector<api::Object>* stored) {
+    sim::Simulator loop;
+    auto random = sim::SimRandom(7).stream("store");
+    StoreOptions o;
+    o.packed_kinds = {Kind::kEvent};
+    if (with_dictionary) o.packed_dictionaries = {{Kind::kEvent, event(0).SerializeAsString()}};
+    InMemoryStore store(loop, *random, o);
+    for (int i = 1; i <= 50; ++i) {
+      StatusOr<api::Object> c = store.create(api::share(event(i)));
+      EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+    }
+    StatusOr<ListResult> all = store.list(Kind::kEvent, {});
+    EXPECT_TRUE(all.is_ok());
+    if (all.is_ok()) *stored = all->items;
+    // The same object again: nothing written.
+    StatusOr<api::Object> got = store.get(Kind::kEvent, "default", "web-3.17a3b2c4d5e6f7a8");
+    EXPECT_TRUE(got.is_ok());
+    const int64_t rv = store.resource_version();
+    StatusOr<api::Object> again = store.update(*got);
+    EXPECT_TRUE(again.is_ok());
+    EXPECT_EQ(store.resource_version(), rv);
+    return store.packed_size(Kind::kEvent);
+  };
+  std::vector<api::Object> plain, compressed;
+  const int64_t plain_bytes = run(false, &plain);
+  const int64_t compressed_bytes = run(true, &compressed);
+  EXPECT_LT(compressed_bytes * 4, plain_bytes * 3) << compressed_bytes << " vs " << plain_bytes;
+  ASSERT_EQ(plain.size(), compressed.size());
+  for (size_t i = 0; i < plain.size(); ++i) {
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*plain[i], *compressed[i]));
+  }
 }
-INSTANTIATE_TEST_SUITE_P(Storage, StoreTest, ::testing::Bool(), storage_name);
-INSTANTIATE_TEST_SUITE_P(Storage, GenerateNameClashTest, ::testing::Bool(), storage_name);
-INSTANTIATE_TEST_SUITE_P(Storage, EnforcedNamespacesTest, ::testing::Bool(), storage_name);
-INSTANTIATE_TEST_SUITE_P(Storage, ValidatedStoreTest, ::testing::Bool(), storage_name);
-INSTANTIATE_TEST_SUITE_P(Storage, SmallHistoryTest, ::testing::Bool(), storage_name);
-INSTANTIATE_TEST_SUITE_P(Storage, RetainedHistoryTest, ::testing::Bool(), storage_name);
+
+std::string storage_name(const ::testing::TestParamInfo<Storage>& info) {
+  switch (info.param) {
+    case Storage::kParsed: return "Parsed";
+    case Storage::kPacked: return "Packed";
+    case Storage::kCompressed: return "Compressed";
+  }
+  return "Unknown";
+}
+const auto kStorages =
+    ::testing::Values(Storage::kParsed, Storage::kPacked, Storage::kCompressed);
+INSTANTIATE_TEST_SUITE_P(Storage, StoreTest, kStorages, storage_name);
+INSTANTIATE_TEST_SUITE_P(Storage, GenerateNameClashTest, kStorages, storage_name);
+INSTANTIATE_TEST_SUITE_P(Storage, EnforcedNamespacesTest, kStorages, storage_name);
+INSTANTIATE_TEST_SUITE_P(Storage, ValidatedStoreTest, kStorages, storage_name);
+INSTANTIATE_TEST_SUITE_P(Storage, SmallHistoryTest, kStorages, storage_name);
+INSTANTIATE_TEST_SUITE_P(Storage, RetainedHistoryTest, kStorages, storage_name);
 
 }  // namespace
 }  // namespace flotilla::store
