@@ -421,6 +421,10 @@ StatusOr<WatchHandle> EtcdStore::watch(api::Kind kind, const WatchOptions& optio
 
 int64_t EtcdStore::resource_version() const { return impl_->cache->resource_version(); }
 
+int64_t EtcdStore::kind_resource_version(api::Kind kind) const {
+  return impl_->cache->kind_resource_version(kind);
+}
+
 std::string EtcdStore::key_for(api::Kind kind, std::string_view ns, std::string_view name) const {
   return impl_->key_for(api::kind_info(kind), ns, name);
 }

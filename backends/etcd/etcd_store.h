@@ -73,6 +73,9 @@ class EtcdStore final : public Store {
   StatusOr<WatchHandle> watch(api::Kind kind, const WatchOptions& options,
                               std::function<void(const WatchEvent&)> on_event) override;
   int64_t resource_version() const override;
+  // The cache's: the etcd revision of the kind's newest change it has
+  // applied (the replication manager compares it with its pod watch).
+  int64_t kind_resource_version(api::Kind kind) const override;
 
   // The key an object is stored under.
   std::string key_for(api::Kind kind, std::string_view ns, std::string_view name) const;

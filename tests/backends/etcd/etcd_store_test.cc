@@ -267,6 +267,24 @@ TEST_F(EtcdStoreTest, WatchDeliversChangesInOrderAndResumesFromAVersion) {
             (std::vector<WatchEventType>{WatchEventType::kModified, WatchEventType::kDeleted}));
 }
 
+// Per kind, the version of the newest change of that kind the cache holds:
+// another kind's writes leave it where it is.
+TEST_F(EtcdStoreTest, EachKindHasTheVersionOfItsOwnNewestChange) {
+  auto c = store_->create(api::share(pod("web-1")));
+  ASSERT_TRUE(c.is_ok());
+  ASSERT_TRUE(run_until([&] { return store_->kind_resource_version(api::Kind::kPod) >= rv_of(*c); }));
+  EXPECT_EQ(store_->kind_resource_version(api::Kind::kPod), rv_of(*c));
+  api::Service svc;
+  svc.mutable_metadata()->set_name("web");
+  svc.mutable_metadata()->set_namespace_("default");
+  svc.mutable_spec()->add_ports()->set_port(80);
+  auto other = store_->create(api::share(svc));
+  ASSERT_TRUE(other.is_ok()) << other.status().message();
+  ASSERT_TRUE(run_until([&] { return store_->resource_version() >= rv_of(*other); }));
+  EXPECT_EQ(store_->kind_resource_version(api::Kind::kPod), rv_of(*c));
+  EXPECT_EQ(store_->kind_resource_version(api::Kind::kService), rv_of(*other));
+}
+
 TEST_F(EtcdStoreTest, AnotherWritersChangesReachTheCacheAndItsVersionsConflict) {
   std::unique_ptr<EtcdStore> other = open();
   ASSERT_NE(other, nullptr);
