@@ -101,11 +101,12 @@ bool parse_int64(std::string_view s, int64_t* out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
-// Serialized into a string of exactly its size: a string grown by doubling
-// as it is written keeps up to twice the bytes, and a packed kind keeps these
-// strings (750,000 Events at the start of the large scenario).
-std::string deterministic_bytes(const Message& m) {
-  const size_t size = m.ByteSizeLong();
+// `m` serialized, `size` being its ByteSizeLong() just computed (the
+// serialization uses the sizes that cached). Into a string of exactly its
+// size: a string grown by doubling as it is written keeps up to twice the
+// bytes, and a packed kind keeps these strings (750,000 Events at the start
+// of the large scenario).
+std::string bytes_of_size(const Message& m, size_t size) {
   std::string out(size, '\0');
   {
     google::protobuf::io::ArrayOutputStream aos(out.data(), static_cast<int>(size));
@@ -114,6 +115,17 @@ std::string deterministic_bytes(const Message& m) {
     m.SerializeWithCachedSizes(&cos);
   }
   return out;
+}
+
+std::string deterministic_bytes(const Message& m) { return bytes_of_size(m, m.ByteSizeLong()); }
+
+// Whether two messages serialize alike. Their sizes first: a change that
+// adds or drops anything (an Endpoints address, a pod condition) is found
+// without writing out either.
+bool same_bytes(const Message& a, const Message& b) {
+  const size_t size = a.ByteSizeLong();
+  if (size != b.ByteSizeLong()) return false;
+  return bytes_of_size(a, size) == bytes_of_size(b, size);
 }
 
 // A packed kind's bytes compressed with zstd and a dictionary of bytes like
@@ -598,8 +610,7 @@ class InMemoryStore::State {
     // Lease renewal, a scale) the whole object need not be compared.
     if (spec_bytes(*m, info) != spec_bytes(*old, info)) {
       meta.set_generation(old_meta.generation() + 1);
-    } else if (slot.obj ? deterministic_bytes(*m) == deterministic_bytes(*slot.obj)
-                        : packed_bytes(info, *m) == slot.packed) {
+    } else if (slot.obj ? same_bytes(*m, *slot.obj) : packed_bytes(info, *m) == slot.packed) {
       *unchanged = old;
       return Status::ok();
     }
