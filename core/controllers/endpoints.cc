@@ -76,39 +76,71 @@ bool same_subset(const api::EndpointSubset& a, const api::EndpointSubset& b) {
 
 }  // namespace
 
+namespace {
+
+// The sorted, resolved port list `pod` serves `service` on.
+std::vector<api::EndpointPort> resolved_ports(const api::Service& service, const api::Pod& pod) {
+  std::vector<api::EndpointPort> ports;
+  for (const auto& sp : service.spec().ports()) {
+    int32_t port = resolve_target(sp, pod);
+    if (port == 0) continue;
+    api::EndpointPort ep;
+    ep.set_name(sp.name());
+    ep.set_port(port);
+    ep.set_protocol(sp.protocol().empty() ? "TCP" : sp.protocol());
+    if (!sp.app_protocol().empty()) ep.set_app_protocol(sp.app_protocol());
+    ports.push_back(std::move(ep));
+  }
+  std::sort(ports.begin(), ports.end(), [](const api::EndpointPort& a, const api::EndpointPort& b) {
+    if (a.name() != b.name()) return a.name() < b.name();
+    if (a.port() != b.port()) return a.port() < b.port();
+    return a.protocol() < b.protocol();
+  });
+  return ports;
+}
+
+// What a pod contributes to a service's subsets.
+PodPorts decide(const api::Service& service, const api::Object& o) {
+  PodPorts d;
+  d.pod = o;
+  auto pod = api::as<api::Pod>(o);
+  if (pod->status().pod_ip().empty() || api::is_terminating(*pod) || api::is_pod_finished(*pod)) {
+    return d;
+  }
+  std::vector<api::EndpointPort> ports = resolved_ports(service, *pod);
+  if (!service.spec().ports().empty() && ports.empty()) return d;
+  for (const auto& p : ports) {
+    d.key += p.name() + "/" + std::to_string(p.port()) + "/" + p.protocol() + ";";
+  }
+  d.serves = true;
+  d.ready = api::is_pod_ready(*pod) || service.spec().publish_not_ready_addresses();
+  return d;
+}
+
+}  // namespace
+
 std::vector<api::EndpointSubset> compute_subsets(const api::Service& service,
-                                                 const std::vector<api::Object>& pods) {
+                                                 const std::vector<api::Object>& pods,
+                                                 SubsetMemo* memo) {
   struct Group {
     api::EndpointSubset subset;
   };
   std::map<std::string, Group> groups;  // by canonical port list
+  SubsetMemo next;
+  if (memo != nullptr) next.reserve(pods.size());
   for (const api::Object& o : pods) {
+    PodPorts decided;
+    const PodPorts* d = &decided;
+    if (memo != nullptr) {
+      auto hit = memo->find(o.get());
+      auto [it, inserted] =
+          next.try_emplace(o.get(), hit != memo->end() ? std::move(hit->second) : decide(service, o));
+      d = &it->second;
+    } else {
+      decided = decide(service, o);
+    }
+    if (!d->serves) continue;
     auto pod = api::as<api::Pod>(o);
-    if (pod->status().pod_ip().empty() || api::is_terminating(*pod) ||
-        api::is_pod_finished(*pod)) {
-      continue;
-    }
-    std::vector<api::EndpointPort> ports;
-    for (const auto& sp : service.spec().ports()) {
-      int32_t port = resolve_target(sp, *pod);
-      if (port == 0) continue;
-      api::EndpointPort ep;
-      ep.set_name(sp.name());
-      ep.set_port(port);
-      ep.set_protocol(sp.protocol().empty() ? "TCP" : sp.protocol());
-      if (!sp.app_protocol().empty()) ep.set_app_protocol(sp.app_protocol());
-      ports.push_back(std::move(ep));
-    }
-    if (!service.spec().ports().empty() && ports.empty()) continue;
-    std::sort(ports.begin(), ports.end(), [](const api::EndpointPort& a, const api::EndpointPort& b) {
-      if (a.name() != b.name()) return a.name() < b.name();
-      if (a.port() != b.port()) return a.port() < b.port();
-      return a.protocol() < b.protocol();
-    });
-    std::string key;
-    for (const auto& p : ports) {
-      key += p.name() + "/" + std::to_string(p.port()) + "/" + p.protocol() + ";";
-    }
     api::EndpointAddress addr;
     addr.set_ip(pod->status().pod_ip());
     if (!pod->spec().node_name().empty()) addr.set_node_name(pod->spec().node_name());
@@ -122,14 +154,14 @@ std::vector<api::EndpointSubset> compute_subsets(const api::Service& service,
     ref->set_name(pod->metadata().name());
     ref->set_uid(pod->metadata().uid());
 
-    auto [it, inserted] = groups.try_emplace(key);
+    auto [it, inserted] = groups.try_emplace(d->key);
     if (inserted) {
-      for (auto& p : ports) *it->second.subset.add_ports() = std::move(p);
+      for (auto& p : resolved_ports(service, *pod)) *it->second.subset.add_ports() = std::move(p);
     }
-    bool ready = api::is_pod_ready(*pod) || service.spec().publish_not_ready_addresses();
-    *(ready ? it->second.subset.add_addresses() : it->second.subset.add_not_ready_addresses()) =
+    *(d->ready ? it->second.subset.add_addresses() : it->second.subset.add_not_ready_addresses()) =
         std::move(addr);
   }
+  if (memo != nullptr) *memo = std::move(next);
   std::vector<api::EndpointSubset> out;
   for (auto& [key, g] : groups) {
     auto* a = g.subset.mutable_addresses();
@@ -330,6 +362,7 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
     if (svc_got.status().code() != StatusCode::kNotFound) {
       return ReconcileResult::error(svc_got.status());
     }
+    memos_.erase(key);
     if (!ep_got.is_ok()) {
       if (cached != written_.end()) written_.erase(cached);
       return ReconcileResult::ok();
@@ -344,14 +377,19 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
     return ReconcileResult::ok();
   }
   auto svc = api::as<api::Service>(*svc_got);
-  if (svc->spec().selector().empty()) return ReconcileResult::ok();  // user-managed endpoints
+  if (svc->spec().selector().empty()) {  // user-managed endpoints
+    memos_.erase(key);
+    return ReconcileResult::ok();
+  }
 
   ListOptions lo;
   lo.ns = ns;
   lo.labels = api::LabelSelector::from_map(svc->spec().selector());
   StatusOr<ListResult> pods = ctx_.store.list(api::Kind::kPod, lo);
   if (!pods.is_ok()) return ReconcileResult::error(pods.status());
-  std::vector<api::EndpointSubset> after = compute_subsets(*svc, pods->items);
+  Memo& memo = memos_[key];
+  if (memo.service != *svc_got) memo = Memo{*svc_got, {}};
+  std::vector<api::EndpointSubset> after = compute_subsets(*svc, pods->items, &memo.pods);
 
   api::Endpoints ep;
   if (stored != nullptr) {

@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -25,8 +26,22 @@ namespace flotilla::ctrl {
 // The Endpoints subsets a service should have given its pods (all pods of the
 // namespace that match its selector, in any order): pods with an IP, not
 // terminating and not finished; grouped by their resolved port list; sorted.
+//
+// `memo` (optional) keeps what was decided per pod snapshot (whether it has
+// an address, its port list, its readiness) for the next call with the same
+// service snapshot: a sync after one pod changed decides for that pod only.
+// It holds the snapshots it decided on (their addresses are its keys) and is
+// replaced by the pods of each call.
+struct PodPorts {
+  api::Object pod;
+  bool serves = false;  // has an address in the subsets
+  bool ready = false;   // in `addresses`, not `notReadyAddresses`
+  std::string key;      // the resolved port list, canonical
+};
+using SubsetMemo = std::unordered_map<const google::protobuf::Message*, PodPorts>;
 std::vector<api::EndpointSubset> compute_subsets(const api::Service& service,
-                                                 const std::vector<api::Object>& pods);
+                                                 const std::vector<api::Object>& pods,
+                                                 SubsetMemo* memo = nullptr);
 
 class EndpointsController {
  public:
@@ -75,6 +90,13 @@ class EndpointsController {
   // set: when the stored object is still that one, it needs no deep compare
   // and its ready set no rebuild.
   std::map<std::string, ReadySet> written_;
+  // Per service ("ns/name"): the service snapshot and compute_subsets' memo
+  // for it (dropped when the service changes or goes).
+  struct Memo {
+    api::Object service;
+    SubsetMemo pods;
+  };
+  std::map<std::string, Memo> memos_;
 
   ControllerContext ctx_;
   std::unique_ptr<WorkQueue> queue_;

@@ -2,6 +2,8 @@
 // deterministic order, writes only on change, traces, deletion with the service.
 #include "core/controllers/endpoints.h"
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include "tests/core/controllers/harness.h"
 
 namespace flotilla::ctrl {
@@ -182,6 +184,67 @@ TEST_F(EndpointsTest, PodsResolvingPortsDifferentlyGetSeparateSubsetsAndUnresolv
   EXPECT_EQ(ips(ep->subsets(0).addresses()), (std::vector<std::string>{"10.0.0.1"}));
   EXPECT_EQ(ep->subsets(1).ports(0).port(), 9090);
   EXPECT_EQ(ips(ep->subsets(1).addresses()), (std::vector<std::string>{"10.0.0.2"}));
+}
+
+// The memo decides again only for pod snapshots it has not seen: through
+// churn it gives what a fresh computation gives, and for a snapshot it has
+// seen it gives what it decided then (here planted, to show it is used).
+TEST_F(EndpointsTest, SubsetsFromTheMemoAreThoseComputedAfresh) {
+  api::Service svc = make_service("web", named("http"));
+  for (const char* n : {"a", "b", "c"}) make_pod(n);
+  auto pods = [&] {
+    ListOptions lo;
+    lo.labels = api::LabelSelector::from_map(svc.spec().selector());
+    StatusOr<ListResult> r = store_.list(api::Kind::kPod, lo);
+    EXPECT_TRUE(r.is_ok());
+    return r.is_ok() ? r->items : std::vector<api::Object>{};
+  };
+  auto same = [](const std::vector<api::EndpointSubset>& x,
+                 const std::vector<api::EndpointSubset>& y) {
+    if (x.size() != y.size()) return false;
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (!google::protobuf::util::MessageDifferencer::Equals(x[i], y[i])) return false;
+    }
+    return true;
+  };
+  SubsetMemo memo;
+  auto step = [&](const std::string& what) {
+    std::vector<api::Object> now = pods();
+    EXPECT_TRUE(same(compute_subsets(svc, now, &memo), compute_subsets(svc, now))) << what;
+    EXPECT_EQ(memo.size(), now.size()) << what;
+  };
+  step("no addresses yet");
+  set_pod_state("a", "n1", "10.0.0.1", true);
+  set_pod_state("b", "n1", "10.0.0.2", false);
+  step("a ready, b not");
+  set_pod_state("b", "n2", "10.0.0.2", true);
+  set_pod_state("c", "n2", "10.0.0.3", true, 0, "Succeeded");
+  step("b ready, c finished");
+  ASSERT_TRUE(store_.remove(api::Kind::kPod, "default", "a").is_ok());
+  make_pod("d", "web", 9090);
+  set_pod_state("d", "n3", "10.0.0.4", true);
+  step("a gone, d on another port");
+
+  // A snapshot already decided on is not looked at again.
+  std::vector<api::Object> now = pods();
+  for (auto& [pod, decided] : memo) decided.serves = false;
+  EXPECT_TRUE(compute_subsets(svc, now, &memo).empty());
+}
+
+TEST_F(EndpointsTest, AServiceChangeIsSeenThoughItsPodsAreUnchanged) {
+  start();
+  make_pod("a", "web", 8080);
+  set_pod_state("a", "n1", "10.0.0.1", true);
+  create(make_service("web", named("http")));
+  run_for(seconds(1));
+  ASSERT_EQ(endpoints()->subsets(0).ports(0).port(), 8080);
+  auto svc = get<api::Service>("default", "web");
+  api::Service changed = *svc;
+  // A port the pod does not name: it no longer serves the service.
+  *changed.mutable_spec()->mutable_ports(0)->mutable_target_port() = named("metrics");
+  ASSERT_TRUE(store_.update(api::share(std::move(changed))).is_ok());
+  run_for(seconds(1));
+  EXPECT_EQ(endpoints()->subsets_size(), 0);
 }
 
 TEST_F(EndpointsTest, DeletedWithTheServiceAndRecreatedIfRemovedByOthers) {
