@@ -4,6 +4,7 @@
 #include "core/api/pod_util.h"
 #include "core/api/quantity.h"
 #include "core/api/validation.h"
+#include "core/controllers/event_recorder.h"
 #include "core/controllers/pod_deletion.h"
 
 namespace flotilla::scenarios {
@@ -19,9 +20,9 @@ void record(TraceSink& trace, EventLoop& loop, trace::EventType type, F fill) {
   trace.record(r);
 }
 
-// The zstd dictionary of stored Events: serialized Events like those the
-// components record (the EventRecorder's fields; the reasons and messages of
-// the kubelet, scheduler and replication manager), the most common last. It
+// The zstd dictionary of stored Events: serialized Events as the recorder
+// makes them (new_event), with the reasons and messages of the kubelet,
+// scheduler, replication manager and node controller, the most common last. It
 // decides only how small Events are kept, never what is stored.
 std::string event_dictionary() {
   struct Sample {
@@ -53,33 +54,22 @@ std::string event_dictionary() {
       {"kubelet", "node-0042", "Pod", "app-0-x7k2p", "Normal", "Started",
        "Started container app"},
   };
+  constexpr int64_t kNow = 3'600'000'000'000;
   std::string out;
   for (const Sample& x : kSamples) {
-    api::Event e;
-    e.set_api_version("v1");
-    e.set_kind("Event");
+    api::ObjectReference ref;
+    ref.set_kind(x.kind);
+    ref.set_api_version("v1");
+    if (std::string_view(x.kind) != "Node") ref.set_namespace_(std::string(api::kDefaultNamespace));
+    ref.set_name(x.involved);
+    ref.set_uid("7a1e9c4b-2d6f-4e8a-b3c5-0f9d8e7a6b21");
+    api::Event e = ctrl::new_event(ref, x.type, x.reason, x.message, x.component, x.host, kNow);
+    // What the store adds.
     api::ObjectMeta* meta = e.mutable_metadata();
-    meta->set_name(std::string(x.involved) + ".187d5e2a9c3b4f10");
-    meta->set_namespace_(std::string(api::kDefaultNamespace));
+    meta->set_name(ctrl::event_name(x.involved, kNow, 0));
     meta->set_uid("3f6c2d8e-5b1a-4c7e-9d0f-2a8b6e4c1d95");
     meta->set_resource_version("1234567");
-    meta->mutable_creation_timestamp()->set_nanos(int64_t{3'600'000'000'000});
-    api::ObjectReference* ref = e.mutable_involved_object();
-    ref->set_kind(x.kind);
-    ref->set_api_version("v1");
-    if (std::string_view(x.kind) != "Node") ref->set_namespace_(std::string(api::kDefaultNamespace));
-    ref->set_name(x.involved);
-    ref->set_uid("7a1e9c4b-2d6f-4e8a-b3c5-0f9d8e7a6b21");
-    e.set_reason(x.reason);
-    e.set_message(x.message);
-    e.set_type(x.type);
-    e.mutable_source()->set_component(x.component);
-    if (*x.host != '\0') e.mutable_source()->set_host(x.host);
-    e.set_reporting_component(x.component);
-    e.set_reporting_instance(x.host);
-    e.mutable_first_timestamp()->set_nanos(int64_t{3'600'000'000'000});
-    e.mutable_last_timestamp()->set_nanos(int64_t{3'600'000'000'000});
-    e.set_count(1);
+    meta->mutable_creation_timestamp()->set_nanos(kNow);
     out += e.SerializeAsString();
   }
   return out;

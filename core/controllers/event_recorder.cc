@@ -43,6 +43,29 @@ std::string event_name(std::string_view involved_name, int64_t created_ns, int a
   return name;
 }
 
+api::Event new_event(const api::ObjectReference& involved, std::string_view type,
+                     std::string_view reason, std::string message, std::string_view component,
+                     std::string_view host, int64_t now_ns) {
+  api::Event e;
+  e.set_api_version("v1");
+  e.set_kind("Event");
+  e.mutable_metadata()->set_namespace_(involved.namespace_().empty()
+                                           ? std::string(api::kDefaultNamespace)
+                                           : involved.namespace_());
+  *e.mutable_involved_object() = involved;
+  e.set_reason(std::string(reason));
+  e.set_message(std::move(message));
+  e.set_type(std::string(type));
+  e.mutable_source()->set_component(std::string(component));
+  if (!host.empty()) e.mutable_source()->set_host(std::string(host));
+  e.set_reporting_component(std::string(component));
+  e.set_reporting_instance(std::string(host));
+  e.mutable_first_timestamp()->set_nanos(now_ns);
+  e.mutable_last_timestamp()->set_nanos(now_ns);
+  e.set_count(1);
+  return e;
+}
+
 bool EventRecorder::bump(const std::string& ns, const std::string& name,
                          const api::ObjectReference& involved, std::string_view type,
                          std::string_view reason, const std::string& message) {
@@ -139,21 +162,7 @@ void EventRecorder::event(const api::ObjectReference& involved, std::string_view
   }
 
   int64_t now = to_nanos(loop_.now());
-  api::Event e;
-  e.set_api_version("v1");
-  e.set_kind("Event");
-  e.mutable_metadata()->set_namespace_(ns);
-  *e.mutable_involved_object() = involved;
-  e.set_reason(std::string(reason));
-  e.set_message(std::move(message));
-  e.set_type(std::string(type));
-  e.mutable_source()->set_component(component_);
-  if (!host_.empty()) e.mutable_source()->set_host(host_);
-  e.set_reporting_component(component_);
-  e.set_reporting_instance(host_);
-  e.mutable_first_timestamp()->set_nanos(now);
-  e.mutable_last_timestamp()->set_nanos(now);
-  e.set_count(1);
+  api::Event e = new_event(involved, type, reason, std::move(message), component_, host_, now);
   for (int attempt = 0; attempt < 8; ++attempt) {
     e.mutable_metadata()->set_name(event_name(involved.name(), now, attempt));
     StatusOr<api::Object> created = store_.create(api::share(e));

@@ -34,6 +34,14 @@ api::ObjectReference reference_to(const google::protobuf::Message& object);
 // nanoseconds>", and "-<attempt>" after it when that name was taken.
 std::string event_name(std::string_view involved_name, int64_t created_ns, int attempt);
 
+// A new Event as a recorder writes it, before its name: in the involved
+// object's namespace ("default" for cluster-scoped objects, as in
+// Kubernetes), from `component` on `host`, count 1, first and last seen at
+// `now_ns`.
+api::Event new_event(const api::ObjectReference& involved, std::string_view type,
+                     std::string_view reason, std::string message, std::string_view component,
+                     std::string_view host, int64_t now_ns);
+
 class EventRecorder {
  public:
   // `component` is the source ("replication-controller", "default-scheduler",
