@@ -302,11 +302,10 @@ struct Watcher {
   bool node_pinned = false;
   std::function<void(const WatchEvent&)> on_event;
   bool active = true;
-  // The watch stream's buffer: events offered and not yet delivered, from
-  // `next` on. One posted drain delivers them, so a burst of changes costs the
-  // loop one event per watcher, not one per change and watcher.
+  // The watch stream's buffer: events offered and not yet delivered. One
+  // posted drain delivers them, so a burst of changes costs the loop one
+  // event per watcher, not one per change and watcher.
   std::vector<WatchEvent> queued;
-  size_t next = 0;
   bool drain_posted = false;
 
   bool matches(const Message& obj) const {
@@ -1029,18 +1028,17 @@ class InMemoryStore::State {
   static void drain(Watcher& w) {
     w.drain_posted = false;
     const size_t end = w.queued.size();
-    while (w.next < end && w.active) {
+    size_t next = 0;
+    while (next < end && w.active) {
       // Moved out: the handler may queue more and so move the buffer.
-      WatchEvent ev = std::move(w.queued[w.next++]);
+      WatchEvent ev = std::move(w.queued[next++]);
       w.on_event(ev);
     }
     if (!w.active) {
       std::vector<WatchEvent>().swap(w.queued);
-      w.next = 0;
       return;
     }
-    w.queued.erase(w.queued.begin(), w.queued.begin() + static_cast<std::ptrdiff_t>(w.next));
-    w.next = 0;
+    w.queued.erase(w.queued.begin(), w.queued.begin() + static_cast<std::ptrdiff_t>(next));
     // A burst's buffer is not kept for the quiet that follows.
     if (w.queued.empty() && w.queued.capacity() > kKeptBufferCapacity) {
       std::vector<WatchEvent>().swap(w.queued);
