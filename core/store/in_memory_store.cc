@@ -524,8 +524,9 @@ class InMemoryStore::State {
   }
 
   // Stores `m` at version `rv` (>= the store's): a new key is kAdded, an
-  // existing one kModified.
-  api::Object put(std::shared_ptr<Message> m, int64_t rv) {
+  // existing one kModified. `stored`, when given, is the stored object as
+  // object_of() gave it (so a packed one is not unpacked twice).
+  api::Object put(std::shared_ptr<Message> m, int64_t rv, api::Object stored = nullptr) {
     const api::KindInfo& info = *api::kind_of(*m);
     KindStore& s = ks(info.kind);
     api::ObjectMeta& meta = *info.mutable_meta(*m);
@@ -543,7 +544,7 @@ class InMemoryStore::State {
       record(info, s, HistoryEntry{rv, WatchEventType::kAdded, obj, nullptr});
       return obj;
     }
-    api::Object prev = object_of(info, entry->second);
+    api::Object prev = stored != nullptr ? std::move(stored) : object_of(info, entry->second);
     index_update(info, s, entry, *prev, *obj);
     entry->second = make_slot(info, obj, rv);
     record(info, s, HistoryEntry{rv, WatchEventType::kModified, obj, prev});
@@ -552,18 +553,19 @@ class InMemoryStore::State {
 
   StatusOr<api::Object> update(api::Object in) {
     std::shared_ptr<Message> m;
-    api::Object unchanged;
-    FLOTILLA_RETURN_IF_ERROR(prepare_update(std::move(in), &m, &unchanged));
+    api::Object unchanged, stored;
+    FLOTILLA_RETURN_IF_ERROR(prepare_update(std::move(in), &m, &unchanged, &stored));
     if (m == nullptr) return unchanged;
     int64_t rv = ++rv_;
-    return put(std::move(m), rv);
+    return put(std::move(m), rv, std::move(stored));
   }
 
   // Everything update() does before writing: `*out` is the object as it
   // would be stored (no resourceVersion), or null with `*unchanged` the
-  // stored object when the update changes nothing.
+  // stored object when the update changes nothing. `*stored`, if asked for,
+  // is the stored object it replaces.
   Status prepare_update(api::Object in, std::shared_ptr<Message>* out,
-                        api::Object* unchanged) {
+                        api::Object* unchanged, api::Object* stored = nullptr) {
     if (in == nullptr) return bad_request_error("update: no object given");
     const api::KindInfo* infop = api::kind_of(*in);
     if (infop == nullptr) return bad_request_error("update: not a kind the store knows");
@@ -616,6 +618,7 @@ class InMemoryStore::State {
     if (options_.validator) FLOTILLA_RETURN_IF_ERROR(options_.validator(*m, old.get()));
     meta.clear_resource_version();
     *out = std::move(m);
+    if (stored != nullptr) *stored = old;
     return Status::ok();
   }
 
@@ -624,7 +627,7 @@ class InMemoryStore::State {
     StatusOr<api::Object> last = prepare_remove(kind, ns, name, o);
     if (!last.is_ok()) return last.status();
     int64_t rv = ++rv_;
-    return erase(kind, ns, name, rv);
+    return erase(kind, ns, name, rv, *last);
   }
 
   // The checks remove() makes; returns the object it would remove.
@@ -649,13 +652,16 @@ class InMemoryStore::State {
   }
 
   // Removes the object at version `rv` (>= the store's); null when absent.
-  api::Object erase(api::Kind kind, std::string_view ns, std::string_view name, int64_t rv) {
+  // `stored`, when given, is the stored object as object_of() gave it (so a
+  // packed one is not unpacked twice).
+  api::Object erase(api::Kind kind, std::string_view ns, std::string_view name, int64_t rv,
+                    api::Object stored = nullptr) {
     const api::KindInfo& info = api::kind_info(kind);
     KindStore& s = ks(kind);
     Entry* entry = find(s, view_of(info, ns, name));
     if (entry == nullptr) return nullptr;
     rv_ = std::max(rv_, rv);
-    api::Object last = object_of(info, entry->second);
+    api::Object last = stored != nullptr ? std::move(stored) : object_of(info, entry->second);
     index_remove(info, s, entry, *last);
     if (--s.ns_count[entry->first.ns] == 0) s.ns_count.erase(entry->first.ns);
     ObjKey key = entry->first;
