@@ -93,6 +93,11 @@ store::StoreOptions ControlPlane::store_options() {
   // this is compacted away (a large run's Endpoints history grew by ~0.25 GB
   // per simulated hour without it).
   so.history_retention = std::chrono::minutes(5);
+  // kube-apiserver's watch cache: --default-watch-cache-size is 100 events
+  // per resource, 1,000 what large clusters are tuned to. 10,000 kept the
+  // last 20 s of a 5,000-node cluster's Lease renewals alive (three versions
+  // of every Lease): 1,000 cut the steady state's CPU by ~10% and 45 MB.
+  so.history_size = 1000;
   return so;
 }
 
