@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 
 #include "core/api/types.pb.h"
 
@@ -41,9 +42,14 @@ struct KindInfo {
   std::string_view api_version;  // "v1", "coordination.k8s.io/v1"
   bool namespaced;
   const google::protobuf::Descriptor* descriptor;
+  const std::type_info* type;  // of the generated class
   const ObjectMeta& (*meta)(const google::protobuf::Message&);
   ObjectMeta* (*mutable_meta)(google::protobuf::Message&);
   std::unique_ptr<google::protobuf::Message> (*make)();
+  // The `spec` message; null for kinds without one (Endpoints, Event).
+  const google::protobuf::Message* (*spec)(const google::protobuf::Message&);
+  // Sets apiVersion and kind to this kind's where they are empty.
+  void (*fill_type_meta)(google::protobuf::Message&, const KindInfo&);
 };
 
 const KindInfo& kind_info(Kind kind);

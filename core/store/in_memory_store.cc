@@ -181,50 +181,14 @@ class Packer {
   std::vector<char> scratch_;
 };
 
-// The fields every write looks at, found once per kind.
-struct TypeFields {
-  const google::protobuf::FieldDescriptor* spec = nullptr;  // null: no spec message
-  const google::protobuf::FieldDescriptor* api_version = nullptr;
-  const google::protobuf::FieldDescriptor* kind = nullptr;
-};
-
-const TypeFields& type_fields(const api::KindInfo& info) {
-  static const std::array<TypeFields, api::kKindCount> all = [] {
-    std::array<TypeFields, api::kKindCount> fields{};
-    for (const api::KindInfo& k : api::all_kinds()) {
-      const google::protobuf::Descriptor* d = k.make()->GetDescriptor();
-      TypeFields& f = fields[static_cast<size_t>(k.kind)];
-      f.spec = d->FindFieldByName("spec");
-      if (f.spec != nullptr && f.spec->type() != google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
-        f.spec = nullptr;
-      }
-      f.api_version = d->FindFieldByName("api_version");
-      f.kind = d->FindFieldByName("kind");
-    }
-    return fields;
-  }();
-  return all[static_cast<size_t>(info.kind)];
-}
-
 // The serialized `spec` field, or "" for kinds without one.
 std::string spec_bytes(const Message& m, const api::KindInfo& info) {
-  const google::protobuf::FieldDescriptor* f = type_fields(info).spec;
-  if (f == nullptr) return "";
-  return deterministic_bytes(m.GetReflection()->GetMessage(m, f));
+  const Message* spec = info.spec(m);
+  return spec != nullptr ? deterministic_bytes(*spec) : std::string();
 }
 
-// Sets apiVersion ("v1", or the kind's group version) and kind when empty
-// (every kind has these two fields).
-void set_type_meta(Message& m, const api::KindInfo& info) {
-  const google::protobuf::Reflection* r = m.GetReflection();
-  const TypeFields& f = type_fields(info);
-  if (f.api_version != nullptr && r->GetString(m, f.api_version).empty()) {
-    r->SetString(&m, f.api_version, std::string(info.api_version));
-  }
-  if (f.kind != nullptr && r->GetString(m, f.kind).empty()) {
-    r->SetString(&m, f.kind, std::string(info.name));
-  }
-}
+// Sets apiVersion ("v1", or the kind's group version) and kind when empty.
+void set_type_meta(Message& m, const api::KindInfo& info) { info.fill_type_meta(m, info); }
 
 // A writable object to store: the caller's own when nobody else holds it
 // (the usual `store.update(api::share(std::move(obj)))`: the object is not
