@@ -95,8 +95,8 @@ const KindInfo* kind_by_resource(std::string_view resource) {
 
 const KindInfo* kind_of(const google::protobuf::Message& m) {
   // By the object's class first: a vtable load, where GetDescriptor() goes
-  // through protobuf's once-only descriptor set-up on every call (~5% of a
-  // large run's instructions went to finding kinds that way).
+  // through protobuf's once-only descriptor set-up on every call (2.5% of
+  // 5,000 idle nodes' instructions went to finding kinds that way).
   const std::type_info* type = &typeid(m);
   for (const KindInfo& k : table()) {
     if (k.type == type) return &k;
