@@ -409,20 +409,12 @@ void NodeAgent::renew_lease() {
     StatusOr<api::Object> existing =
         cached ? StatusOr<api::Object>(lease_)
                : store_.get(api::Kind::kLease, std::string(ctrl::kNodeLeaseNamespace), node_name_);
-    if (!existing.is_ok() && existing.status().code() != StatusCode::kNotFound) return;
-    // A new Lease, or the spare one if this agent alone holds it now.
-    std::shared_ptr<api::Lease> next;
-    if (spare_lease_ != nullptr && spare_lease_.use_count() == 1) {
-      next = std::const_pointer_cast<api::Lease>(api::as<api::Lease>(spare_lease_));
-    } else {
-      next = std::make_shared<api::Lease>();
-    }
-    spare_lease_ = nullptr;
-    api::Lease& lease = *next;
+    api::Lease lease;
     if (existing.is_ok()) {
-      lease.CopyFrom(*api::as<api::Lease>(*existing));  // into the spare's strings: no allocation
+      lease = *api::as<api::Lease>(*existing);
+    } else if (existing.status().code() != StatusCode::kNotFound) {
+      return;
     } else {
-      lease.Clear();
       lease.mutable_metadata()->set_name(node_name_);
       lease.mutable_metadata()->set_namespace_(std::string(ctrl::kNodeLeaseNamespace));
     }
@@ -444,10 +436,9 @@ void NodeAgent::renew_lease() {
     }
     spec->set_lease_duration_seconds(duration_s);
     spec->mutable_renew_time()->set_nanos(now);
-    StatusOr<api::Object> written =
-        existing.is_ok() ? store_.update(std::move(next)) : store_.create(std::move(next));
+    StatusOr<api::Object> written = existing.is_ok() ? store_.update(api::share(std::move(lease)))
+                                                     : store_.create(api::share(std::move(lease)));
     if (written.is_ok()) {
-      spare_lease_ = std::move(lease_);
       lease_ = *written;
       return;
     }

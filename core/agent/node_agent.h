@@ -159,10 +159,6 @@ class NodeAgent final {
   // The Lease as this agent last wrote it (client-go's latestLease): the next
   // renewal starts from it instead of reading the store; a conflict drops it.
   api::Object lease_;
-  // The version before it: once nobody else holds it (the store's watch
-  // history and watchers have let it go) the next renewal is written into it,
-  // reusing its allocations instead of copying into a new Lease.
-  api::Object spare_lease_;
   // The stored Node snapshot last found (or written) with the conditions this
   // agent reports: while the store still holds it, a status check compares
   // nothing.

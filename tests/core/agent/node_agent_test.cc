@@ -516,41 +516,6 @@ TEST_F(NodeAgentShortHistoryTest, ActsOnTheSpecItStartedFromWithoutHoldingOldSna
   EXPECT_TRUE(api::is_pod_ready(*pod("web")));
 }
 
-// A renewal is written into the agent's previous Lease version once nobody
-// else holds it (no new Lease, no copy of every string), never into one
-// someone still holds.
-TEST_F(NodeAgentShortHistoryTest, ARenewalReusesTheLeaseVersionNobodyElseHolds) {
-  start_agent();
-  const std::string ns(ctrl::kNodeLeaseNamespace);
-  auto lease = [&] {
-    StatusOr<api::Object> l = store_.get(api::Kind::kLease, ns, "node-1");
-    return l.is_ok() ? api::as<api::Lease>(*l) : nullptr;
-  };
-  // Another Lease's write: the history then holds none of node-1's versions.
-  int others = 0;
-  auto write_elsewhere = [&] {
-    api::Lease l;
-    l.mutable_metadata()->set_namespace_(ns);
-    l.mutable_metadata()->set_name("other-" + std::to_string(others++));
-    ASSERT_TRUE(store_.create(api::share(std::move(l))).is_ok());
-  };
-  run_for(seconds(5));
-  std::weak_ptr<const api::Lease> created = lease();  // written at 0 s
-  ASSERT_FALSE(created.expired());
-  run_for(seconds(10));                          // renewed at 10 s
-  std::shared_ptr<const api::Lease> held = lease();  // the test keeps this one
-  write_elsewhere();
-  run_for(seconds(10));  // renewed at 20 s, into the version of 0 s
-  EXPECT_EQ(lease(), created.lock()) << "the version of 0 s, alive again";
-  EXPECT_EQ(lease()->spec().renew_time().nanos(), to_nanos(seconds(20)));
-  EXPECT_EQ(lease()->spec().holder_identity(), "node-1");
-  write_elsewhere();
-  run_for(seconds(10));  // renewed at 30 s: the version of 10 s is held
-  EXPECT_NE(lease().get(), held.get());
-  EXPECT_EQ(lease()->spec().renew_time().nanos(), to_nanos(seconds(30)));
-  EXPECT_EQ(held->spec().renew_time().nanos(), to_nanos(seconds(10)));
-}
-
 TEST_F(NodeAgentTest, OomKillIsReportedInLastState) {
   runtime_.script = [](const std::string&, int start) {
     ContainerScript s;
