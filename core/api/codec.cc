@@ -997,18 +997,7 @@ std::string encode_yaml(const google::protobuf::Message& message) {
 }
 
 void fill_type_meta(google::protobuf::Message* object) {
-  const KindInfo* info = kind_of(*object);
-  if (info == nullptr) return;
-  const pb::Descriptor* d = object->GetDescriptor();
-  const pb::Reflection* r = object->GetReflection();
-  const FD* api_version = d->FindFieldByName("api_version");
-  const FD* kind = d->FindFieldByName("kind");
-  if (api_version != nullptr && r->GetString(*object, api_version).empty()) {
-    r->SetString(object, api_version, std::string(info->api_version));
-  }
-  if (kind != nullptr && r->GetString(*object, kind).empty()) {
-    r->SetString(object, kind, std::string(info->name));
-  }
+  if (const KindInfo* info = kind_of(*object)) info->fill_type_meta(*object);
 }
 
 std::string object_label(const google::protobuf::Message& object) {

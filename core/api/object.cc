@@ -28,7 +28,8 @@ const google::protobuf::Message* spec_impl(const google::protobuf::Message& m) {
   }
 }
 template <typename T>
-void fill_type_meta_impl(google::protobuf::Message& m, const KindInfo& k) {
+void fill_type_meta_impl(google::protobuf::Message& m) {
+  const KindInfo& k = kind_info(kind_for<T>());
   T& t = static_cast<T&>(m);
   if (t.api_version().empty()) t.set_api_version(std::string(k.api_version));
   if (t.kind().empty()) t.set_kind(std::string(k.name));

@@ -49,7 +49,7 @@ struct KindInfo {
   // The `spec` message; null for kinds without one (Endpoints, Event).
   const google::protobuf::Message* (*spec)(const google::protobuf::Message&);
   // Sets apiVersion and kind to this kind's where they are empty.
-  void (*fill_type_meta)(google::protobuf::Message&, const KindInfo&);
+  void (*fill_type_meta)(google::protobuf::Message&);
 };
 
 const KindInfo& kind_info(Kind kind);

@@ -187,9 +187,6 @@ std::string spec_bytes(const Message& m, const api::KindInfo& info) {
   return spec != nullptr ? deterministic_bytes(*spec) : std::string();
 }
 
-// Sets apiVersion ("v1", or the kind's group version) and kind when empty.
-void set_type_meta(Message& m, const api::KindInfo& info) { info.fill_type_meta(m, info); }
-
 // A writable object to store: the caller's own when nobody else holds it
 // (the usual `store.update(api::share(std::move(obj)))`: the object is not
 // copied again), else a copy.
@@ -477,7 +474,7 @@ class InMemoryStore::State {
     meta.set_uid(next_uid());
     meta.mutable_creation_timestamp()->set_nanos(to_nanos(loop_.now()));
     meta.set_generation(1);
-    set_type_meta(*m, info);
+    info.fill_type_meta(*m);  // apiVersion and kind, where empty
     if (options_.validator) FLOTILLA_RETURN_IF_ERROR(options_.validator(*m, nullptr));
     ObjKey key{meta.namespace_(), meta.name()};
     if (find(s, KeyView{key.ns, key.name}) != nullptr) {
@@ -569,7 +566,7 @@ class InMemoryStore::State {
     *meta.mutable_creation_timestamp() = old_meta.creation_timestamp();
     meta.set_generation(old_meta.generation());
     meta.set_resource_version(old_meta.resource_version());
-    set_type_meta(*m, info);
+    info.fill_type_meta(*m);  // apiVersion and kind, where empty
     // Nothing changed: nothing to write (the stored object was validated).
     // The spec first: it is smaller than the object, and when it differs (a
     // Lease renewal, a scale) the whole object need not be compared.

@@ -32,12 +32,12 @@ TEST(KindInfo, GivesTheSpecOfKindsThatHaveOneAndFillsTheTypeMeta) {
   Pod pod;
   EXPECT_EQ(kind_info(Kind::kPod).spec(pod), &pod.spec());
 
-  l.fill_type_meta(lease, l);
+  l.fill_type_meta(lease);
   EXPECT_EQ(lease.api_version(), "coordination.k8s.io/v1");
   EXPECT_EQ(lease.kind(), "Lease");
   // What is set already stays (validation reports a wrong one).
   pod.set_api_version("v2");
-  kind_info(Kind::kPod).fill_type_meta(pod, kind_info(Kind::kPod));
+  kind_info(Kind::kPod).fill_type_meta(pod);
   EXPECT_EQ(pod.api_version(), "v2");
   EXPECT_EQ(pod.kind(), "Pod");
 }
