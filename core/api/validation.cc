@@ -199,8 +199,49 @@ void validate_annotations(Errors& e,
 
 enum class NameRule { kSubdomain, kLabel };
 
+void validate_owner_references(Errors& e, const ObjectMeta& m, const std::string& f) {
+  for (int i = 0; i < m.owner_references_size(); ++i) {
+    const OwnerReference& o = m.owner_references(i);
+    if (!o.api_version().empty() && !o.kind().empty() && !o.name().empty() && !o.uid().empty()) {
+      continue;
+    }
+    std::string p = index(child(f, "ownerReferences"), i);
+    if (o.api_version().empty()) invalid(e, child(p, "apiVersion"), quote(""), "version must not be empty");
+    if (o.kind().empty()) invalid(e, child(p, "kind"), quote(""), "kind must not be empty");
+    if (o.name().empty()) invalid(e, child(p, "name"), quote(""), "name must not be empty");
+    if (o.uid().empty()) invalid(e, child(p, "uid"), quote(""), "uid must not be empty");
+  }
+}
+
+// Whether two string maps hold the same entries.
+bool same_entries(const google::protobuf::Map<std::string, std::string>& a,
+                  const google::protobuf::Map<std::string, std::string>& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [k, v] : a) {
+    auto it = b.find(k);
+    if (it == b.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+// `old`, on an update, is the stored version, which passed validation when it
+// was written: a field left as it was is not checked again (Kubernetes calls
+// this ratcheting: an update is refused for what it changes, not for what it
+// keeps). Renewals and status reports, most writes of a large cluster, change
+// none of the names, labels or quantities.
 void validate_meta(Errors& e, const ObjectMeta& m, bool namespaced, NameRule rule,
-                   const std::string& f, bool name_required = true) {
+                   const std::string& f, bool name_required = true,
+                   const ObjectMeta* old = nullptr) {
+  if (old != nullptr && m.name() == old->name() && m.generate_name() == old->generate_name() &&
+      m.namespace_() == old->namespace_() && same_entries(m.labels(), old->labels()) &&
+      same_entries(m.annotations(), old->annotations())) {
+    check_non_negative(e, f, "generation", m.generation());
+    if (m.has_deletion_grace_period_seconds()) {
+      check_non_negative(e, f, "deletionGracePeriodSeconds", m.deletion_grace_period_seconds());
+    }
+    validate_owner_references(e, m, f);
+    return;
+  }
   auto name_errors = [&](std::string_view n) {
     return rule == NameRule::kLabel ? dns1123_label_errors(n) : dns1123_subdomain_errors(n);
   };
@@ -233,17 +274,7 @@ void validate_meta(Errors& e, const ObjectMeta& m, bool namespaced, NameRule rul
   check_non_negative(e, f, "generation", m.generation());
   validate_labels(e, m.labels(), f, "labels");
   validate_annotations(e, m.annotations(), f, "annotations");
-  for (int i = 0; i < m.owner_references_size(); ++i) {
-    const OwnerReference& o = m.owner_references(i);
-    if (!o.api_version().empty() && !o.kind().empty() && !o.name().empty() && !o.uid().empty()) {
-      continue;
-    }
-    std::string p = index(child(f, "ownerReferences"), i);
-    if (o.api_version().empty()) invalid(e, child(p, "apiVersion"), quote(""), "version must not be empty");
-    if (o.kind().empty()) invalid(e, child(p, "kind"), quote(""), "kind must not be empty");
-    if (o.name().empty()) invalid(e, child(p, "name"), quote(""), "name must not be empty");
-    if (o.uid().empty()) invalid(e, child(p, "uid"), quote(""), "uid must not be empty");
-  }
+  validate_owner_references(e, m, f);
 }
 
 // ------------------------------------------------------------- pod spec
@@ -537,13 +568,13 @@ void validate_pod_spec(Errors& e, const PodSpec& s, const std::string& f) {
 
 // ------------------------------------------------------------- kinds
 
-void validate_pod(Errors& e, const Pod& pod) {
-  validate_meta(e, pod.metadata(), true, NameRule::kSubdomain, "metadata");
+void validate_pod(Errors& e, const Pod& pod, const ObjectMeta* old_meta) {
+  validate_meta(e, pod.metadata(), true, NameRule::kSubdomain, "metadata", true, old_meta);
   validate_pod_spec(e, pod.spec(), "spec");
 }
 
-void validate_rc(Errors& e, const ReplicationController& rc) {
-  validate_meta(e, rc.metadata(), true, NameRule::kSubdomain, "metadata");
+void validate_rc(Errors& e, const ReplicationController& rc, const ObjectMeta* old_meta) {
+  validate_meta(e, rc.metadata(), true, NameRule::kSubdomain, "metadata", true, old_meta);
   const ReplicationControllerSpec& s = rc.spec();
   if (s.has_replicas()) check_non_negative(e, "spec.replicas", s.replicas());
   check_non_negative(e, "spec.minReadySeconds", s.min_ready_seconds());
@@ -578,8 +609,8 @@ void validate_rc(Errors& e, const ReplicationController& rc) {
   }
 }
 
-void validate_service(Errors& e, const Service& svc) {
-  validate_meta(e, svc.metadata(), true, NameRule::kLabel, "metadata");
+void validate_service(Errors& e, const Service& svc, const ObjectMeta* old_meta) {
+  validate_meta(e, svc.metadata(), true, NameRule::kLabel, "metadata", true, old_meta);
   const ServiceSpec& s = svc.spec();
   bool headless = s.cluster_ip() == "None";
   if (s.ports_size() == 0 && !headless) required(e, "spec.ports");
@@ -643,8 +674,8 @@ void validate_service(Errors& e, const Service& svc) {
   }
 }
 
-void validate_endpoints(Errors& e, const Endpoints& ep) {
-  validate_meta(e, ep.metadata(), true, NameRule::kSubdomain, "metadata");
+void validate_endpoints(Errors& e, const Endpoints& ep, const ObjectMeta* old_meta) {
+  validate_meta(e, ep.metadata(), true, NameRule::kSubdomain, "metadata", true, old_meta);
   for (int i = 0; i < ep.subsets_size(); ++i) {
     const EndpointSubset& s = ep.subsets(i);
     std::string sp = index("subsets", i);
@@ -677,8 +708,11 @@ void validate_endpoints(Errors& e, const Endpoints& ep) {
   }
 }
 
-void validate_node(Errors& e, const Node& node) {
-  validate_meta(e, node.metadata(), false, NameRule::kSubdomain, "metadata");
+// A node's quantities are the same in nearly every status report: those are
+// not parsed again (see validate_meta).
+void validate_node(Errors& e, const Node& node, const Node* old) {
+  validate_meta(e, node.metadata(), false, NameRule::kSubdomain, "metadata", true,
+                old != nullptr ? &old->metadata() : nullptr);
   for (int i = 0; i < node.spec().taints_size(); ++i) {
     const Taint& t = node.spec().taints(i);
     std::string tp = index("spec.taints", i);
@@ -691,16 +725,20 @@ void validate_node(Errors& e, const Node& node) {
     check_supported(e, child(tp, "effect"), t.effect(), {"NoSchedule", "PreferNoSchedule", "NoExecute"},
                     false);
   }
-  validate_resource_list(e, node.status().capacity(), "status.capacity");
-  validate_resource_list(e, node.status().allocatable(), "status.allocatable");
+  if (old == nullptr || !same_entries(node.status().capacity(), old->status().capacity())) {
+    validate_resource_list(e, node.status().capacity(), "status.capacity");
+  }
+  if (old == nullptr || !same_entries(node.status().allocatable(), old->status().allocatable())) {
+    validate_resource_list(e, node.status().allocatable(), "status.allocatable");
+  }
 }
 
-void validate_namespace(Errors& e, const Namespace& ns) {
-  validate_meta(e, ns.metadata(), false, NameRule::kLabel, "metadata");
+void validate_namespace(Errors& e, const Namespace& ns, const ObjectMeta* old_meta) {
+  validate_meta(e, ns.metadata(), false, NameRule::kLabel, "metadata", true, old_meta);
 }
 
-void validate_event(Errors& e, const Event& ev) {
-  validate_meta(e, ev.metadata(), true, NameRule::kSubdomain, "metadata");
+void validate_event(Errors& e, const Event& ev, const ObjectMeta* old_meta) {
+  validate_meta(e, ev.metadata(), true, NameRule::kSubdomain, "metadata", true, old_meta);
   check_supported(e, "type", ev.type(), {"Normal", "Warning"});
   if (ev.count() < 0) check_non_negative(e, "count", ev.count());
   if (!ev.involved_object().namespace_().empty() && !ev.metadata().namespace_().empty() &&
@@ -711,8 +749,8 @@ void validate_event(Errors& e, const Event& ev) {
 }
 
 // coordination.k8s.io/v1 Lease, as ValidateLeaseSpec checks it.
-void validate_lease(Errors& e, const Lease& l) {
-  validate_meta(e, l.metadata(), true, NameRule::kSubdomain, "metadata");
+void validate_lease(Errors& e, const Lease& l, const ObjectMeta* old_meta) {
+  validate_meta(e, l.metadata(), true, NameRule::kSubdomain, "metadata", true, old_meta);
   const LeaseSpec& s = l.spec();
   if (s.has_lease_duration_seconds() && s.lease_duration_seconds() <= 0) {
     invalid(e, "spec.leaseDurationSeconds", std::to_string(s.lease_duration_seconds()),
@@ -724,9 +762,32 @@ void validate_lease(Errors& e, const Lease& l) {
   }
 }
 
-void immutable(Errors& e, const std::string& f, const std::string& old_value,
+void immutable(Errors& e, std::string_view f, const std::string& old_value,
                const std::string& new_value) {
-  if (old_value != new_value) invalid(e, f, quote(new_value), "field is immutable");
+  if (old_value != new_value) invalid(e, std::string(f), quote(new_value), "field is immutable");
+}
+
+// `object` checked on its own, or as an update of `old` (of the same kind):
+// see validate_meta.
+Errors validate_object(const google::protobuf::Message& object, const KindInfo& k,
+                       const google::protobuf::Message* old) {
+  Errors e;
+  const ObjectMeta* om = old != nullptr ? &k.meta(*old) : nullptr;
+  switch (k.kind) {
+    case Kind::kPod: validate_pod(e, static_cast<const Pod&>(object), om); break;
+    case Kind::kReplicationController:
+      validate_rc(e, static_cast<const ReplicationController&>(object), om);
+      break;
+    case Kind::kService: validate_service(e, static_cast<const Service&>(object), om); break;
+    case Kind::kEndpoints: validate_endpoints(e, static_cast<const Endpoints&>(object), om); break;
+    case Kind::kNode:
+      validate_node(e, static_cast<const Node&>(object), static_cast<const Node*>(old));
+      break;
+    case Kind::kNamespace: validate_namespace(e, static_cast<const Namespace&>(object), om); break;
+    case Kind::kEvent: validate_event(e, static_cast<const Event&>(object), om); break;
+    case Kind::kLease: validate_lease(e, static_cast<const Lease&>(object), om); break;
+  }
+  return e;
 }
 
 }  // namespace
@@ -786,29 +847,16 @@ std::vector<std::string> label_value_errors(std::string_view value) {
 }
 
 std::vector<FieldError> validate(const google::protobuf::Message& object) {
-  Errors e;
   const KindInfo* k = kind_of(object);
-  if (k == nullptr) return e;
-  switch (k->kind) {
-    case Kind::kPod: validate_pod(e, static_cast<const Pod&>(object)); break;
-    case Kind::kReplicationController:
-      validate_rc(e, static_cast<const ReplicationController&>(object));
-      break;
-    case Kind::kService: validate_service(e, static_cast<const Service&>(object)); break;
-    case Kind::kEndpoints: validate_endpoints(e, static_cast<const Endpoints&>(object)); break;
-    case Kind::kNode: validate_node(e, static_cast<const Node&>(object)); break;
-    case Kind::kNamespace: validate_namespace(e, static_cast<const Namespace&>(object)); break;
-    case Kind::kEvent: validate_event(e, static_cast<const Event&>(object)); break;
-    case Kind::kLease: validate_lease(e, static_cast<const Lease&>(object)); break;
-  }
-  return e;
+  return k != nullptr ? validate_object(object, *k, nullptr) : Errors{};
 }
 
 std::vector<FieldError> validate_update(const google::protobuf::Message& old_object,
                                         const google::protobuf::Message& updated) {
-  Errors e = validate(updated);
   const KindInfo* k = kind_of(updated);
-  if (k == nullptr || kind_of(old_object) != k) return e;
+  if (k == nullptr) return {};
+  if (kind_of(old_object) != k) return validate_object(updated, *k, nullptr);
+  Errors e = validate_object(updated, *k, &old_object);
   const ObjectMeta& om = k->meta(old_object);
   const ObjectMeta& nm = k->meta(updated);
   immutable(e, "metadata.name", om.name(), nm.name());

@@ -37,7 +37,9 @@ std::vector<FieldError> validate(const google::protobuf::Message& object);
 // immutable must not change (metadata.name/namespace/uid/creationTimestamp; a
 // Pod's spec except containers' images and activeDeadlineSeconds, which may
 // only be set or lowered; a Service's clusterIP once set). Both objects must be
-// of the same kind.
+// of the same kind. `old_object` is taken as valid (the stored version, checked
+// when written): what the update keeps of its names, labels, annotations and a
+// Node's capacity and allocatable is not checked again.
 std::vector<FieldError> validate_update(const google::protobuf::Message& old_object,
                                         const google::protobuf::Message& updated);
 

@@ -456,6 +456,47 @@ TEST(ValidationTest, UpdatesKeepImmutableFields) {
               ElementsAre("spec.clusterIP: Invalid value: \"10.0.0.2\": field is immutable"));
 }
 
+// An update is checked for what it changes: the stored version passed
+// validation when written, so fields it keeps are not checked again. Shown
+// with stored versions that could not have been written (their values are
+// invalid): kept, they pass; changed to another invalid value, they do not.
+TEST(ValidationTest, UpdatesAreCheckedForWhatTheyChange) {
+  Node node;
+  node.mutable_metadata()->set_name("node-1");
+  (*node.mutable_metadata()->mutable_labels())["zone"] = "Zone A";
+  (*node.mutable_status()->mutable_capacity())["cpu"] = "four";
+  (*node.mutable_status()->mutable_allocatable())["cpu"] = "4";
+  ASSERT_EQ(validate(node).size(), 2u);
+  Node report = node;
+  report.mutable_status()->set_phase("Running");
+  EXPECT_THAT(strings(validate_update(node, report)), IsEmpty());
+
+  Node relabelled = report;
+  (*relabelled.mutable_metadata()->mutable_labels())["zone"] = "Zone B";
+  EXPECT_THAT(strings(validate_update(node, relabelled)),
+              ElementsAre(::testing::StartsWith("metadata.labels: Invalid value: \"Zone B\"")));
+  Node recounted = report;
+  (*recounted.mutable_status()->mutable_capacity())["cpu"] = "five";
+  (*recounted.mutable_status()->mutable_allocatable())["cpu"] = "4x";
+  EXPECT_THAT(strings(validate_update(node, recounted)),
+              ElementsAre(::testing::StartsWith("status.capacity[cpu]: Invalid value: \"five\""),
+                          ::testing::StartsWith("status.allocatable[cpu]: Invalid value: \"4x\"")));
+
+  Lease lease;
+  lease.mutable_metadata()->set_name("Node_1");
+  lease.mutable_metadata()->set_namespace_("kube-node-lease");
+  Lease renewed = lease;
+  renewed.mutable_spec()->mutable_renew_time()->set_nanos(10);
+  EXPECT_THAT(strings(validate_update(lease, renewed)), IsEmpty());
+  // What is checked whatever it keeps: the spec, and the metadata's numbers.
+  renewed.mutable_spec()->set_lease_duration_seconds(0);
+  renewed.mutable_metadata()->set_generation(-1);
+  EXPECT_THAT(strings(validate_update(lease, renewed)),
+              ElementsAre("metadata.generation: Invalid value: -1: must be greater than or equal "
+                          "to 0",
+                          "spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"));
+}
+
 class CountingStream final : public RandomStream {
  public:
   uint64_t next_u64() override { return state_ = state_ * 6364136223846793005ULL + 1442695040888963407ULL; }
