@@ -73,6 +73,19 @@ const std::array<KindInfo, kKindCount>& table() {
 
 }  // namespace
 
+bool same_lease_spec(const LeaseSpec& a, const LeaseSpec& b) {
+  auto same_time = [](bool has_a, const Time& x, bool has_b, const Time& y) {
+    return has_a == has_b && x.nanos() == y.nanos();
+  };
+  return a.holder_identity() == b.holder_identity() &&
+         a.has_lease_duration_seconds() == b.has_lease_duration_seconds() &&
+         a.lease_duration_seconds() == b.lease_duration_seconds() &&
+         same_time(a.has_acquire_time(), a.acquire_time(), b.has_acquire_time(), b.acquire_time()) &&
+         same_time(a.has_renew_time(), a.renew_time(), b.has_renew_time(), b.renew_time()) &&
+         a.has_lease_transitions() == b.has_lease_transitions() &&
+         a.lease_transitions() == b.lease_transitions();
+}
+
 const KindInfo& kind_info(Kind kind) { return table()[static_cast<int>(kind)]; }
 
 std::span<const KindInfo> all_kinds() { return table(); }

@@ -75,6 +75,12 @@ template <> constexpr Kind kind_for<Lease>() { return Kind::kLease; }
 const ObjectMeta& meta_of(const google::protobuf::Message& m);
 ObjectMeta* mutable_meta_of(google::protobuf::Message& m);
 
+// Whether two LeaseSpecs are alike, field by field (presence included), as
+// their serializations would be: the store compares a Lease's spec on every
+// renewal, most of a large cluster's writes. A test sets each field of
+// LeaseSpec's descriptor in turn, so a field added to it must be added here.
+bool same_lease_spec(const LeaseSpec& a, const LeaseSpec& b);
+
 inline constexpr std::string_view kDefaultNamespace = "default";
 
 // "/api/v1/namespaces/{ns}/{resource}/{name}", or "/api/v1/{resource}/{name}"

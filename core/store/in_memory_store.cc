@@ -7,12 +7,12 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <zstd.h>
 
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
@@ -101,19 +101,21 @@ bool parse_int64(std::string_view s, int64_t* out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
-// `m` serialized, `size` being its ByteSizeLong() just computed (the
-// serialization uses the sizes that cached). Into a string of exactly its
-// size: a string grown by doubling as it is written keeps up to twice the
-// bytes, and a packed kind keeps these strings (750,000 Events at the start
-// of the large scenario).
+// `m` serialized into `out`, `size` bytes, `size` being its ByteSizeLong()
+// just computed (the serialization uses the sizes that cached). Straight into
+// the array: no output stream object between.
+void write_bytes(const Message& m, size_t size, uint8_t* out) {
+  google::protobuf::io::EpsCopyOutputStream stream(out, static_cast<int>(size),
+                                                   /*deterministic=*/true);
+  m._InternalSerialize(out, &stream);
+}
+
+// `m` serialized, into a string of exactly its size: a string grown by
+// doubling as it is written keeps up to twice the bytes, and a packed kind
+// keeps these strings (750,000 Events at the start of the large scenario).
 std::string bytes_of_size(const Message& m, size_t size) {
   std::string out(size, '\0');
-  {
-    google::protobuf::io::ArrayOutputStream aos(out.data(), static_cast<int>(size));
-    google::protobuf::io::CodedOutputStream cos(&aos);
-    cos.SetSerializationDeterministic(true);
-    m.SerializeWithCachedSizes(&cos);
-  }
+  write_bytes(m, size, reinterpret_cast<uint8_t*>(out.data()));
   return out;
 }
 
@@ -121,11 +123,17 @@ std::string deterministic_bytes(const Message& m) { return bytes_of_size(m, m.By
 
 // Whether two messages serialize alike. Their sizes first: a change that
 // adds or drops anything (an Endpoints address, a pod condition) is found
-// without writing out either.
+// without writing out either. Small ones (a Lease's spec, compared on each
+// renewal) are written on the stack.
 bool same_bytes(const Message& a, const Message& b) {
   const size_t size = a.ByteSizeLong();
   if (size != b.ByteSizeLong()) return false;
-  return bytes_of_size(a, size) == bytes_of_size(b, size);
+  constexpr size_t kOnStack = 256;
+  if (size > kOnStack) return bytes_of_size(a, size) == bytes_of_size(b, size);
+  std::array<uint8_t, kOnStack> x, y;
+  write_bytes(a, size, x.data());
+  write_bytes(b, size, y.data());
+  return std::memcmp(x.data(), y.data(), size) == 0;
 }
 
 // A packed kind's bytes compressed with zstd and a dictionary of bytes like
@@ -181,10 +189,14 @@ class Packer {
   std::vector<char> scratch_;
 };
 
-// The serialized `spec` field, or "" for kinds without one.
-std::string spec_bytes(const Message& m, const api::KindInfo& info) {
-  const Message* spec = info.spec(m);
-  return spec != nullptr ? deterministic_bytes(*spec) : std::string();
+// Whether two objects of a kind have the same `spec` (kinds without one: yes).
+bool same_spec(const Message& a, const Message& b, const api::KindInfo& info) {
+  if (info.kind == api::Kind::kLease) {
+    return api::same_lease_spec(static_cast<const api::Lease&>(a).spec(),
+                                static_cast<const api::Lease&>(b).spec());
+  }
+  const Message* x = info.spec(a);
+  return x == nullptr || same_bytes(*x, *info.spec(b));
 }
 
 // A writable object to store: the caller's own when nobody else holds it
@@ -570,7 +582,7 @@ class InMemoryStore::State {
     // Nothing changed: nothing to write (the stored object was validated).
     // The spec first: it is smaller than the object, and when it differs (a
     // Lease renewal, a scale) the whole object need not be compared.
-    if (spec_bytes(*m, info) != spec_bytes(*old, info)) {
+    if (!same_spec(*m, *old, info)) {
       meta.set_generation(old_meta.generation() + 1);
     } else if (slot.obj ? same_bytes(*m, *slot.obj) : packed_bytes(info, *m) == slot.packed) {
       *unchanged = old;

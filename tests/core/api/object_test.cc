@@ -42,5 +42,49 @@ TEST(KindInfo, GivesTheSpecOfKindsThatHaveOneAndFillsTheTypeMeta) {
   EXPECT_EQ(pod.kind(), "Pod");
 }
 
+// Every field of LeaseSpec's descriptor counts, presence included: one set
+// (to a zero value, or an empty Time) on one side only, or set differently on
+// each, makes the specs differ, as their serializations do.
+TEST(SameLeaseSpec, TellsApartSpecsThatDifferInAnyField) {
+  LeaseSpec base;
+  EXPECT_TRUE(same_lease_spec(base, base));
+  const google::protobuf::Descriptor* d = LeaseSpec::descriptor();
+  const google::protobuf::Reflection* r = LeaseSpec::GetReflection();
+  ASSERT_GT(d->field_count(), 0);
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    LeaseSpec a, b;
+    switch (f->cpp_type()) {
+      case google::protobuf::FieldDescriptor::CPPTYPE_INT32:
+        if (f->has_presence()) {
+          r->SetInt32(&a, f, 0);  // present, zero: still not the absent field
+          EXPECT_FALSE(same_lease_spec(a, base)) << f->name();
+          EXPECT_FALSE(same_lease_spec(base, a)) << f->name();
+        }
+        r->SetInt32(&a, f, 1);
+        r->SetInt32(&b, f, 2);
+        break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_STRING:
+        r->SetString(&a, f, "n1");
+        r->SetString(&b, f, "n2");
+        break;
+      case google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE:
+        r->MutableMessage(&a, f);  // present, empty
+        EXPECT_FALSE(same_lease_spec(a, base)) << f->name();
+        EXPECT_FALSE(same_lease_spec(base, a)) << f->name();
+        static_cast<Time*>(r->MutableMessage(&a, f))->set_nanos(1);
+        static_cast<Time*>(r->MutableMessage(&b, f))->set_nanos(2);
+        ASSERT_EQ(f->message_type(), Time::descriptor()) << f->name();
+        break;
+      default:
+        FAIL() << "LeaseSpec." << f->name() << ": a field of a type this test does not set";
+    }
+    EXPECT_FALSE(same_lease_spec(a, base)) << f->name();
+    EXPECT_FALSE(same_lease_spec(a, b)) << f->name();
+    EXPECT_TRUE(same_lease_spec(a, LeaseSpec(a))) << f->name();
+    EXPECT_NE(a.SerializeAsString(), b.SerializeAsString()) << f->name();
+  }
+}
+
 }  // namespace
 }  // namespace flotilla::api
