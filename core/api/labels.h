@@ -24,7 +24,8 @@ using Labels = google::protobuf::Map<std::string, std::string>;
 flotilla::Status check_label_key(std::string_view key);
 flotilla::Status check_label_value(std::string_view value);
 
-// The same key=value pairs (maps have no order).
+// The same key=value pairs (maps have no order); for any string map
+// (annotations, resource lists) as well.
 bool same_labels(const Labels& a, const Labels& b);
 
 struct LabelRequirement {

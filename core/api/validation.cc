@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 
+#include "core/api/labels.h"
 #include "core/api/names.h"
 #include "core/api/object.h"
 #include "core/api/quantity.h"
@@ -213,17 +214,6 @@ void validate_owner_references(Errors& e, const ObjectMeta& m, const std::string
   }
 }
 
-// Whether two string maps hold the same entries.
-bool same_entries(const google::protobuf::Map<std::string, std::string>& a,
-                  const google::protobuf::Map<std::string, std::string>& b) {
-  if (a.size() != b.size()) return false;
-  for (const auto& [k, v] : a) {
-    auto it = b.find(k);
-    if (it == b.end() || it->second != v) return false;
-  }
-  return true;
-}
-
 // `old`, on an update, is the stored version, which passed validation when it
 // was written: a field left as it was is not checked again (Kubernetes calls
 // this ratcheting: an update is refused for what it changes, not for what it
@@ -233,8 +223,8 @@ void validate_meta(Errors& e, const ObjectMeta& m, bool namespaced, NameRule rul
                    const std::string& f, bool name_required = true,
                    const ObjectMeta* old = nullptr) {
   if (old != nullptr && m.name() == old->name() && m.generate_name() == old->generate_name() &&
-      m.namespace_() == old->namespace_() && same_entries(m.labels(), old->labels()) &&
-      same_entries(m.annotations(), old->annotations())) {
+      m.namespace_() == old->namespace_() && same_labels(m.labels(), old->labels()) &&
+      same_labels(m.annotations(), old->annotations())) {
     check_non_negative(e, f, "generation", m.generation());
     if (m.has_deletion_grace_period_seconds()) {
       check_non_negative(e, f, "deletionGracePeriodSeconds", m.deletion_grace_period_seconds());
@@ -725,10 +715,10 @@ void validate_node(Errors& e, const Node& node, const Node* old) {
     check_supported(e, child(tp, "effect"), t.effect(), {"NoSchedule", "PreferNoSchedule", "NoExecute"},
                     false);
   }
-  if (old == nullptr || !same_entries(node.status().capacity(), old->status().capacity())) {
+  if (old == nullptr || !same_labels(node.status().capacity(), old->status().capacity())) {
     validate_resource_list(e, node.status().capacity(), "status.capacity");
   }
-  if (old == nullptr || !same_entries(node.status().allocatable(), old->status().allocatable())) {
+  if (old == nullptr || !same_labels(node.status().allocatable(), old->status().allocatable())) {
     validate_resource_list(e, node.status().allocatable(), "status.allocatable");
   }
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/api/labels.h"
 #include "core/api/quantity.h"
 
 namespace flotilla::sched {
@@ -247,25 +248,40 @@ int Snapshot::intern_rack(std::string_view rack) {
 }
 
 StatusOr<int> Snapshot::upsert_node(std::shared_ptr<const api::Node> node) {
+  // A status report changes the conditions: what was read from the node's
+  // previous version (its resources, parsed; its labels, sorted) is kept
+  // when the new one has the same.
+  const int known = node_index(node->metadata().name());
+  const api::Node* prev = known >= 0 ? nodes_[known].node.get() : nullptr;
+  const bool same_resources =
+      prev != nullptr &&
+      api::same_labels(prev->status().allocatable(), node->status().allocatable()) &&
+      api::same_labels(prev->status().capacity(), node->status().capacity());
+  const bool same_labels =
+      prev != nullptr && api::same_labels(prev->metadata().labels(), node->metadata().labels());
   Resources alloc;
-  // Kubernetes falls back to capacity when allocatable is not reported.
-  const auto& list = node->status().allocatable().empty() ? node->status().capacity()
-                                                          : node->status().allocatable();
-  Status s = read_resources(list, *resource_names_, alloc);
-  if (!s.is_ok()) return s.with_prefix("node " + node->metadata().name() + ": ");
+  if (!same_resources) {
+    // Kubernetes falls back to capacity when allocatable is not reported.
+    const auto& list = node->status().allocatable().empty() ? node->status().capacity()
+                                                            : node->status().allocatable();
+    Status s = read_resources(list, *resource_names_, alloc);
+    if (!s.is_ok()) return s.with_prefix("node " + node->metadata().name() + ": ");
+  }
 
   int index = slot_for(node->metadata().name());
   NodeInfo& n = nodes_[index];
   bool was_live = n.exists();
   int old_zone = n.zone;
-  n.allocatable = std::move(alloc);
-  const auto& labels = node->metadata().labels();
-  n.labels.assign(labels.begin(), labels.end());
-  std::sort(n.labels.begin(), n.labels.end());
-  std::string_view zone = label_or_empty(labels, kZoneLabel);
-  if (zone.empty()) zone = label_or_empty(labels, "failure-domain.beta.kubernetes.io/zone");
-  n.zone = intern_zone(zone);
-  n.rack = intern_rack(label_or_empty(labels, kRackLabel));
+  if (!same_resources) n.allocatable = std::move(alloc);
+  if (!same_labels) {
+    const auto& labels = node->metadata().labels();
+    n.labels.assign(labels.begin(), labels.end());
+    std::sort(n.labels.begin(), n.labels.end());
+    std::string_view zone = label_or_empty(labels, kZoneLabel);
+    if (zone.empty()) zone = label_or_empty(labels, "failure-domain.beta.kubernetes.io/zone");
+    n.zone = intern_zone(zone);
+    n.rack = intern_rack(label_or_empty(labels, kRackLabel));
+  }
   n.schedulable = !node->spec().unschedulable();
   n.ready = false;
   for (const api::NodeCondition& c : node->status().conditions()) {

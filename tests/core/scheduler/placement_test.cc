@@ -56,6 +56,38 @@ TEST(SnapshotTest, TracksRequestsPortsAndOwnersIncrementally) {
   EXPECT_FALSE(snap.remove_pod(p.key));
 }
 
+// A node's new version: its conditions read each time, its resources and
+// labels again only when they changed (and then, every one of them).
+TEST(SnapshotTest, NodeUpdatesReadWhatChanged) {
+  Snapshot snap;
+  const int i = snap.upsert_node(make_node({.name = "n1", .zone = "z1"})).value();
+  const int64_t gen = snap.node(i).generation;
+  const int zone = snap.node(i).zone;
+
+  ASSERT_EQ(snap.upsert_node(make_node({.name = "n1", .zone = "z1", .ready = false})).value(), i);
+  EXPECT_FALSE(snap.node(i).ready);
+  EXPECT_EQ(snap.node(i).allocatable.milli_cpu, 4000);
+  EXPECT_EQ(snap.node(i).zone, zone);
+  EXPECT_EQ(snap.node(i).generation, gen + 1);
+
+  ASSERT_TRUE(snap.upsert_node(make_node({.name = "n1", .cpu = "8", .zone = "z1"})).is_ok());
+  EXPECT_TRUE(snap.node(i).ready);
+  EXPECT_EQ(snap.node(i).allocatable.milli_cpu, 8000);
+  EXPECT_EQ(snap.node(i).allocatable.memory, int64_t{8} << 30);
+
+  ASSERT_TRUE(
+      snap.upsert_node(make_node({.name = "n1", .cpu = "8", .zone = "z2", .labels = {{"a", "b"}}}))
+          .is_ok());
+  EXPECT_NE(snap.node(i).zone, zone);
+  ASSERT_NE(snap.node(i).label("a"), nullptr);
+  EXPECT_EQ(*snap.node(i).label("a"), "b");
+  EXPECT_EQ(snap.node(i).allocatable.milli_cpu, 8000);
+
+  // An unreadable quantity: refused, the node stays as it was.
+  EXPECT_FALSE(snap.upsert_node(make_node({.name = "n1", .cpu = "eight", .zone = "z2"})).is_ok());
+  EXPECT_EQ(snap.node(i).allocatable.milli_cpu, 8000);
+}
+
 TEST(SnapshotTest, PodOnUnknownNodeIsAccountedWhenNodeArrives) {
   Snapshot snap;
   PodInfo p = pod_info(snap, {.name = "a", .cpu = "1"});
