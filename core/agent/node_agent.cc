@@ -287,6 +287,7 @@ void NodeAgent::stop() {
   lease_timer_.reset();
   resync_timer_.reset();
   pods_.clear();
+  unsettled_ = 0;
   queue_.clear();
   drain_posted_ = false;
 }
@@ -565,7 +566,10 @@ void NodeAgent::track_pod(std::shared_ptr<const api::Pod> pod) {
   rec->pod = std::move(pod);
   seed_from_status(*rec);
   std::string uid = rec->uid;
-  pods_[uid] = std::move(rec);
+  std::unique_ptr<PodRecord>& slot = pods_[uid];
+  if (slot != nullptr && !slot->settled) --unsettled_;
+  slot = std::move(rec);
+  ++unsettled_;  // a new record is not settled
 }
 
 void NodeAgent::set_snapshot(PodRecord& rec, std::shared_ptr<const api::Pod> pod) {
@@ -694,7 +698,18 @@ void NodeAgent::forget_pod(const std::string& uid, bool remove_sandbox) {
   if (remove_sandbox && !p->sandbox_id.empty() && !p->removing) {
     runtime_.remove_pod_sandbox(p->sandbox_id, Duration(0), [](Status) {});
   }
+  if (!p->settled) --unsettled_;
   pods_.erase(uid);
+}
+
+void NodeAgent::set_settled(PodRecord& pod, bool settled) {
+  if (pod.settled == settled) return;
+  pod.settled = settled;
+  if (settled) {
+    --unsettled_;
+  } else {
+    ++unsettled_;
+  }
 }
 
 void NodeAgent::enqueue(const std::string& uid, bool resync) {
@@ -702,7 +717,7 @@ void NodeAgent::enqueue(const std::string& uid, bool resync) {
   if (p == nullptr) return;
   if (!resync) {
     p->dirty = true;
-    p->settled = false;
+    set_settled(*p, false);
   }
   if (p->queued) return;
   p->queued = true;
@@ -733,8 +748,19 @@ void NodeAgent::drain_queue() {
 
 void NodeAgent::schedule_resync() {
   resync_timer_ = loop_.run_after(timing_.agent_sync_period, guard([this] {
-                                    for (const auto& [uid, p] : pods_) {
-                                      if (!p->settled) enqueue(uid, /*resync=*/true);
+                                    // Most nodes of a steady cluster have no
+                                    // unsettled pod: nothing to walk. (The
+                                    // count is checked against the records
+                                    // in builds with assertions.)
+                                    assert(unsettled_ ==
+                                           static_cast<size_t>(std::count_if(
+                                               pods_.begin(), pods_.end(), [](const auto& e) {
+                                                 return !e.second->settled;
+                                               })));
+                                    if (unsettled_ > 0) {
+                                      for (const auto& [uid, p] : pods_) {
+                                        if (!p->settled) enqueue(uid, /*resync=*/true);
+                                      }
                                     }
                                     schedule_resync();
                                   }));
@@ -784,7 +810,7 @@ bool NodeAgent::pod_finished(const PodRecord& pod) const {
 
 void NodeAgent::sync_pod(PodRecord& pod) {
   ++syncs_;
-  pod.settled = false;
+  set_settled(pod, false);
   if (api::is_terminating(*pod.pod)) {
     sync_terminating(pod);
     return;
@@ -825,8 +851,8 @@ void NodeAgent::sync_pod(PodRecord& pod) {
   // A periodic resync of a pod nothing happened to finds the status it
   // checked last time: skip building it again.
   if (pod.dirty || pod.checked_rv != pod.pod->metadata().resource_version()) write_status(pod);
-  pod.settled =
-      all_running && !pod.dirty && pod.checked_rv == pod.pod->metadata().resource_version();
+  set_settled(pod, all_running && !pod.dirty &&
+                       pod.checked_rv == pod.pod->metadata().resource_version());
 }
 
 void NodeAgent::ensure_sandbox(PodRecord& pod) {

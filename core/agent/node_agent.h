@@ -64,6 +64,9 @@ class NodeAgent final {
   size_t tracked_pods() const { return pods_.size(); }
   // Pod syncs run since construction (for tests and benchmarks).
   uint64_t syncs() const { return syncs_; }
+  // Tracked pods whose last sync did not find them settled (running, status
+  // written): the ones the periodic resync visits.
+  size_t unsettled_pods() const { return unsettled_; }
 
  private:
   struct ProbeState;
@@ -96,6 +99,8 @@ class NodeAgent final {
   // when their names and images are unchanged).
   void set_snapshot(PodRecord& rec, std::shared_ptr<const api::Pod> pod);
   void forget_pod(const std::string& uid, bool remove_sandbox);
+  // Sets `pod.settled`, keeping unsettled_ in step.
+  void set_settled(PodRecord& pod, bool settled);
   // `resync`: the periodic resync's visit, which does not mark the pod dirty.
   void enqueue(const std::string& uid, bool resync = false);
   void drain_queue();
@@ -167,6 +172,10 @@ class NodeAgent final {
 
   // Ordered by uid so a full resync visits pods in a deterministic order.
   std::map<std::string, std::unique_ptr<PodRecord>> pods_;
+  // How many of them are not settled: the periodic resync walks the pods
+  // only when some are (150,000 pods once a minute otherwise: ~6% of the
+  // large scenario's time, mostly cache misses).
+  size_t unsettled_ = 0;
   std::deque<std::string> queue_;
   bool drain_posted_ = false;
   uint64_t syncs_ = 0;

@@ -715,6 +715,7 @@ TEST_F(NodeAgentTest, FullNodeIsQuietInSteadyState) {
   run_for(seconds(30));
   EXPECT_EQ(agent_->tracked_pods(), 110u);
   EXPECT_EQ(runtime_.running_containers(), 110);
+  EXPECT_EQ(agent_->unsettled_pods(), 0u);  // so the resyncs walk nothing
   int64_t rv = store_.resource_version();
   uint64_t syncs = agent_->syncs();
   uint64_t events = sim_.events_processed();
