@@ -225,10 +225,11 @@ void validate_meta(Errors& e, const ObjectMeta& m, bool namespaced, NameRule rul
   if (old != nullptr && m.name() == old->name() && m.generate_name() == old->generate_name() &&
       m.namespace_() == old->namespace_() && same_labels(m.labels(), old->labels()) &&
       same_labels(m.annotations(), old->annotations())) {
-    check_non_negative(e, f, "generation", m.generation());
+    // In the order the full check below reports them.
     if (m.has_deletion_grace_period_seconds()) {
       check_non_negative(e, f, "deletionGracePeriodSeconds", m.deletion_grace_period_seconds());
     }
+    check_non_negative(e, f, "generation", m.generation());
     validate_owner_references(e, m, f);
     return;
   }
