@@ -35,6 +35,7 @@
 #include "sim/engine/random.h"
 #include "tests/backends/apiclient/agent_control_plane.h"
 #include "tests/backends/apiclient/child_process.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::multihost {
 namespace {
@@ -169,7 +170,10 @@ class MultiHostTest : public ::testing::TestWithParam<std::string> {
   static std::string env_script() { return source_dir() + "/scripts/multihost-env.sh"; }
 
   void start_agent(int i) {
-    std::string log = ::testing::TempDir() + "flmh-agent-" + std::to_string(i) + ".log";
+    // In the process's scratch root: kept only when a test failed.
+    std::string log = (flotilla::testing::scratch_root("multihost") /
+                       ("agent-" + std::to_string(i) + ".log"))
+                          .string();
     agents_[i] = std::make_unique<Child>(
         std::vector<std::string>{"/usr/sbin/ip", "netns", "exec", host_name(i), flotilla_binary(),
                                  "agent", "--server", cp_.url(), "--node-name",

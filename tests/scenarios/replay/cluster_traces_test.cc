@@ -10,6 +10,7 @@
 
 #include "scenarios/replay/importers.h"
 #include "scenarios/replay/replay.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::replay {
 namespace {
@@ -92,7 +93,7 @@ TEST(Google2011ImportTest, MachinesTasksSentinelsAndUnknownMachines) {
 }
 
 TEST(Google2011ImportTest, BadRowsAreErrorsWithPosition) {
-  std::string dir = (fs::temp_directory_path() / "flotilla-google-bad").string();
+  std::string dir = flotilla::testing::scratch_dir("traces", "google-bad").string();
   fs::create_directories(dir);
   std::ofstream(dir + "/tasks.csv") << "0,,100,0,,0,u,0,0,0.1,0.1,0,0\n10,,100,x,,1,u,0,0,,,,\n";
   auto t = import_google_2011(dir + "/tasks.csv", testdata("google/machine_events.csv"), {});
@@ -120,7 +121,7 @@ TEST(Google2011ImportTest, ReplaysWithMachineArrivalsAndRemovals) {
   EXPECT_EQ(rs->scenario.total_nodes(), 3);
   EXPECT_EQ(rs->scenario.faults.size(), 4u);
   scenarios::SimRunOptions so;
-  so.out_dir = (fs::temp_directory_path() / "flotilla-google-run").string();
+  so.out_dir = flotilla::testing::scratch_dir("traces", "google-run").string();
   so.report = false;
   auto out = run_replay(*rs, so);
   ASSERT_TRUE(out.is_ok()) << out.status().message();
@@ -169,7 +170,7 @@ TEST(Alibaba2018ImportTest, MachinesBatchTasksAndContainers) {
   auto rs = build_replay_scenario(*t, nullptr, opt);
   ASSERT_TRUE(rs.is_ok()) << rs.status().message();
   scenarios::SimRunOptions so;
-  so.out_dir = (fs::temp_directory_path() / "flotilla-ali2018-run").string();
+  so.out_dir = flotilla::testing::scratch_dir("traces", "ali2018-run").string();
   so.report = false;
   auto out = run_replay(*rs, so);
   ASSERT_TRUE(out.is_ok()) << out.status().message();
@@ -178,7 +179,7 @@ TEST(Alibaba2018ImportTest, MachinesBatchTasksAndContainers) {
 }
 
 TEST(Alibaba2018ImportTest, BadRows) {
-  std::string dir = (fs::temp_directory_path() / "flotilla-ali-bad").string();
+  std::string dir = flotilla::testing::scratch_dir("traces", "ali-bad").string();
   fs::create_directories(dir);
   std::ofstream(dir + "/bt.csv") << "M1,1,j_1,1,Terminated,100,50,50,0.39\n";
   auto t = import_alibaba_2018(dir + "/bt.csv", testdata("alibaba2018/machine_meta.csv"), "", {});
@@ -207,7 +208,7 @@ TEST(ScenarioExportTest, WritesAScenarioTheLoaderReadsBack) {
   ASSERT_TRUE(t.is_ok());
   auto rs = build_replay_scenario(*t, nullptr, opt);
   ASSERT_TRUE(rs.is_ok());
-  std::string path = (fs::temp_directory_path() / "flotilla-export.yaml").string();
+  std::string path = (flotilla::testing::scratch_root("traces") / "export.yaml").string();
   ASSERT_TRUE(write_scenario_yaml(*rs, path).is_ok());
   auto loaded = scenarios::load_scenario(path);
   ASSERT_TRUE(loaded.is_ok()) << loaded.status().message();

@@ -15,6 +15,7 @@
 #include "scenarios/replay/csv.h"
 #include "scenarios/replay/importers.h"
 #include "scenarios/replay/replay.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::replay {
 namespace {
@@ -26,11 +27,11 @@ std::string testdata(const std::string& name) {
   return std::string(src ? src : ".") + "/tests/scenarios/replay/testdata/" + name;
 }
 
+// In the process's scratch root (tests/scratch_dir.h): removed at exit.
 std::string temp_dir(const std::string& name) {
-  std::string d = (fs::temp_directory_path() / ("flotilla-replay-" + name)).string();
-  fs::remove_all(d);
+  fs::path d = flotilla::testing::scratch_dir("replay", name);
   fs::create_directories(d);
-  return d;
+  return d.string();
 }
 
 std::string write(const std::string& dir, const std::string& name, const std::string& text) {

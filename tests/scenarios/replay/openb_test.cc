@@ -14,6 +14,7 @@
 
 #include "scenarios/replay/importers.h"
 #include "scenarios/replay/replay.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::replay {
 namespace {
@@ -57,8 +58,8 @@ TEST(OpenbReplayTest, FullTraceOnItsOwnMachines) {
   ASSERT_EQ(pods.size(), 8152u);
 
   // A copy of the pod list with GPU model constraints on three GPU pods in four.
-  const std::string tmp = (fs::temp_directory_path() / "flotilla-openb-test").string();
-  fs::remove_all(tmp);
+  // In the process's scratch root (tests/scratch_dir.h): removed at exit.
+  const std::string tmp = flotilla::testing::scratch_dir("openb", "constrained").string();
   fs::create_directories(tmp);
   const std::string pod_list = tmp + "/openb_pod_list_constrained.csv";
   std::map<std::string, std::string> spec_of;

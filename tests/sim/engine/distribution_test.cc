@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sim/engine/random.h"
+#include "tests/scratch_dir.h"
 
 namespace flotilla::sim {
 namespace {
@@ -358,10 +359,12 @@ TEST(ParseDistributionTest, MalformedAndHugeDurationNumbersAreErrors) {
   EXPECT_TRUE(parse_d("1.5s").is_ok());
 }
 
+// Files in the process's scratch root (tests/scratch_dir.h): removed at exit.
 class CsvTest : public ::testing::Test {
  protected:
+  std::string dir() const { return flotilla::testing::scratch_root("distribution").string(); }
   std::string write(const std::string& name, const std::string& text) {
-    std::string path = ::testing::TempDir() + "/" + name;
+    std::string path = dir() + "/" + name;
     std::ofstream(path) << text;
     return path;
   }
@@ -369,7 +372,7 @@ class CsvTest : public ::testing::Test {
 
 TEST_F(CsvTest, ReadsAColumnByNameOrIndex) {
   write("lat.csv", "host,latency\na,1s\nb,\"2s\"\n\nc, 6s\n");
-  DistributionParseOptions opts{.base_dir = ::testing::TempDir()};
+  DistributionParseOptions opts{.base_dir = dir()};
   Distribution by_name = ok(parse_duration_distribution(
       YAML::Load("{empirical: {csv: lat.csv, column: latency}}"), "x", opts));
   EXPECT_DOUBLE_EQ(by_name.mean(), 3 * kSec);
