@@ -74,10 +74,6 @@ bool same_subset(const api::EndpointSubset& a, const api::EndpointSubset& b) {
          same_list(a.not_ready_addresses(), b.not_ready_addresses(), same_address);
 }
 
-}  // namespace
-
-namespace {
-
 // The sorted, resolved port list `pod` serves `service` on.
 std::vector<api::EndpointPort> resolved_ports(const api::Service& service, const api::Pod& pod) {
   std::vector<api::EndpointPort> ports;
@@ -99,76 +95,95 @@ std::vector<api::EndpointPort> resolved_ports(const api::Service& service, const
   return ports;
 }
 
-// What a pod contributes to a service's subsets.
-PodPorts decide(const api::Service& service, const api::Object& o) {
-  PodPorts d;
-  d.pod = o;
-  auto pod = api::as<api::Pod>(o);
-  if (pod->status().pod_ip().empty() || api::is_terminating(*pod) || api::is_pod_finished(*pod)) {
-    return d;
-  }
-  std::vector<api::EndpointPort> ports = resolved_ports(service, *pod);
-  if (!service.spec().ports().empty() && ports.empty()) return d;
-  for (const auto& p : ports) {
-    d.key += p.name() + "/" + std::to_string(p.port()) + "/" + p.protocol() + ";";
-  }
-  d.serves = true;
-  d.ready = api::is_pod_ready(*pod) || service.spec().publish_not_ready_addresses();
-  return d;
-}
-
 }  // namespace
 
 std::vector<api::EndpointSubset> compute_subsets(const api::Service& service,
-                                                 const std::vector<api::Object>& pods,
-                                                 SubsetMemo* memo) {
-  struct Group {
-    api::EndpointSubset subset;
-  };
-  std::map<std::string, Group> groups;  // by canonical port list
-  SubsetMemo next;
-  if (memo != nullptr) next.reserve(pods.size());
-  for (const api::Object& o : pods) {
-    PodPorts decided;
-    const PodPorts* d = &decided;
-    if (memo != nullptr) {
-      auto hit = memo->find(o.get());
-      auto [it, inserted] =
-          next.try_emplace(o.get(), hit != memo->end() ? std::move(hit->second) : decide(service, o));
-      d = &it->second;
-    } else {
-      decided = decide(service, o);
-    }
-    if (!d->serves) continue;
-    auto pod = api::as<api::Pod>(o);
-    api::EndpointAddress addr;
-    addr.set_ip(pod->status().pod_ip());
-    if (!pod->spec().node_name().empty()) addr.set_node_name(pod->spec().node_name());
-    if (!pod->spec().hostname().empty() &&
-        pod->spec().subdomain() == service.metadata().name()) {
-      addr.set_hostname(pod->spec().hostname());
-    }
-    auto* ref = addr.mutable_target_ref();
-    ref->set_kind("Pod");
-    ref->set_namespace_(ns_of(pod->metadata()));
-    ref->set_name(pod->metadata().name());
-    ref->set_uid(pod->metadata().uid());
+                                                 const std::vector<api::Object>& pods) {
+  SubsetBuilder b(api::share(service));
+  for (const api::Object& o : pods) b.set(api::meta_of(*o).name(), o);
+  return b.subsets();
+}
 
-    auto [it, inserted] = groups.try_emplace(d->key);
-    if (inserted) {
-      for (auto& p : resolved_ports(service, *pod)) *it->second.subset.add_ports() = std::move(p);
+SubsetBuilder::SubsetBuilder(api::Object service) : service_(std::move(service)) {}
+
+bool SubsetBuilder::AddressOrder::operator()(const Member* a, const Member* b) const {
+  return address_less(a->address, b->address);
+}
+
+void SubsetBuilder::set(const std::string& name, api::Object pod) {
+  const std::string* rv = pod != nullptr ? &api::meta_of(*pod).resource_version() : nullptr;
+  auto it = members_.find(name);
+  if (it != members_.end()) {
+    if (rv != nullptr && !rv->empty() && *rv == it->second.resource_version) return;
+    if (it->second.serves) {
+      unplace(it->second);
+      ++version_;
     }
-    *(d->ready ? it->second.subset.add_addresses() : it->second.subset.add_not_ready_addresses()) =
-        std::move(addr);
+    if (pod == nullptr) {
+      members_.erase(it);
+      return;
+    }
+  } else {
+    if (pod == nullptr) return;
+    it = members_.try_emplace(name).first;
   }
-  if (memo != nullptr) *memo = std::move(next);
+  Member& m = it->second;
+  m.resource_version = *rv;
+  place(m, static_cast<const api::Pod&>(*pod));
+}
+
+// Decides what the member's pod contributes and puts its address in its
+// group: pods with an IP, not terminating, not finished, and (when the
+// service has ports) serving at least one of them.
+void SubsetBuilder::place(Member& m, const api::Pod& pod) {
+  const auto& service = static_cast<const api::Service&>(*service_);
+  m.serves = false;
+  m.group.clear();
+  m.address.Clear();
+  if (pod.status().pod_ip().empty() || api::is_terminating(pod) || api::is_pod_finished(pod)) {
+    return;
+  }
+  std::vector<api::EndpointPort> ports = resolved_ports(service, pod);
+  if (!service.spec().ports().empty() && ports.empty()) return;
+  for (const auto& p : ports) {
+    m.group += p.name() + "/" + std::to_string(p.port()) + "/" + p.protocol() + ";";
+  }
+  m.serves = true;
+  m.ready = api::is_pod_ready(pod) || service.spec().publish_not_ready_addresses();
+  api::EndpointAddress& addr = m.address;
+  addr.set_ip(pod.status().pod_ip());
+  if (!pod.spec().node_name().empty()) addr.set_node_name(pod.spec().node_name());
+  if (!pod.spec().hostname().empty() && pod.spec().subdomain() == service.metadata().name()) {
+    addr.set_hostname(pod.spec().hostname());
+  }
+  auto* ref = addr.mutable_target_ref();
+  ref->set_kind("Pod");
+  ref->set_namespace_(ns_of(pod.metadata()));
+  ref->set_name(pod.metadata().name());
+  ref->set_uid(pod.metadata().uid());
+  auto [g, inserted] = groups_.try_emplace(m.group);
+  if (inserted) g->second.ports = std::move(ports);
+  (m.ready ? g->second.ready : g->second.not_ready).insert(&m);
+  ++version_;
+}
+
+void SubsetBuilder::unplace(const Member& m) {
+  auto g = groups_.find(m.group);
+  if (g == groups_.end()) return;
+  (m.ready ? g->second.ready : g->second.not_ready).erase(&m);
+  if (g->second.ready.empty() && g->second.not_ready.empty()) groups_.erase(g);
+}
+
+std::vector<api::EndpointSubset> SubsetBuilder::subsets() const {
   std::vector<api::EndpointSubset> out;
-  for (auto& [key, g] : groups) {
-    auto* a = g.subset.mutable_addresses();
-    std::sort(a->begin(), a->end(), address_less);
-    auto* n = g.subset.mutable_not_ready_addresses();
-    std::sort(n->begin(), n->end(), address_less);
-    out.push_back(std::move(g.subset));
+  out.reserve(groups_.size());
+  for (const auto& [key, g] : groups_) {
+    api::EndpointSubset& s = out.emplace_back();
+    for (const auto& p : g.ports) *s.add_ports() = p;
+    s.mutable_addresses()->Reserve(static_cast<int>(g.ready.size()));
+    for (const Member* m : g.ready) *s.add_addresses() = m->address;
+    s.mutable_not_ready_addresses()->Reserve(static_cast<int>(g.not_ready.size()));
+    for (const Member* m : g.not_ready) *s.add_not_ready_addresses() = m->address;
   }
   return out;
 }
@@ -210,44 +225,64 @@ Status EndpointsController::start() {
 void EndpointsController::on_service(const WatchEvent& e) {
   auto svc = api::as<api::Service>(e.object);
   std::string key = api::namespaced_name(svc->metadata());
-  if (e.type == WatchEventType::kDeleted || svc->spec().selector().empty()) {
-    selectors_.erase(key);
-  } else {
-    selectors_[key] = api::LabelSelector::from_map(svc->spec().selector());
-  }
+  // The builder is made (or remade) by the sync this enqueues.
+  if (e.type == WatchEventType::kDeleted || svc->spec().selector().empty()) services_.erase(key);
   queue_->add(key);
 }
 
-void EndpointsController::enqueue_matching(const std::string& ns, const api::Labels& labels) {
-  const std::string prefix = ns + "/";
-  for (auto it = selectors_.lower_bound(prefix);
-       it != selectors_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-    if (it->second.matches(labels)) {
-      queue_->add_batched(it->first, ctx_.timing.endpoint_updates_batch_period);
-    }
-  }
+StatusOr<std::unique_ptr<SubsetBuilder>> EndpointsController::build(
+    const std::string& ns, const api::LabelSelector& selector, api::Object service) const {
+  ListOptions lo;
+  lo.ns = ns;
+  lo.labels = selector;
+  StatusOr<ListResult> pods = ctx_.store.list(api::Kind::kPod, lo);
+  if (!pods.is_ok()) return pods.status();
+  auto b = std::make_unique<SubsetBuilder>(std::move(service));
+  for (const api::Object& o : pods->items) b->set(api::meta_of(*o).name(), o);
+  return b;
 }
 
+// Every service of the pod's namespace whose selector matches the pod as it
+// was or as it is now gets the new snapshot (or loses the pod) and a sync.
 void EndpointsController::on_pod(const WatchEvent& e) {
   const auto& meta = api::meta_of(*e.object);
-  std::string key = api::namespaced_name(meta);
-  std::string ns = ns_of(meta);
-  auto old = pod_labels_.find(key);
-  if (old != pod_labels_.end()) {
-    enqueue_matching(ns, old->second);
-    if (e.type == WatchEventType::kDeleted) {
-      pod_labels_.erase(old);
-      return;
+  const std::string ns = ns_of(meta);
+  const std::string key = ns + "/" + meta.name();
+  const bool gone = e.type == WatchEventType::kDeleted;
+  auto known = pod_labels_.find(key);
+  api::Labels removed;
+  const api::Labels* was = nullptr;
+  if (known != pod_labels_.end()) {
+    if (gone) {
+      removed = std::move(known->second);
+      pod_labels_.erase(known);
+      was = &removed;
+    } else {
+      was = &known->second;
     }
   }
-  enqueue_matching(ns, meta.labels());
-  if (e.type != WatchEventType::kDeleted) pod_labels_[key] = meta.labels();
+  const std::string prefix = ns + "/";
+  for (auto it = services_.lower_bound(prefix);
+       it != services_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    ServiceState& st = it->second;
+    const bool matched = was != nullptr && st.selector.matches(*was);
+    const bool matches = !gone && st.selector.matches(meta.labels());
+    if (!matched && !matches) continue;
+    if (st.builder != nullptr) st.builder->set(meta.name(), matches ? e.object : nullptr);
+    queue_->add_batched(it->first, ctx_.timing.endpoint_updates_batch_period);
+  }
+  if (gone) return;
+  if (known == pod_labels_.end()) {
+    pod_labels_.emplace(key, meta.labels());
+  } else if (!api::same_labels(known->second, meta.labels())) {
+    known->second = meta.labels();
+  }
 }
 
 void EndpointsController::on_endpoints(const WatchEvent& e) {
   if (e.type != WatchEventType::kDeleted) return;
   std::string key = api::namespaced_name(api::meta_of(*e.object));
-  if (selectors_.count(key) > 0) queue_->add(key);  // recreate what someone removed
+  if (services_.count(key) > 0) queue_->add(key);  // recreate what someone removed
 }
 
 namespace {
@@ -362,7 +397,7 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
     if (svc_got.status().code() != StatusCode::kNotFound) {
       return ReconcileResult::error(svc_got.status());
     }
-    memos_.erase(key);
+    services_.erase(key);
     if (!ep_got.is_ok()) {
       if (cached != written_.end()) written_.erase(cached);
       return ReconcileResult::ok();
@@ -378,18 +413,29 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
   }
   auto svc = api::as<api::Service>(*svc_got);
   if (svc->spec().selector().empty()) {  // user-managed endpoints
-    memos_.erase(key);
+    services_.erase(key);
     return ReconcileResult::ok();
   }
 
-  ListOptions lo;
-  lo.ns = ns;
-  lo.labels = api::LabelSelector::from_map(svc->spec().selector());
-  StatusOr<ListResult> pods = ctx_.store.list(api::Kind::kPod, lo);
-  if (!pods.is_ok()) return ReconcileResult::error(pods.status());
-  Memo& memo = memos_[key];
-  if (memo.service != *svc_got) memo = Memo{*svc_got, {}};
-  std::vector<api::EndpointSubset> after = compute_subsets(*svc, pods->items, &memo.pods);
+  // The pods as the watch delivered them (an informer's cache), for the
+  // service as stored: a service newer than its watch event is built now.
+  ServiceState& st = services_[key];
+  if (st.builder == nullptr || st.builder->service() != *svc_got) {
+    st.selector = api::LabelSelector::from_map(svc->spec().selector());
+    StatusOr<std::unique_ptr<SubsetBuilder>> built = build(ns, st.selector, *svc_got);
+    if (!built.is_ok()) {
+      services_.erase(key);
+      return ReconcileResult::error(built.status());
+    }
+    st.builder = std::move(*built);
+    st.synced_endpoints = nullptr;
+  }
+  // Nothing changed since a sync found the stored object in agreement.
+  if (ep_got.is_ok() && st.synced_endpoints == *ep_got &&
+      st.synced_version == st.builder->version()) {
+    return ReconcileResult::ok();
+  }
+  std::vector<api::EndpointSubset> after = st.builder->subsets();
 
   api::Endpoints ep;
   if (stored != nullptr) {
@@ -400,6 +446,8 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
       same = ours ? same_subset(have, after[i]) : MessageDifferencer::Equals(have, after[i]);
     }
     if (same && api::same_labels(svc->metadata().labels(), stored->metadata().labels())) {
+      st.synced_endpoints = *ep_got;
+      st.synced_version = st.builder->version();
       return ReconcileResult::ok();
     }
     if (ours) {  // all but the subsets, which are replaced
@@ -423,6 +471,8 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
                                                     : ctx_.store.create(api::share(std::move(ep)));
   if (!written.is_ok()) return ReconcileResult::error(written.status());
   ++writes_;
+  st.synced_endpoints = *written;
+  st.synced_version = st.builder->version();
   ReadySet is = ready_set(api::as<api::Endpoints>(*written));
   trace_changes(ns, name, was(), is);
   written_[key] = std::move(is);

@@ -26,22 +26,56 @@ namespace flotilla::ctrl {
 // The Endpoints subsets a service should have given its pods (all pods of the
 // namespace that match its selector, in any order): pods with an IP, not
 // terminating and not finished; grouped by their resolved port list; sorted.
-//
-// `memo` (optional) keeps what was decided per pod snapshot (whether it has
-// an address, its port list, its readiness) for the next call with the same
-// service snapshot: a sync after one pod changed decides for that pod only.
-// It holds the snapshots it decided on (their addresses are its keys) and is
-// replaced by the pods of each call.
-struct PodPorts {
-  api::Object pod;
-  bool serves = false;  // has an address in the subsets
-  bool ready = false;   // in `addresses`, not `notReadyAddresses`
-  std::string key;      // the resolved port list, canonical
-};
-using SubsetMemo = std::unordered_map<const google::protobuf::Message*, PodPorts>;
 std::vector<api::EndpointSubset> compute_subsets(const api::Service& service,
-                                                 const std::vector<api::Object>& pods,
-                                                 SubsetMemo* memo = nullptr);
+                                                 const std::vector<api::Object>& pods);
+
+// The same subsets kept up to date pod by pod: each pod snapshot is decided
+// and its address built once, when it arrives, and kept in the order the
+// subsets list it. A sync after a few of a large service's pods changed then
+// neither lists the pods nor reads the others (in the large scenario,
+// 15,000 pods a service, scattered over the heap). subsets() equals
+// compute_subsets(service(), the pods set) at all times.
+class SubsetBuilder {
+ public:
+  explicit SubsetBuilder(api::Object service);
+  SubsetBuilder(const SubsetBuilder&) = delete;
+  SubsetBuilder& operator=(const SubsetBuilder&) = delete;
+
+  // Puts pod `name`'s snapshot in the set (replacing an earlier one; the
+  // same resourceVersion again changes nothing), or takes it out when `pod`
+  // is null. Keeps what the subsets need of it, not the pod.
+  void set(const std::string& name, api::Object pod);
+  std::vector<api::EndpointSubset> subsets() const;
+
+  const api::Object& service() const { return service_; }
+  // Bumped by every set() that changes subsets().
+  uint64_t version() const { return version_; }
+  size_t size() const { return members_.size(); }
+
+ private:
+  struct Member {
+    std::string resource_version;  // of the snapshot placed (the pod itself is not kept)
+    bool serves = false;  // has an address in the subsets
+    bool ready = false;   // in `addresses`, not `notReadyAddresses`
+    std::string group;    // the resolved port list, canonical
+    api::EndpointAddress address;
+  };
+  // Ordered as the subsets list addresses: by IP, then pod name.
+  struct AddressOrder {
+    bool operator()(const Member* a, const Member* b) const;
+  };
+  struct Group {
+    std::vector<api::EndpointPort> ports;
+    std::set<const Member*, AddressOrder> ready, not_ready;
+  };
+  void place(Member& m, const api::Pod& pod);
+  void unplace(const Member& m);
+
+  api::Object service_;
+  std::unordered_map<std::string, Member> members_;  // by pod name
+  std::map<std::string, Group> groups_;              // by port list
+  uint64_t version_ = 0;
+};
 
 class EndpointsController {
  public:
@@ -65,7 +99,6 @@ class EndpointsController {
   void on_service(const WatchEvent& e);
   void on_pod(const WatchEvent& e);
   void on_endpoints(const WatchEvent& e);
-  void enqueue_matching(const std::string& ns, const api::Labels& labels);
   // One ready endpoint, "ip" or "ip:port", without a string of its own.
   struct ReadyEndpoint {
     std::string_view ip;     // into the source object
@@ -90,19 +123,26 @@ class EndpointsController {
   // set: when the stored object is still that one, it needs no deep compare
   // and its ready set no rebuild.
   std::map<std::string, ReadySet> written_;
-  // Per service ("ns/name"): the service snapshot and compute_subsets' memo
-  // for it (dropped when the service changes or goes).
-  struct Memo {
-    api::Object service;
-    SubsetMemo pods;
+  // Per service with a selector ("ns/name"): its pods as the pod watch
+  // delivered them, and the builder's version and the stored Endpoints
+  // snapshot at the last sync that found them in agreement: while both are
+  // unchanged, a sync has nothing to compute.
+  struct ServiceState {
+    api::LabelSelector selector;
+    std::unique_ptr<SubsetBuilder> builder;
+    uint64_t synced_version = 0;
+    api::Object synced_endpoints;
   };
-  std::map<std::string, Memo> memos_;
+  // A builder for `service` filled from the store's pods (a service is new
+  // or changed: rare).
+  StatusOr<std::unique_ptr<SubsetBuilder>> build(const std::string& ns,
+                                                 const api::LabelSelector& selector,
+                                                 api::Object service) const;
+  std::map<std::string, ServiceState> services_;   // ordered: ns prefix scans
+  std::map<std::string, api::Labels> pod_labels_;  // pod "ns/name" -> labels last seen
 
   ControllerContext ctx_;
   std::unique_ptr<WorkQueue> queue_;
-  // Selectors of services that have one, by "ns/name" (ordered: ns prefix scans).
-  std::map<std::string, api::LabelSelector> selectors_;
-  std::map<std::string, api::Labels> pod_labels_;  // pod key -> labels last seen
   WatchHandle service_watch_;
   WatchHandle pod_watch_;
   WatchHandle endpoints_watch_;

@@ -4,6 +4,8 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <set>
+
 #include "tests/core/controllers/harness.h"
 
 namespace flotilla::ctrl {
@@ -186,10 +188,10 @@ TEST_F(EndpointsTest, PodsResolvingPortsDifferentlyGetSeparateSubsetsAndUnresolv
   EXPECT_EQ(ips(ep->subsets(1).addresses()), (std::vector<std::string>{"10.0.0.2"}));
 }
 
-// The memo decides again only for pod snapshots it has not seen: through
-// churn it gives what a fresh computation gives, and for a snapshot it has
-// seen it gives what it decided then (here planted, to show it is used).
-TEST_F(EndpointsTest, SubsetsFromTheMemoAreThoseComputedAfresh) {
+// A builder kept up to date pod by pod gives, through churn, what a fresh
+// computation over the same pods gives; a snapshot it already has changes
+// nothing, and its version moves only when the subsets do.
+TEST_F(EndpointsTest, SubsetsKeptPodByPodAreThoseComputedAfresh) {
   api::Service svc = make_service("web", named("http"));
   for (const char* n : {"a", "b", "c"}) make_pod(n);
   auto pods = [&] {
@@ -207,16 +209,32 @@ TEST_F(EndpointsTest, SubsetsFromTheMemoAreThoseComputedAfresh) {
     }
     return true;
   };
-  SubsetMemo memo;
+  SubsetBuilder b(api::share(svc));
+  std::set<std::string> in;
   auto step = [&](const std::string& what) {
     std::vector<api::Object> now = pods();
-    EXPECT_TRUE(same(compute_subsets(svc, now, &memo), compute_subsets(svc, now))) << what;
-    EXPECT_EQ(memo.size(), now.size()) << what;
+    std::set<std::string> names;
+    for (const api::Object& o : now) {
+      names.insert(api::meta_of(*o).name());
+      b.set(api::meta_of(*o).name(), o);
+    }
+    for (const std::string& n : in) {
+      if (names.count(n) == 0) b.set(n, nullptr);
+    }
+    in = names;
+    EXPECT_TRUE(same(b.subsets(), compute_subsets(svc, now))) << what;
+    EXPECT_EQ(b.size(), now.size()) << what;
+    // The same snapshots again: nothing to do.
+    const uint64_t v = b.version();
+    for (const api::Object& o : now) b.set(api::meta_of(*o).name(), o);
+    EXPECT_EQ(b.version(), v) << what;
   };
   step("no addresses yet");
+  const uint64_t empty = b.version();
   set_pod_state("a", "n1", "10.0.0.1", true);
   set_pod_state("b", "n1", "10.0.0.2", false);
   step("a ready, b not");
+  EXPECT_GT(b.version(), empty);
   set_pod_state("b", "n2", "10.0.0.2", true);
   set_pod_state("c", "n2", "10.0.0.3", true, 0, "Succeeded");
   step("b ready, c finished");
@@ -224,11 +242,10 @@ TEST_F(EndpointsTest, SubsetsFromTheMemoAreThoseComputedAfresh) {
   make_pod("d", "web", 9090);
   set_pod_state("d", "n3", "10.0.0.4", true);
   step("a gone, d on another port");
-
-  // A snapshot already decided on is not looked at again.
-  std::vector<api::Object> now = pods();
-  for (auto& [pod, decided] : memo) decided.serves = false;
-  EXPECT_TRUE(compute_subsets(svc, now, &memo).empty());
+  set_pod_state("b", "n2", "10.0.0.9", true);
+  step("b has a new address");
+  ASSERT_TRUE(store_.remove(api::Kind::kPod, "default", "d").is_ok());
+  step("the other port's only pod gone");
 }
 
 TEST_F(EndpointsTest, AServiceChangeIsSeenThoughItsPodsAreUnchanged) {
