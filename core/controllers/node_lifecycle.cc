@@ -113,14 +113,14 @@ void NodeLifecycleController::on_node(const WatchEvent& e) {
   const TimePoint now = ctx_.loop.now();
   if (e.type == WatchEventType::kDeleted) {
     // The node is gone for good: nothing will ever stop its pods.
-    by_name_.erase(name);
+    by_name_.erase(std::string_view(name), name_hash(name));
     nodes_.erase(name);
     remove_all_pods(name);
     return;
   }
   auto [it, inserted] = nodes_.try_emplace(name);
   NodeHealth& h = it->second;
-  if (inserted) by_name_[name] = &h;
+  if (inserted) by_name_.insert(name_hash(name), it);
   const api::NodeCondition* ready = api::find_condition(node->status(), "Ready");
   int64_t heartbeat = ready != nullptr ? ready->last_heartbeat_time().nanos() : -1;
   if (inserted || heartbeat != h.heartbeat) {

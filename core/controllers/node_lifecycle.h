@@ -6,14 +6,17 @@
 // grace period (Kubernetes would leave them; see docs/controllers.md).
 #pragma once
 
+#include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 
 #include "core/controllers/context.h"
 #include "core/controllers/event_recorder.h"
+#include "core/util/flat_index.h"
 
 namespace flotilla::ctrl {
 
@@ -101,13 +104,18 @@ class NodeLifecycleController {
   ControllerContext ctx_;
   EventRecorder recorder_;
   TokenBucket eviction_limiter_;
-  std::map<std::string, NodeHealth> nodes_;  // ordered: monitor() visits nodes by name
-  // The same entries by name, for the per-event lookups (a Lease renewal every
-  // 10 s per node).
-  std::unordered_map<std::string, NodeHealth*> by_name_;
-  NodeHealth* find_node(const std::string& name) {
-    auto it = by_name_.find(name);
-    return it == by_name_.end() ? nullptr : it->second;
+  using NodeMap = std::map<std::string, NodeHealth>;
+  NodeMap nodes_;  // ordered: monitor() visits nodes by name
+  // The same entries hashed by name, for the per-event lookups (a Lease
+  // renewal every 10 s per node).
+  struct NameOf {
+    std::string_view operator()(const NodeMap::iterator& it) const { return it->first; }
+  };
+  FlatIndex<NodeMap::iterator, NameOf> by_name_;
+  static uint64_t name_hash(std::string_view name) { return std::hash<std::string_view>()(name); }
+  NodeHealth* find_node(std::string_view name) {
+    const NodeMap::iterator* it = by_name_.find(name, name_hash(name));
+    return it == nullptr ? nullptr : &(*it)->second;
   }
   std::deque<std::string> eviction_queue_;
   TimerHandle monitor_timer_;

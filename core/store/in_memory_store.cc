@@ -23,7 +23,7 @@
 
 #include "core/api/labels.h"
 #include "core/api/names.h"
-#include "core/store/flat_index.h"
+#include "core/util/flat_index.h"
 
 namespace flotilla::store {
 

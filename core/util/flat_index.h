@@ -3,7 +3,8 @@
 // cache line of the array and then only the value whose full 64-bit hash
 // matches, where a node-based std::unordered_map reads its bucket, the node
 // before, and the node. The store keys each kind's objects by (namespace,
-// name) with one (values: iterators into its ordered map).
+// name) with one (values: iterators into its ordered map); the node
+// lifecycle controller its nodes by name.
 //
 // Removal shifts later entries of the run back (no tombstones), so lookups
 // stay short however many removals there were. The table doubles at half
@@ -15,7 +16,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace flotilla::store {
+namespace flotilla {
 
 template <typename Value, typename KeyOf>
 class FlatIndex {
@@ -104,4 +105,4 @@ class FlatIndex {
   size_t size_ = 0;
 };
 
-}  // namespace flotilla::store
+}  // namespace flotilla

@@ -1,17 +1,19 @@
 // FlatIndex: through random inserts and removals (removals shift runs back,
 // including runs that wrap around the table's end) it finds exactly what a
 // std::unordered_map reference holds.
-#include "core/store/flat_index.h"
+#include "core/util/flat_index.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-namespace flotilla::store {
+namespace flotilla {
 namespace {
 
 struct Item {
@@ -76,4 +78,4 @@ TEST(FlatIndexTest, AHashOfZeroIsAKeyLikeAnyOther) {
 }
 
 }  // namespace
-}  // namespace flotilla::store
+}  // namespace flotilla
