@@ -66,6 +66,11 @@ const std::array<KindInfo, kKindCount>& table() {
       assert(static_cast<int>(t[i].kind) == i);
       t[i].list_kind = list_kinds[i];
     }
+    t[static_cast<int>(Kind::kLease)].same_spec = [](const google::protobuf::Message& a,
+                                                     const google::protobuf::Message& b) {
+      return same_lease_spec(static_cast<const Lease&>(a).spec(),
+                             static_cast<const Lease&>(b).spec());
+    };
     return t;
   }();
   return kinds;

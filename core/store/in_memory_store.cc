@@ -191,10 +191,7 @@ class Packer {
 
 // Whether two objects of a kind have the same `spec` (kinds without one: yes).
 bool same_spec(const Message& a, const Message& b, const api::KindInfo& info) {
-  if (info.kind == api::Kind::kLease) {
-    return api::same_lease_spec(static_cast<const api::Lease&>(a).spec(),
-                                static_cast<const api::Lease&>(b).spec());
-  }
+  if (info.same_spec != nullptr) return info.same_spec(a, b);
   const Message* x = info.spec(a);
   return x == nullptr || same_bytes(*x, *info.spec(b));
 }

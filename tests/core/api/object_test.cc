@@ -86,5 +86,22 @@ TEST(SameLeaseSpec, TellsApartSpecsThatDifferInAnyField) {
   }
 }
 
+// The kind table's spec compare: the Lease's is same_lease_spec on the two
+// objects' specs; the other kinds compare serializations (none).
+TEST(KindInfoSameSpec, TheLeaseComparesFieldByFieldOthersBySerialization) {
+  for (const KindInfo& k : all_kinds()) {
+    EXPECT_EQ(k.same_spec != nullptr, k.kind == Kind::kLease) << k.name;
+  }
+  Lease a, b;
+  a.mutable_spec()->set_holder_identity("n1");
+  b.mutable_spec()->set_holder_identity("n1");
+  b.mutable_metadata()->set_name("other");  // not the spec
+  const KindInfo& lease = kind_info(Kind::kLease);
+  EXPECT_TRUE(lease.same_spec(a, b));
+  b.mutable_spec()->mutable_renew_time()->set_nanos(5);
+  EXPECT_FALSE(lease.same_spec(a, b));
+  EXPECT_FALSE(lease.same_spec(b, a));
+}
+
 }  // namespace
 }  // namespace flotilla::api
