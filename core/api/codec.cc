@@ -8,6 +8,7 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/reflection.h>
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -851,10 +853,23 @@ void print_yaml_after(const Value& v, int indent, std::string& out, bool in_list
   }
 }
 
+// YAML's implicit keys ("key: value") are at most 1,024 characters; a longer
+// one is written as an explicit key ("? key" then ": value" below it).
+constexpr size_t kMaxImplicitKey = 1024;
+
 void print_yaml_map(const Value& v, int indent, bool first_inline, std::string& out) {
   for (size_t i = 0; i < v.map.size(); ++i) {
     if (i > 0 || !first_inline) out.append(static_cast<size_t>(indent), ' ');
-    out += plain_yaml_safe(v.map[i].first) ? v.map[i].first : json_quote(v.map[i].first);
+    const std::string& k = v.map[i].first;
+    std::string key = plain_yaml_safe(k) ? k : json_quote(k);
+    if (key.size() > kMaxImplicitKey) {
+      out += "? ";
+      out += key;
+      out += '\n';
+      out.append(static_cast<size_t>(indent), ' ');
+    } else {
+      out += key;
+    }
     out += ':';
     print_yaml_after(v.map[i].second, indent, out, false);
   }
@@ -942,6 +957,62 @@ flotilla::Status check_document_stream(const std::string& text, std::string_view
   return flotilla::Status::ok();
 }
 
+// JSON read as JSON, as the YAML nodes the decoder reads: yaml-cpp, which
+// reads JSON as YAML, ends an implicit key at 1,024 characters (the YAML
+// spec's limit for flow keys), so valid JSON with a longer object key (found
+// by the codec fuzzer) does not load. Input that fails to load as YAML and
+// starts like JSON is tried this way; the nodes have no positions, so later
+// errors name fields, not lines. Strings are tagged as quoted scalars are,
+// so "1" stays a string. Nothing when it is not JSON either, or nests deeper
+// than the decoder would read.
+constexpr int kMaxJsonDepth = 256;
+
+bool json_to_node(const nlohmann::json& j, int depth, YAML::Node* out) {
+  if (depth > kMaxJsonDepth) return false;
+  switch (j.type()) {
+    case nlohmann::json::value_t::object:
+      *out = YAML::Node(YAML::NodeType::Map);
+      for (const auto& [key, value] : j.items()) {
+        YAML::Node v;
+        if (!json_to_node(value, depth + 1, &v)) return false;
+        YAML::Node k(key);
+        k.SetTag("!");
+        out->force_insert(k, v);
+      }
+      return true;
+    case nlohmann::json::value_t::array:
+      *out = YAML::Node(YAML::NodeType::Sequence);
+      for (const auto& value : j) {
+        YAML::Node v;
+        if (!json_to_node(value, depth + 1, &v)) return false;
+        out->push_back(v);
+      }
+      return true;
+    case nlohmann::json::value_t::string:
+      *out = YAML::Node(j.get<std::string>());
+      out->SetTag("!");
+      return true;
+    case nlohmann::json::value_t::null:
+      *out = YAML::Node(YAML::NodeType::Null);
+      return true;
+    default:  // numbers and booleans: their JSON text, as a plain scalar
+      *out = YAML::Node(j.dump());
+      return true;
+  }
+}
+
+std::optional<YAML::Node> json_as_node(std::string_view text) {
+  size_t start = text.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos || (text[start] != '{' && text[start] != '[')) {
+    return std::nullopt;
+  }
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return std::nullopt;
+  YAML::Node node;
+  if (!json_to_node(j, 0, &node)) return std::nullopt;
+  return node;
+}
+
 }  // namespace
 
 StatusOr<std::vector<DecodedObject>> decode_manifests(std::string_view text,
@@ -952,7 +1023,9 @@ StatusOr<std::vector<DecodedObject>> decode_manifests(std::string_view text,
     FLOTILLA_RETURN_IF_ERROR(check_document_stream(owned, source_name));
     docs = YAML::LoadAll(owned);
   } catch (const YAML::Exception& e) {
-    return syntax_error(e).with_prefix(std::string(source_name) + ":");
+    std::optional<YAML::Node> json = json_as_node(text);
+    if (!json.has_value()) return syntax_error(e).with_prefix(std::string(source_name) + ":");
+    docs = {*json};
   } catch (const std::exception& e) {
     return internal_error(std::string(source_name) + ": reading failed: " + e.what());
   }
@@ -973,7 +1046,9 @@ flotilla::Status decode_yaml(std::string_view text, std::string_view source_name
   try {
     node = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
-    return syntax_error(e).with_prefix(std::string(source_name) + ":");
+    std::optional<YAML::Node> json = json_as_node(text);
+    if (!json.has_value()) return syntax_error(e).with_prefix(std::string(source_name) + ":");
+    node = *json;
   } catch (const std::exception& e) {
     return internal_error(std::string(source_name) + ": reading failed: " + e.what());
   }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/api/types.pb.h"
+#include "core/api/validation.h"
 
 namespace flotilla::api {
 namespace {
@@ -325,6 +326,65 @@ TEST(CodecTest, ReadsJsonWithBigIntegersAndEscapes) {
                                             "out of range for int64"),
             std::string::npos)
       << too_big.status().message();
+}
+
+// JSON with an object key over 1,024 characters, which YAML's implicit keys
+// cannot hold (found by the codec fuzzer), is read as JSON: the key comes back
+// whole, strings stay strings, and validation, not the reader, refuses it.
+// Text that is neither YAML nor JSON keeps the YAML error and its position.
+TEST(CodecTest, ReadsJsonWithKeysLongerThanYamlAllows) {
+  const std::string key(1030, 'k');
+  const std::string json = R"({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p",
+    "annotations": {")" + key + R"(": "v", "n": "1"}},
+    "spec": {"containers": [{"name": "c", "image": "busybox"}], "activeDeadlineSeconds": 5}})";
+  auto r = decode_manifests(json, "pod.json");
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  ASSERT_EQ(r->size(), 1u);
+  const auto& pod = static_cast<const Pod&>(*(*r)[0].object);
+  EXPECT_EQ(pod.metadata().annotations().at(key), "v");
+  EXPECT_EQ(pod.metadata().annotations().at("n"), "1");
+  EXPECT_EQ(pod.spec().active_deadline_seconds(), 5);
+  EXPECT_FALSE(validate(pod).empty());  // no valid key is that long
+
+  Pod one;
+  ASSERT_TRUE(decode_yaml(json, "pod.json", &one, nullptr).is_ok());
+  EXPECT_EQ(one.metadata().annotations().at(key), "v");
+
+  auto typed = decode_manifests(R"({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p",
+    "annotations": {")" + key + R"(": "v"}, "generation": "x"}})",
+                                "typed.json");
+  ASSERT_FALSE(typed.is_ok());
+  EXPECT_NE(typed.status().message().find("metadata.generation"), std::string::npos)
+      << typed.status().message();
+
+  // The fuzzer's case: a key of control characters, each written as six.
+  Pod odd;
+  odd.set_api_version("v1");
+  odd.set_kind("Pod");
+  odd.mutable_metadata()->set_name("p");
+  (*odd.mutable_metadata()->mutable_annotations())[std::string(200, '\x01')] = "v";
+  auto* c = odd.mutable_spec()->add_containers();
+  c->set_name("c");
+  (*c->mutable_resources()->mutable_requests())[std::string(180, '\x02')] = "1";
+  (*c->mutable_resources()->mutable_requests())["cpu"] = "2";
+  const std::string odd_json = encode_json(odd);
+  ASSERT_GT(odd_json.size(), 1200u);
+  auto back = decode_manifests(odd_json, "odd.json");
+  ASSERT_TRUE(back.is_ok()) << back.status().message();
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(odd, *(*back)[0].object));
+  // In YAML such a key is written explicitly ("? key"), which YAML reads.
+  const std::string odd_yaml = encode_yaml(odd);
+  EXPECT_NE(odd_yaml.find("? \""), std::string::npos) << odd_yaml;
+  back = decode_manifests(odd_yaml, "odd.yaml");
+  ASSERT_TRUE(back.is_ok()) << back.status().message();
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(odd, *(*back)[0].object));
+
+  auto broken = decode_manifests("{\"kind\": \"Pod\",\n \"" + key + "\": }", "broken.json");
+  ASSERT_FALSE(broken.is_ok());
+  EXPECT_NE(broken.status().message().find("broken.json:"), std::string::npos)
+      << broken.status().message();
+  EXPECT_NE(broken.status().message().find("invalid YAML"), std::string::npos)
+      << broken.status().message();
 }
 
 TEST(CodecTest, ListKindsContributeTheirItems) {
