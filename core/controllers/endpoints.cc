@@ -428,11 +428,11 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
       return ReconcileResult::error(built.status());
     }
     st.builder = std::move(*built);
-    st.synced_endpoints = nullptr;
+    st.synced_version = ServiceState::kNeverSynced;
   }
-  // Nothing changed since a sync found the stored object in agreement.
-  if (ep_got.is_ok() && st.synced_endpoints == *ep_got &&
-      st.synced_version == st.builder->version()) {
+  // Nothing changed since a sync found the object this controller wrote in
+  // agreement.
+  if (ours && st.synced_version == st.builder->version()) {
     return ReconcileResult::ok();
   }
   std::vector<api::EndpointSubset> after = st.builder->subsets();
@@ -446,7 +446,6 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
       same = ours ? same_subset(have, after[i]) : MessageDifferencer::Equals(have, after[i]);
     }
     if (same && api::same_labels(svc->metadata().labels(), stored->metadata().labels())) {
-      st.synced_endpoints = *ep_got;
       st.synced_version = st.builder->version();
       return ReconcileResult::ok();
     }
@@ -471,7 +470,6 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
                                                     : ctx_.store.create(api::share(std::move(ep)));
   if (!written.is_ok()) return ReconcileResult::error(written.status());
   ++writes_;
-  st.synced_endpoints = *written;
   st.synced_version = st.builder->version();
   ReadySet is = ready_set(api::as<api::Endpoints>(*written));
   trace_changes(ns, name, was(), is);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
@@ -124,14 +125,15 @@ class EndpointsController {
   // and its ready set no rebuild.
   std::map<std::string, ReadySet> written_;
   // Per service with a selector ("ns/name"): its pods as the pod watch
-  // delivered them, and the builder's version and the stored Endpoints
-  // snapshot at the last sync that found them in agreement: while both are
-  // unchanged, a sync has nothing to compute.
+  // delivered them, and the builder's version at the last sync that found
+  // the stored object in agreement: while the stored object is still the one
+  // this controller wrote (`written_`) and the version is unchanged, a sync
+  // has nothing to compute.
   struct ServiceState {
+    static constexpr uint64_t kNeverSynced = ~uint64_t{0};
     api::LabelSelector selector;
     std::unique_ptr<SubsetBuilder> builder;
-    uint64_t synced_version = 0;
-    api::Object synced_endpoints;
+    uint64_t synced_version = kNeverSynced;
   };
   // A builder for `service` filled from the store's pods (a service is new
   // or changed: rare).
