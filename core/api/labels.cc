@@ -469,6 +469,14 @@ std::string_view FieldSelector::field_value(const google::protobuf::Message& obj
   return "";
 }
 
+bool FieldSelector::same_fields(const google::protobuf::Message& a,
+                                const google::protobuf::Message& b) {
+  for (std::string_view f : supported_fields()) {
+    if (field_value(a, f) != field_value(b, f)) return false;
+  }
+  return true;
+}
+
 StatusOr<FieldSelector> FieldSelector::parse(std::string_view text) {
   FieldSelector sel;
   auto error = [&](const std::string& what) {

@@ -87,6 +87,10 @@ class FieldSelector {
   static std::string_view field_value(const google::protobuf::Message& object,
                                       std::string_view field);
 
+  // Whether every field a selector may name reads the same in `a` and `b`
+  // (two versions of one object): then no field selector tells them apart.
+  static bool same_fields(const google::protobuf::Message& a, const google::protobuf::Message& b);
+
   // Evaluates against any kind's object; fields a kind lacks read as "".
   bool matches(const google::protobuf::Message& object) const;
   bool empty() const { return requirements_.empty(); }

@@ -89,7 +89,9 @@ struct HistoryEntry {
   int64_t rv;
   WatchEventType type;
   api::Object obj;   // the new state; for kDeleted, the last state
-  api::Object prev;  // the state before; null for kAdded
+  // The state watchers compare with: the state before (null for kAdded), or
+  // the new state again when no selector can tell the two apart (see put()).
+  api::Object prev;
   TimePoint at{};    // when it was recorded
 };
 
@@ -521,7 +523,14 @@ class InMemoryStore::State {
     api::Object prev = stored != nullptr ? std::move(stored) : object_of(info, entry->second);
     index_update(info, s, entry, *prev, *obj);
     entry->second = make_slot(info, obj, rv);
-    record(info, s, HistoryEntry{rv, WatchEventType::kModified, obj, prev});
+    // Watchers need the state before only to see the object enter or leave
+    // their selection. A change no selector can see (labels and selectable
+    // fields as they were: a Lease renewal, most status writes) keeps the new
+    // state in its place, so the old version is freed here, while this update
+    // has it in cache, and not cold when the history lets go of the entry.
+    const bool selected_alike = api::same_labels(info.meta(*prev).labels(), meta.labels()) &&
+                                api::FieldSelector::same_fields(*prev, *obj);
+    record(info, s, HistoryEntry{rv, WatchEventType::kModified, obj, selected_alike ? obj : prev});
     return obj;
   }
 

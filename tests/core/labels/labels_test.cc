@@ -277,6 +277,27 @@ TEST(FieldSelector, FieldsAKindLacksReadAsEmpty) {
   EXPECT_EQ(FieldSelector::field_value(node, "status.phase"), "Running");
 }
 
+TEST(FieldSelector, SameFieldsComparesEverySelectableField) {
+  Pod a = pod("prod", "web-1", "n1", "Running");
+  Pod b = a;
+  b.mutable_status()->set_pod_ip("10.0.0.9");  // not a selectable field
+  (*b.mutable_metadata()->mutable_annotations())["note"] = "x";
+  EXPECT_TRUE(FieldSelector::same_fields(a, b));
+  Pod moved = a;
+  moved.mutable_spec()->set_node_name("n2");
+  EXPECT_FALSE(FieldSelector::same_fields(a, moved));
+  Pod done = a;
+  done.mutable_status()->set_phase("Succeeded");
+  EXPECT_FALSE(FieldSelector::same_fields(a, done));
+  Node up;
+  up.mutable_metadata()->set_name("n1");
+  up.mutable_status()->set_phase("Running");
+  Node gone = up;
+  gone.mutable_status()->set_phase("Terminated");
+  EXPECT_FALSE(FieldSelector::same_fields(up, gone));
+  EXPECT_TRUE(FieldSelector::same_fields(up, up));
+}
+
 TEST(FieldSelector, ExactValue) {
   FieldSelector s = must_parse_fields("spec.nodeName=n1,status.phase!=Failed");
   ASSERT_NE(s.exact_value("spec.nodeName"), nullptr);

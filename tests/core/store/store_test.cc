@@ -606,6 +606,82 @@ TEST_P(SmallHistoryTest, ContinueTokenExpiresWithTheHistory) {
   EXPECT_THAT(r.status().message(), HasSubstr("continue parameter is too old"));
 }
 
+// A change that no selector can see keeps no "state before" in the history:
+// the version it replaces is freed as soon as its own history entry and its
+// holders let go of it. One that moves the object across a selector keeps it
+// (a replaying watcher needs it to see the object leave).
+// Parsed storage only: a packed kind keeps bytes, and the old version it
+// hands the history is parsed again, not the one a caller held.
+class ParsedSmallHistoryTest : public SmallHistoryTest {};
+
+TEST_P(ParsedSmallHistoryTest, AChangeNoSelectorCanSeeKeepsNoOldVersion) {
+  auto push_out_of_history = [&](const std::string& prefix) {
+    for (int i = 0; i < 3; ++i) must_create(make_pod("default", prefix + std::to_string(i)));
+  };
+  // Each version is written once its predecessor's own entry has left the
+  // history, so only the new entry could still hold the predecessor.
+  api::Object v1 = must_create(make_pod("default", "x", {{"app", "db"}}));
+  push_out_of_history("a");
+  api::Object v2 = must_update(edit(v1, [](Pod& q) {
+    (*q.mutable_metadata()->mutable_annotations())["note"] = "same labels, same fields";
+  }));
+  std::weak_ptr<const google::protobuf::Message> old1 = v1;
+  v1 = nullptr;
+  EXPECT_TRUE(old1.expired());
+  push_out_of_history("b");
+  api::Object v3 =
+      must_update(edit(v2, [](Pod& q) { (*q.mutable_metadata()->mutable_labels())["app"] = "web"; }));
+  std::weak_ptr<const google::protobuf::Message> old2 = v2;
+  v2 = nullptr;
+  EXPECT_FALSE(old2.expired());  // the label change's entry holds it
+  push_out_of_history("c");
+  EXPECT_TRUE(old2.expired());
+  api::Object v4 =
+      must_update(edit(v3, [](Pod& q) { q.mutable_status()->set_phase("Running"); }));
+  std::weak_ptr<const google::protobuf::Message> old3 = v3;
+  v3 = nullptr;
+  EXPECT_FALSE(old3.expired());  // status.phase is a selectable field
+}
+
+// What a watcher replaying the history sees is what one watching live saw,
+// for changes that cross its selector and changes that do not.
+TEST_P(StoreTest, ReplayedSelectorTransitionsMatchTheLiveOnes) {
+  const WatchOptions by_label{.labels = *api::LabelSelector::parse("app=web")};
+  const WatchOptions by_phase{.fields = *api::FieldSelector::parse("status.phase=Running")};
+  std::vector<Seen> live_label, live_phase;
+  WatchHandle l1 = must_watch(by_label, &live_label);
+  WatchHandle l2 = must_watch(by_phase, &live_phase);
+  must_create(make_pod("default", "other"));
+  const int64_t from = store().resource_version();
+  api::Object p = must_create(make_pod("default", "x", {{"app", "db"}}));
+  p = must_update(edit(p, [](Pod& q) { (*q.mutable_metadata()->mutable_labels())["app"] = "web"; }));
+  p = must_update(edit(p, [](Pod& q) { (*q.mutable_metadata()->mutable_annotations())["n"] = "1"; }));
+  p = must_update(edit(p, [](Pod& q) { q.mutable_status()->set_phase("Running"); }));
+  p = must_update(edit(p, [](Pod& q) { (*q.mutable_metadata()->mutable_annotations())["n"] = "2"; }));
+  p = must_update(edit(p, [](Pod& q) { (*q.mutable_metadata()->mutable_labels())["app"] = "db"; }));
+  p = must_update(edit(p, [](Pod& q) { q.mutable_status()->set_phase("Succeeded"); }));
+  loop_.run();
+  std::vector<Seen> replay_label, replay_phase;
+  WatchOptions r1 = by_label;
+  r1.resource_version = from;
+  WatchOptions r2 = by_phase;
+  r2.resource_version = from;
+  WatchHandle w1 = must_watch(r1, &replay_label);
+  WatchHandle w2 = must_watch(r2, &replay_phase);
+  loop_.run();
+  EXPECT_THAT(live_label, ElementsAre(Seen{WatchEventType::kAdded, "x", 3, "web"},
+                                      Seen{WatchEventType::kModified, "x", 4, "web"},
+                                      Seen{WatchEventType::kModified, "x", 5, "web"},
+                                      Seen{WatchEventType::kModified, "x", 6, "web"},
+                                      Seen{WatchEventType::kDeleted, "x", 7, "web"}));
+  EXPECT_THAT(live_phase, ElementsAre(Seen{WatchEventType::kAdded, "x", 5, "web"},
+                                      Seen{WatchEventType::kModified, "x", 6, "web"},
+                                      Seen{WatchEventType::kModified, "x", 7, "db"},
+                                      Seen{WatchEventType::kDeleted, "x", 8, "db"}));
+  EXPECT_EQ(replay_label, live_label);
+  EXPECT_EQ(replay_phase, live_phase);
+}
+
 class RetainedHistoryTest : public StoreTest {
  protected:
   static StoreOptions options() {
@@ -973,6 +1049,8 @@ INSTANTIATE_TEST_SUITE_P(Storage, GenerateNameClashTest, kStorages, storage_name
 INSTANTIATE_TEST_SUITE_P(Storage, EnforcedNamespacesTest, kStorages, storage_name);
 INSTANTIATE_TEST_SUITE_P(Storage, ValidatedStoreTest, kStorages, storage_name);
 INSTANTIATE_TEST_SUITE_P(Storage, SmallHistoryTest, kStorages, storage_name);
+INSTANTIATE_TEST_SUITE_P(Storage, ParsedSmallHistoryTest, ::testing::Values(Storage::kParsed),
+                         storage_name);
 INSTANTIATE_TEST_SUITE_P(Storage, RetainedHistoryTest, kStorages, storage_name);
 
 }  // namespace
