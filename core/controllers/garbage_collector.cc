@@ -39,10 +39,31 @@ Status GarbageCollector::start() {
   return Status::ok();
 }
 
+namespace {
+
+bool same_owners(const std::set<std::string>& uids,
+                 const google::protobuf::RepeatedPtrField<api::OwnerReference>& refs) {
+  if (static_cast<size_t>(refs.size()) != uids.size()) return false;
+  for (const api::OwnerReference& ref : refs) {
+    if (!uids.contains(ref.uid())) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 void GarbageCollector::on_pod(const WatchEvent& e) {
   const auto& meta = api::meta_of(*e.object);
   const std::string key = api::namespaced_name(meta);
   auto old = owners_.find(key);
+  // A change that leaves the owners as they were needs nothing (Kubernetes'
+  // graph builder acts on owner-reference changes): most pod events are
+  // status writes, and each used to take its key out of its owner's 15,000
+  // dependents and put it back.
+  if (e.type != WatchEventType::kDeleted && old != owners_.end() &&
+      same_owners(old->second, meta.owner_references())) {
+    return;
+  }
   if (old != owners_.end()) {
     for (const std::string& uid : old->second) {
       auto d = dependents_.find(uid);

@@ -419,6 +419,42 @@ TEST_F(ReplicationTest, GarbageCollectorKeepsPodsWithALiveOwnerAndDropsDeadRefs)
   EXPECT_EQ(p->metadata().owner_references(0).name(), "live");
 }
 
+// Kubernetes' graph builder acts on owner-reference changes: a pod's status
+// writes check nothing; a change of its owners checks it again.
+TEST_F(ReplicationTest, GarbageCollectorChecksAPodWhenItsOwnersChangeNotOnStatusWrites) {
+  GarbageCollector gc(context());
+  ASSERT_TRUE(gc.start().is_ok());
+  api::Object live = create(make_rc("live", 0, "x"));
+  api::Pod pod;
+  pod.mutable_metadata()->set_name("p");
+  pod.mutable_metadata()->set_namespace_("default");
+  auto* ref = pod.mutable_metadata()->add_owner_references();
+  ref->set_kind("ReplicationController");
+  ref->set_name("live");
+  ref->set_uid(api::meta_of(*live).uid());
+  create(pod);
+  run_for(seconds(1));
+  const uint64_t checked = gc.queue().reconciles();
+  EXPECT_GE(checked, 1u);
+  for (const char* phase : {"Pending", "Running", "Running", "Failed"}) {
+    api::Pod p = *get<api::Pod>("default", "p");
+    p.mutable_status()->set_phase(phase);
+    p.mutable_status()->set_message(std::string("now ") + phase);
+    ASSERT_TRUE(store_.update(api::share(std::move(p))).is_ok());
+    run_for(seconds(1));
+  }
+  EXPECT_EQ(gc.queue().reconciles(), checked);
+  api::Pod p = *get<api::Pod>("default", "p");
+  auto* dead = p.mutable_metadata()->add_owner_references();
+  dead->set_kind("ReplicationController");
+  dead->set_name("dead");
+  dead->set_uid("no-such-uid");
+  ASSERT_TRUE(store_.update(api::share(std::move(p))).is_ok());
+  run_for(seconds(1));
+  EXPECT_GT(gc.queue().reconciles(), checked);
+  ASSERT_EQ(get<api::Pod>("default", "p")->metadata().owner_references_size(), 1);
+}
+
 TEST(PodDeletionTest, UnboundRemovedBoundMarkedIdempotentAndForcedWithZeroGrace) {
   sim::Simulator sim;
   sim::SimRandom random(1);
