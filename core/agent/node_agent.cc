@@ -410,7 +410,11 @@ void NodeAgent::renew_lease() {
     StatusOr<api::Object> existing =
         cached ? StatusOr<api::Object>(lease_)
                : store_.get(api::Kind::kLease, std::string(ctrl::kNodeLeaseNamespace), node_name_);
-    api::Lease lease;
+    // Compact: 5,000 nodes renew 500 times a second, and each renewal's copy
+    // and the free of the version it replaces were ~30% of the large
+    // scenario's steady state as one allocation per field.
+    std::shared_ptr<api::Lease> compact = api::make_compact<api::Lease>();
+    api::Lease& lease = *compact;
     if (existing.is_ok()) {
       lease = *api::as<api::Lease>(*existing);
     } else if (existing.status().code() != StatusCode::kNotFound) {
@@ -437,8 +441,8 @@ void NodeAgent::renew_lease() {
     }
     spec->set_lease_duration_seconds(duration_s);
     spec->mutable_renew_time()->set_nanos(now);
-    StatusOr<api::Object> written = existing.is_ok() ? store_.update(api::share(std::move(lease)))
-                                                     : store_.create(api::share(std::move(lease)));
+    StatusOr<api::Object> written =
+        existing.is_ok() ? store_.update(std::move(compact)) : store_.create(std::move(compact));
     if (written.is_ok()) {
       lease_ = *written;
       return;

@@ -4,8 +4,10 @@
 // resources ("pods"), short names ("po") and descriptors.
 #pragma once
 
+#include <google/protobuf/arena.h>
 #include <google/protobuf/message.h>
 
+#include <cstddef>
 #include <memory>
 #include <span>
 #include <string>
@@ -102,6 +104,31 @@ std::shared_ptr<const T> as(const Object& o) {
 template <typename T>
 Object share(T message) {
   return std::make_shared<const T>(std::move(message));
+}
+
+// A new, empty message whose fields and strings are all allocated from one
+// block of `kBlock` bytes allocated with it (a protobuf Arena started in
+// that block; more blocks only if it outgrows it). Filled and shared as a
+// snapshot, it costs one allocation and one free instead of one for every
+// submessage and string (~24 for a Lease), and whoever copies it later reads
+// one stretch of memory. For small objects written often: each node's Lease,
+// renewed every 10 s (a Lease copied into one takes ~1 KB of a 1.5 KB block).
+template <typename T, size_t kBlock = 1536>
+std::shared_ptr<T> make_compact() {
+  struct Holder {
+    alignas(std::max_align_t) char block[kBlock];
+    google::protobuf::Arena arena;
+    Holder() : arena(options(block)) {}
+    static google::protobuf::ArenaOptions options(char* b) {
+      google::protobuf::ArenaOptions o;
+      o.initial_block = b;
+      o.initial_block_size = kBlock;
+      return o;
+    }
+  };
+  auto holder = std::make_shared<Holder>();
+  T* message = google::protobuf::Arena::CreateMessage<T>(&holder->arena);
+  return std::shared_ptr<T>(std::move(holder), message);
 }
 
 }  // namespace flotilla::api

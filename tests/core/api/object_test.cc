@@ -2,12 +2,54 @@
 #include "core/api/object.h"
 
 #include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <string>
 
 namespace flotilla::api {
 namespace {
+
+// A node's Lease copied into a compact message: equal to the source, and
+// every field in the one block allocated with it.
+TEST(MakeCompact, HoldsALeaseInTheOneBlockAllocatedWithIt) {
+  Lease source;
+  source.set_api_version("coordination.k8s.io/v1");
+  source.set_kind("Lease");
+  ObjectMeta* meta = source.mutable_metadata();
+  meta->set_name("node-01234");
+  meta->set_namespace_("kube-node-lease");
+  meta->set_uid("0b7f0e2a-1111-2222-3333-444455556666");
+  meta->set_resource_version("123456789");
+  meta->mutable_creation_timestamp()->set_nanos(12345);
+  OwnerReference* owner = meta->add_owner_references();
+  owner->set_api_version("v1");
+  owner->set_kind("Node");
+  owner->set_name("node-01234");
+  owner->set_uid("0b7f0e2a-1111-2222-3333-444455556667");
+  LeaseSpec* spec = source.mutable_spec();
+  spec->set_holder_identity("node-01234");
+  spec->set_lease_duration_seconds(40);
+  spec->mutable_acquire_time()->set_nanos(1);
+  spec->mutable_renew_time()->set_nanos(2);
+
+  std::shared_ptr<Lease> compact = make_compact<Lease>();
+  *compact = source;
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*compact, source));
+  google::protobuf::Arena* arena = compact->GetArena();
+  ASSERT_NE(arena, nullptr);
+  EXPECT_EQ(arena->SpaceAllocated(), 1536u);  // the first block only
+  // Outgrowing the block is allowed: the arena takes more.
+  for (int i = 0; i < 40; ++i) (*meta->mutable_annotations())["key-" + std::to_string(i)] = "v";
+  *compact = source;
+  EXPECT_EQ(compact->metadata().annotations().size(), 40);
+  EXPECT_GT(arena->SpaceAllocated(), 1536u);
+  // A snapshot like any other: a heap copy of it is equal.
+  Object shared = compact;
+  Lease copy = *as<Lease>(shared);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(copy, source));
+}
 
 TEST(KindOf, FindsEveryKindByItsClassAndADynamicMessageByItsDescriptor) {
   for (const KindInfo& k : all_kinds()) {
