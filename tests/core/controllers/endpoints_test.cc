@@ -165,6 +165,34 @@ TEST_F(EndpointsTest, WritesOnlyWhenSomethingChanged) {
   EXPECT_EQ(endpoints()->metadata().resource_version(), version);
 }
 
+// Endpoints someone else changed: as in Kubernetes (whose controller watches
+// Endpoints only for deletions) the next sync, here a pod's change, puts the
+// subsets back and keeps the fields they set.
+TEST_F(EndpointsTest, TheNextSyncRestoresSubsetsOthersChangedKeepingTheirFields) {
+  start();
+  create(make_service("web", named("http")));
+  make_pod("p1");
+  set_pod_state("p1", "n1", "10.0.0.1", true);
+  make_pod("p2");
+  set_pod_state("p2", "n2", "10.0.0.2", false);
+  run_for(seconds(1));
+  ASSERT_NE(endpoints(), nullptr);
+  api::Endpoints theirs = *endpoints();
+  (*theirs.mutable_metadata()->mutable_annotations())["owner"] = "someone else";
+  theirs.clear_subsets();
+  ASSERT_TRUE(store_.update(api::share(std::move(theirs))).is_ok());
+  run_for(seconds(1));
+  make_pod("p3");
+  set_pod_state("p3", "n3", "10.0.0.3", true);
+  run_for(seconds(1));
+  auto ep = endpoints();
+  ASSERT_NE(ep, nullptr);
+  EXPECT_EQ(ep->metadata().annotations().at("owner"), "someone else");
+  ASSERT_EQ(ep->subsets_size(), 1);
+  EXPECT_EQ(ips(ep->subsets(0).addresses()), (std::vector<std::string>{"10.0.0.1", "10.0.0.3"}));
+  EXPECT_EQ(ips(ep->subsets(0).not_ready_addresses()), std::vector<std::string>{"10.0.0.2"});
+}
+
 TEST_F(EndpointsTest, PodsResolvingPortsDifferentlyGetSeparateSubsetsAndUnresolvedAreSkipped) {
   start();
   make_pod("a", "web", 8080);
