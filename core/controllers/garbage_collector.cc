@@ -59,8 +59,9 @@ void GarbageCollector::on_pod(const WatchEvent& e) {
   // A change that leaves the owners as they were needs nothing (Kubernetes'
   // graph builder acts on owner-reference changes): most pod events are
   // status writes, and each used to take its key out of its owner's 15,000
-  // dependents and put it back.
-  if (e.type != WatchEventType::kDeleted && old != owners_.end() &&
+  // dependents and put it back. An ADDED event is checked even so: after a
+  // watch is made again its listing is how an owner deleted meanwhile shows.
+  if (e.type == WatchEventType::kModified && old != owners_.end() &&
       same_owners(old->second, meta.owner_references())) {
     return;
   }
