@@ -66,7 +66,10 @@ import() {
 }
 
 mkdir -p "$WORK"
-bb_version=$("$BUSYBOX" 2>&1 | head -n1)
+# The banner's first line. Read with sed, which reads to the end: `head -n1`
+# closes the pipe early, busybox then dies of SIGPIPE in ~1-2% of runs, and
+# with pipefail and set -e this script ended there without a word.
+bb_version=$("$BUSYBOX" 2>&1 | sed -n 1p)
 
 # A busybox rootfs under $1: every applet linked, a minimal /etc, /tmp, /www.
 make_busybox_root() {
