@@ -4,6 +4,7 @@
 // re-entrantly, so events happen in the same order in both worlds.
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 
@@ -23,10 +24,16 @@ class Timer {
   virtual ~Timer() = default;
   // Idempotent; a no-op once the timer has fired.
   virtual void cancel() = 0;
-  // True until the callback has started running or the timer was cancelled.
+  // True until the callback has started running or the timer was cancelled;
+  // a repeating timer (run_every) stays pending until cancelled.
   virtual bool pending() const = 0;
 };
 using TimerHandle = std::unique_ptr<Timer>;
+
+class EventLoop;
+namespace detail {
+TimerHandle run_every_by_rearming(EventLoop& loop, Duration period, std::function<void()> fn);
+}  // namespace detail
 
 class EventLoop {
  public:
@@ -46,10 +53,62 @@ class EventLoop {
   // returned handle is destroyed or cancelled first. Loop thread only.
   [[nodiscard]] virtual TimerHandle run_after(Duration d, std::function<void()> fn) = 0;
 
+  // Runs `fn` every `period` (at least 1 ns), first at now() + period, until
+  // the handle is destroyed or cancelled (also from inside `fn`). The next
+  // run is armed when `fn` returns, so it is ordered after whatever `fn`
+  // scheduled: as a callback that re-arms its own timer last, at one timer
+  // for the whole series. Loop thread only.
+  [[nodiscard]] virtual TimerHandle run_every(Duration period, std::function<void()> fn) {
+    return detail::run_every_by_rearming(*this, period, std::move(fn));
+  }
   // Convenience: run at an absolute time (now() if `t` has passed).
   [[nodiscard]] TimerHandle run_at(TimePoint t, std::function<void()> fn) {
     return run_after(t - now(), std::move(fn));
   }
 };
 
+namespace detail {
+
+// run_every for any loop: a one-shot timer armed again after each run.
+class RearmingTimer final : public Timer {
+ public:
+  static TimerHandle start(EventLoop& loop, Duration period, std::function<void()> fn) {
+    auto state = std::make_shared<State>(State{loop, period, std::move(fn), nullptr, false});
+    arm(state);
+    return TimerHandle(new RearmingTimer(std::move(state)));
+  }
+  ~RearmingTimer() override { cancel(); }
+  void cancel() override {
+    state_->cancelled = true;
+    state_->next.reset();
+  }
+  bool pending() const override { return !state_->cancelled; }
+
+ private:
+  struct State {
+    EventLoop& loop;
+    Duration period;
+    std::function<void()> fn;
+    TimerHandle next;
+    bool cancelled;
+  };
+  explicit RearmingTimer(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  static void arm(const std::shared_ptr<State>& state) {
+    state->next = state->loop.run_after(std::max(state->period, Duration(1)),
+                                        [weak = std::weak_ptr<State>(state)] {
+                                          std::shared_ptr<State> s = weak.lock();
+                                          if (s == nullptr || s->cancelled) return;
+                                          s->fn();
+                                          if (!s->cancelled) arm(s);
+                                        });
+  }
+  std::shared_ptr<State> state_;
+};
+
+inline TimerHandle run_every_by_rearming(EventLoop& loop, Duration period,
+                                         std::function<void()> fn) {
+  return RearmingTimer::start(loop, period, std::move(fn));
+}
+
+}  // namespace detail
 }  // namespace flotilla

@@ -69,6 +69,13 @@ TimerHandle Simulator::run_after(Duration d, std::function<void()> fn) {
   return std::make_unique<TimerImpl>(self_, slot, slots_[slot].generation);
 }
 
+TimerHandle Simulator::run_every(Duration period, std::function<void()> fn) {
+  const int64_t p = std::max<int64_t>(1, to_nanos(period));
+  uint32_t slot = schedule(saturating_add(now_, Duration(p)), std::move(fn));
+  slots_[slot].period_ns = p;
+  return std::make_unique<TimerImpl>(self_, slot, slots_[slot].generation);
+}
+
 void Simulator::schedule_after(Duration d, std::function<void()> fn) {
   schedule(saturating_add(now_, d), std::move(fn));
 }
@@ -103,17 +110,23 @@ void Simulator::free_slot(uint32_t slot) {
 void Simulator::release_slot(uint32_t slot) {
   Slot& s = slots_[slot];
   s.state = SlotState::kFree;
+  s.period_ns = 0;
   ++s.generation;
   s.next_free = free_head_;
   free_head_ = slot;
 }
 
 uint32_t Simulator::schedule(TimePoint t, std::function<void()>&& fn) {
-  if (next_seq_ >= sequence_limit_) renumber_sequences();
   uint32_t slot = allocate_slot();
   Slot& s = slots_[slot];
   s.fn = std::move(fn);
-  s.state = SlotState::kPending;
+  enqueue(t, slot);
+  return slot;
+}
+
+void Simulator::enqueue(TimePoint t, uint32_t slot) {
+  if (next_seq_ >= sequence_limit_) renumber_sequences();
+  slots_[slot].state = SlotState::kPending;
   QueueEntry entry{to_nanos(t), (next_seq_++ << kSlotBits) | slot};
   if (head_taken_) {
     head_taken_ = false;
@@ -122,12 +135,18 @@ uint32_t Simulator::schedule(TimePoint t, std::function<void()>&& fn) {
     queue_->push(entry);
   }
   ++live_events_;
-  return slot;
 }
 
 void Simulator::cancel(uint32_t slot, uint32_t generation) {
   Slot& s = slots_[slot];
-  if (s.generation != generation || s.state != SlotState::kPending) return;
+  if (s.generation != generation) return;
+  if (s.state == SlotState::kRunning) {
+    // A repeating timer cancelled from its own callback (which holds its
+    // function): run_repeating() frees the slot when the callback returns.
+    s.state = SlotState::kCancelled;
+    return;
+  }
+  if (s.state != SlotState::kPending) return;
   // Release the captured state now, not when the entry surfaces; destroy it
   // last, since its destructors may cancel other timers.
   std::function<void()> doomed = std::move(s.fn);
@@ -144,7 +163,8 @@ void Simulator::cancel(uint32_t slot, uint32_t generation) {
 
 bool Simulator::is_pending(uint32_t slot, uint32_t generation) const {
   const Slot& s = slots_[slot];
-  return s.generation == generation && s.state == SlotState::kPending;
+  return s.generation == generation &&
+         (s.state == SlotState::kPending || s.state == SlotState::kRunning);
 }
 
 void Simulator::purge_cancelled() {
@@ -195,12 +215,39 @@ void Simulator::run_head() {
   // (growing the slab) and its timer must read as no longer pending. The
   // entry stays in the queue for now (see head_taken_). Moving from a
   // std::function leaves it empty, so the slot keeps no captured state.
+  if (slots_[slot].period_ns != 0) {
+    run_repeating(slot);
+    return;
+  }
   std::function<void()> fn = std::move(slots_[slot].fn);
   release_slot(slot);
   --live_events_;
   ++events_processed_;
   head_taken_ = true;
   fn();
+  flush_taken_head();
+}
+
+void Simulator::run_repeating(uint32_t slot) {
+  // The callback runs outside the slab (which it may grow); the slot stays
+  // taken, kRunning, so the handle reads as pending and can cancel it.
+  std::function<void()> fn = std::move(slots_[slot].fn);
+  slots_[slot].state = SlotState::kRunning;
+  --live_events_;
+  ++events_processed_;
+  head_taken_ = true;
+  fn();
+  Slot& s = slots_[slot];
+  if (s.state == SlotState::kRunning) {
+    // Queued again after whatever the callback scheduled (one sift when it
+    // scheduled nothing: the head entry is replaced).
+    s.fn = std::move(fn);
+    enqueue(saturating_add(now_, Duration(s.period_ns)), slot);
+    return;
+  }
+  // Cancelled from inside: free the slot, then the callback (its
+  // destructors may cancel other timers).
+  release_slot(slot);
   flush_taken_head();
 }
 

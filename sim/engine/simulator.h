@@ -40,6 +40,9 @@ class Simulator final : public EventLoop {
   // frees the callback at once; the 16-byte queue entry is dropped when it
   // reaches the head of the queue or in a bulk purge, whichever comes first.
   [[nodiscard]] TimerHandle run_after(Duration d, std::function<void()> fn) override;
+  // One slot and one handle for the whole series: each run puts the same
+  // callback back in the queue (no allocation per period).
+  [[nodiscard]] TimerHandle run_every(Duration period, std::function<void()> fn) override;
 
   // Like run_after/run_at but without a handle (cannot be cancelled); cheaper.
   void schedule_after(Duration d, std::function<void()> fn);
@@ -80,12 +83,15 @@ class Simulator final : public EventLoop {
 
  private:
   class TimerImpl;
-  enum class SlotState : uint8_t { kFree, kPending, kCancelled };
+  // kRunning: a repeating timer's callback is running (its slot is kept).
+  enum class SlotState : uint8_t { kFree, kPending, kCancelled, kRunning };
   struct Slot {
     std::function<void()> fn;
     uint32_t generation = 0;
     uint32_t next_free = 0;
     SlotState state = SlotState::kFree;
+    // Nonzero for a repeating timer (run_every).
+    int64_t period_ns = 0;
   };
   static constexpr int kSlotBits = 28;
   static constexpr uint64_t kSlotMask = (uint64_t{1} << kSlotBits) - 1;
@@ -94,6 +100,8 @@ class Simulator final : public EventLoop {
   static TimePoint saturating_add(TimePoint t, Duration d);
   // Returns the slot index; the entry is in the queue.
   uint32_t schedule(TimePoint t, std::function<void()>&& fn);
+  // Queues `slot` (already filled) to run at `t`.
+  void enqueue(TimePoint t, uint32_t slot);
   uint32_t allocate_slot();
   void free_slot(uint32_t slot);
   // free_slot() for a slot whose callback has already been moved out.
@@ -112,6 +120,8 @@ class Simulator final : public EventLoop {
   bool settle_head();
   // Runs the event at the head (which must be live).
   void run_head();
+  // run_head() for a repeating timer: runs it and queues it again.
+  void run_repeating(uint32_t slot);
   void purge_cancelled();
   void renumber_sequences();
   bool should_stop();

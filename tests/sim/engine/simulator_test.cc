@@ -285,6 +285,104 @@ TEST_P(SimulatorTest, EventsRunInTimeThenSchedulingOrderWhateverCallbacksDo) {
   }
 }
 
+// A repeating timer runs each period, its next run queued after whatever
+// its callback scheduled: the same order as a callback re-arming a one-shot
+// timer last (the port's default, detail::run_every_by_rearming).
+TEST_P(SimulatorTest, RunEveryRunsInTheOrderOfATimerReArmedLast) {
+  auto script = [](Simulator& sim, bool repeating) {
+    std::vector<std::string> log;
+    auto note = [&log, &sim](const std::string& what) {
+      log.push_back(what + "@" + std::to_string(to_nanos(sim.now()) / 1'000'000));
+    };
+    std::vector<TimerHandle> keep;
+    int beats = 0;
+    auto beat = [&] {
+      note("beat");
+      ++beats;
+      // Due at the same instant as the next beat: runs before it.
+      sim.schedule_after(milliseconds(250), [&note] { note("after"); });
+      sim.post([&note] { note("posted"); });
+    };
+    TimerHandle t = repeating ? sim.run_every(milliseconds(250), beat)
+                              : detail::run_every_by_rearming(sim, milliseconds(250), beat);
+    // Another timer at the beats' instants, armed after the first beat.
+    keep.push_back(sim.run_after(milliseconds(500), [&note] { note("other"); }));
+    sim.run_until(time_from_nanos(1'000'000'000));
+    EXPECT_EQ(beats, 4);
+    EXPECT_TRUE(t->pending()) << "a repeating timer stays pending";
+    return log;
+  };
+  Simulator a(SimulatorOptions{.queue = GetParam()});
+  Simulator b(SimulatorOptions{.queue = GetParam()});
+  std::vector<std::string> repeating = script(a, true);
+  std::vector<std::string> rearmed = script(b, false);
+  EXPECT_EQ(repeating, rearmed);
+  ASSERT_GE(repeating.size(), 6u);
+  EXPECT_EQ(repeating[0], "beat@250");
+  EXPECT_EQ(repeating[1], "posted@250");
+  EXPECT_EQ(repeating[2], "other@500");
+  EXPECT_EQ(repeating[3], "after@500") << "scheduled by the first beat, before the second";
+  EXPECT_EQ(repeating[4], "beat@500");
+  EXPECT_EQ(a.events_processed(), b.events_processed());
+  // The beats' handles are gone (cancelled): the last beat's event is left.
+  EXPECT_EQ(a.pending_events(), 1u);
+  EXPECT_EQ(b.pending_events(), 1u);
+}
+
+TEST_P(SimulatorTest, RunEveryStopsWhenCancelledOutsideOrFromItsOwnCallback) {
+  auto token = std::make_shared<int>(7);
+  std::weak_ptr<int> weak = token;
+  int outside = 0;
+  TimerHandle a = sim_.run_every(seconds(1), [&outside, token] { ++outside; });
+  token.reset();
+  int inside = 0;
+  bool pending_inside = false;
+  TimerHandle b;
+  b = sim_.run_every(seconds(1), [&] {
+    pending_inside = b->pending();
+    if (++inside == 3) b.reset();  // the handle destroyed from its own callback
+  });
+  int cancels = 0;
+  TimerHandle c;
+  c = sim_.run_every(seconds(2), [&] {
+    ++cancels;
+    c->cancel();
+    EXPECT_FALSE(c->pending());
+  });
+  sim_.run_until(time_from_nanos(2'500'000'000));
+  EXPECT_EQ(outside, 2);
+  ASSERT_TRUE(a->pending());
+  a->cancel();
+  EXPECT_FALSE(a->pending());
+  EXPECT_TRUE(weak.expired()) << "cancelling releases the captured state at once";
+  sim_.run_until(time_from_nanos(10'000'000'000));
+  EXPECT_EQ(outside, 2);
+  EXPECT_EQ(inside, 3);
+  EXPECT_TRUE(pending_inside);
+  EXPECT_EQ(cancels, 1);
+  EXPECT_FALSE(c->pending());
+  EXPECT_EQ(sim_.pending_events(), 0u);
+  EXPECT_EQ(sim_.run(), 0u);
+  // The freed slots serve new timers.
+  int later = 0;
+  auto d = sim_.run_after(seconds(1), [&] { ++later; });
+  sim_.run();
+  EXPECT_EQ(later, 1);
+}
+
+TEST_P(SimulatorTest, RunEveryKeepsItsPlaceAcrossSequenceRenumbering) {
+  Simulator small(SimulatorOptions{.queue = GetParam(), .sequence_limit = 8});
+  std::string order;
+  TimerHandle t = small.run_every(seconds(1), [&] {
+    order += 'r';
+    small.schedule_after(seconds(1), [&] { order += 'o'; });
+  });
+  small.run_until(time_from_nanos(20'000'000'000));
+  std::string expected = "r";
+  for (int i = 1; i < 20; ++i) expected += "or";
+  EXPECT_EQ(order, expected);
+}
+
 INSTANTIATE_TEST_SUITE_P(Queues, SimulatorTest,
                          ::testing::Values(QueueKind::kBinaryHeap, QueueKind::kQuaternaryHeap,
                                            QueueKind::kLadder),
