@@ -20,6 +20,11 @@ class ControlPlaneLink final : public Store {
     if (!up()) return cut_off();
     return inner_.get(kind, ns, name);
   }
+  StatusOr<api::Object> get_if_changed(api::Kind kind, std::string_view ns, std::string_view name,
+                                       const api::Object& known) const override {
+    if (!up()) return cut_off();
+    return inner_.get_if_changed(kind, ns, name, known);
+  }
   StatusOr<ListResult> list(api::Kind kind, const ListOptions& options) const override {
     if (!up()) return cut_off();
     return inner_.list(kind, options);

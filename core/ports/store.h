@@ -74,6 +74,24 @@ class Store {
   virtual StatusOr<api::Object> get(api::Kind kind, std::string_view ns,
                                     std::string_view name) const = 0;
 
+  // A poll of one object: null when the stored version is still `known` (a
+  // snapshot this store returned), else what get() returns. For a caller
+  // that looks at one object often and rarely finds it changed (the
+  // kubelet's Node status check every 10 s); a store holding its objects
+  // answers without handing out a new reference. The default compares
+  // resourceVersions. Errors as get().
+  virtual StatusOr<api::Object> get_if_changed(api::Kind kind, std::string_view ns,
+                                               std::string_view name,
+                                               const api::Object& known) const {
+    StatusOr<api::Object> current = get(kind, ns, name);
+    if (current.is_ok() && known != nullptr &&
+        (*current == known ||
+         api::meta_of(**current).resource_version() == api::meta_of(*known).resource_version())) {
+      return api::Object();
+    }
+    return current;
+  }
+
   // Errors: kBadRequest for a bad continue token, kGone when it expired.
   virtual StatusOr<ListResult> list(api::Kind kind, const ListOptions& options) const = 0;
 

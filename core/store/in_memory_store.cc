@@ -391,6 +391,23 @@ class InMemoryStore::State {
     return object_of(info, e->second);
   }
 
+  StatusOr<api::Object> get_if_changed(api::Kind kind, std::string_view ns, std::string_view name,
+                                       const api::Object& known) const {
+    const api::KindInfo& info = api::kind_info(kind);
+    const Entry* e = find(ks(kind), view_of(info, ns, name));
+    if (e == nullptr) return not_found(info, name);
+    const Slot& slot = e->second;
+    if (known != nullptr) {
+      int64_t known_rv = 0;
+      const bool same = slot.obj != nullptr
+                            ? slot.obj == known
+                            : parse_int64(info.meta(*known).resource_version(), &known_rv) &&
+                                  known_rv == slot.rv;
+      if (same) return api::Object();
+    }
+    return object_of(info, slot);
+  }
+
   StatusOr<ListResult> list(api::Kind kind, const ListOptions& o) const {
     const api::KindInfo& info = api::kind_info(kind);
     const KindStore& s = ks(kind);
@@ -1082,6 +1099,12 @@ InMemoryStore::~InMemoryStore() = default;
 StatusOr<api::Object> InMemoryStore::get(api::Kind kind, std::string_view ns,
                                          std::string_view name) const {
   return state_->get(kind, ns, name);
+}
+
+StatusOr<api::Object> InMemoryStore::get_if_changed(api::Kind kind, std::string_view ns,
+                                                    std::string_view name,
+                                                    const api::Object& known) const {
+  return state_->get_if_changed(kind, ns, name, known);
 }
 
 StatusOr<ListResult> InMemoryStore::list(api::Kind kind, const ListOptions& options) const {

@@ -72,6 +72,10 @@ class InMemoryStore final : public Store {
 
   StatusOr<api::Object> get(api::Kind kind, std::string_view ns,
                             std::string_view name) const override;
+  // Compares the stored object with `known` without taking a reference to
+  // it (by identity; by version for a packed kind).
+  StatusOr<api::Object> get_if_changed(api::Kind kind, std::string_view ns, std::string_view name,
+                                       const api::Object& known) const override;
   // Candidates come from the smallest applicable index: a namespace, the pods
   // bound to a node (field selector spec.nodeName=X, including X empty), a
   // label key=value (or `key in (...)`), or a single name. A page continued

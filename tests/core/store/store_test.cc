@@ -185,6 +185,54 @@ TEST_P(StoreTest, WritesCopyOnlyObjectsTheCallerStillHolds) {
   EXPECT_EQ(pod_of(second).metadata().resource_version(), "3");
 }
 
+// A poll of one object: nothing while the stored version is the one the
+// caller knows; the stored object once it changed; get()'s errors.
+TEST_P(StoreTest, GetIfChangedAnswersNullWhileTheKnownVersionIsStored) {
+  api::Node n;
+  n.mutable_metadata()->set_name("node-1");
+  api::Object known = must_create(api::share(n));
+  must_create(make_pod("default", "other"));  // the global version moves on
+
+  StatusOr<api::Object> same = store().get_if_changed(Kind::kNode, "", "node-1", known);
+  ASSERT_TRUE(same.is_ok()) << same.status().to_string();
+  EXPECT_EQ(*same, nullptr) << "still the known version";
+  // What get() returned is known too (for a packed kind: an equal copy).
+  StatusOr<api::Object> read = store().get(Kind::kNode, "", "node-1");
+  ASSERT_TRUE(read.is_ok());
+  EXPECT_EQ(*store().get_if_changed(Kind::kNode, "", "node-1", *read), nullptr);
+
+  auto edit_node = [](const api::Object& o, auto fn) {
+    api::Node node = static_cast<const api::Node&>(*o);
+    fn(node);
+    return api::share(std::move(node));
+  };
+  api::Object changed = must_update(edit_node(known, [](api::Node& node) {
+    (*node.mutable_metadata()->mutable_labels())["zone"] = "a";
+  }));
+  StatusOr<api::Object> now = store().get_if_changed(Kind::kNode, "", "node-1", known);
+  ASSERT_TRUE(now.is_ok());
+  ASSERT_NE(*now, nullptr) << "changed since the known version";
+  EXPECT_TRUE(same_object(*now, changed));
+  EXPECT_EQ(api::meta_of(**now).labels().at("zone"), "a");
+  EXPECT_EQ(*store().get_if_changed(Kind::kNode, "", "node-1", changed), nullptr);
+
+  // Nothing known: the stored object, as get() gives it.
+  StatusOr<api::Object> unknown = store().get_if_changed(Kind::kNode, "", "node-1", nullptr);
+  ASSERT_TRUE(unknown.is_ok());
+  EXPECT_TRUE(same_object(*unknown, changed));
+
+  // An equal object from elsewhere at another version is not the stored one.
+  api::Object stale = edit_node(changed, [](api::Node& node) {
+    node.mutable_metadata()->set_resource_version("1");
+  });
+  EXPECT_NE(*store().get_if_changed(Kind::kNode, "", "node-1", stale), nullptr);
+
+  ASSERT_TRUE(store().remove(Kind::kNode, "", "node-1").is_ok());
+  StatusOr<api::Object> gone = store().get_if_changed(Kind::kNode, "", "node-1", changed);
+  EXPECT_EQ(gone.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(gone.status().message(), "nodes \"node-1\" not found");
+}
+
 TEST_P(StoreTest, UidsDifferAndResourceVersionIsGlobalAcrossKinds) {
   api::Object a = must_create(make_pod("default", "a"));
   api::Node n;
@@ -1032,6 +1080,59 @@ TEST(PackedDictionaryTest, EventsAreKeptSmallerAndReadBackEqual) {
   for (size_t i = 0; i < plain.size(); ++i) {
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*plain[i], *compressed[i]));
   }
+}
+
+// A store that does not answer get_if_changed itself (a remote one, which
+// parses every object it reads): the port's default compares versions.
+class CopyingStore final : public Store {
+ public:
+  explicit CopyingStore(Store& inner) : inner_(inner) {}
+  StatusOr<api::Object> get(Kind kind, std::string_view ns, std::string_view name) const override {
+    StatusOr<api::Object> o = inner_.get(kind, ns, name);
+    if (!o.is_ok()) return o;
+    std::shared_ptr<google::protobuf::Message> copy((*o)->New());
+    copy->CopyFrom(**o);
+    return api::Object(std::move(copy));
+  }
+  StatusOr<ListResult> list(Kind kind, const ListOptions& o) const override {
+    return inner_.list(kind, o);
+  }
+  StatusOr<api::Object> create(api::Object o) override { return inner_.create(std::move(o)); }
+  StatusOr<api::Object> update(api::Object o) override { return inner_.update(std::move(o)); }
+  StatusOr<api::Object> remove(Kind kind, std::string_view ns, std::string_view name,
+                               const DeleteOptions& o) override {
+    return inner_.remove(kind, ns, name, o);
+  }
+  StatusOr<WatchHandle> watch(Kind kind, const WatchOptions& o,
+                              std::function<void(const WatchEvent&)> fn) override {
+    return inner_.watch(kind, o, std::move(fn));
+  }
+  int64_t resource_version() const override { return inner_.resource_version(); }
+
+ private:
+  Store& inner_;
+};
+
+TEST(StorePortTest, GetIfChangedByDefaultComparesResourceVersions) {
+  sim::Simulator loop;
+  std::unique_ptr<RandomStream> random = sim::SimRandom(7).stream("store");
+  InMemoryStore memory(loop, *random);
+  CopyingStore store(memory);
+  ASSERT_TRUE(store.create(make_pod("default", "a")).is_ok());
+  StatusOr<api::Object> known = store.get(Kind::kPod, "default", "a");
+  ASSERT_TRUE(known.is_ok());
+  StatusOr<api::Object> same = store.get_if_changed(Kind::kPod, "default", "a", *known);
+  ASSERT_TRUE(same.is_ok());
+  EXPECT_EQ(*same, nullptr) << "another copy of the same version";
+
+  ASSERT_TRUE(store.update(edit(*known, [](Pod& p) { p.mutable_status()->set_phase("Running"); }))
+                  .is_ok());
+  StatusOr<api::Object> now = store.get_if_changed(Kind::kPod, "default", "a", *known);
+  ASSERT_TRUE(now.is_ok());
+  ASSERT_NE(*now, nullptr);
+  EXPECT_EQ(pod_of(*now).status().phase(), "Running");
+  EXPECT_EQ(store.get_if_changed(Kind::kPod, "default", "b", *known).status().code(),
+            StatusCode::kNotFound);
 }
 
 std::string storage_name(const ::testing::TestParamInfo<Storage>& info) {
