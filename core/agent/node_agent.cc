@@ -350,15 +350,18 @@ Status NodeAgent::register_node() {
 
 void NodeAgent::post_node_status(bool only_if_changed) {
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
-    StatusOr<api::Object> existing = store_.get(api::Kind::kNode, "", node_name_);
+    // A check asks for the Node only if it is no longer the snapshot last
+    // found as reported (most checks of a large cluster find it still is).
+    StatusOr<api::Object> existing =
+        only_if_changed && node_as_reported_ != nullptr
+            ? store_.get_if_changed(api::Kind::kNode, "", node_name_, node_as_reported_)
+            : store_.get(api::Kind::kNode, "", node_name_);
     if (!existing.is_ok()) {
       // Deleted from under us (or the store failed): register again, as a kubelet does.
       if (existing.status().code() == StatusCode::kNotFound) (void)register_node();
       return;
     }
-    // The snapshot last found as reported is still the stored one: nothing
-    // to compare (most checks of a large cluster).
-    if (only_if_changed && existing->get() == node_as_reported_.get()) return;
+    if (*existing == nullptr) return;
     const api::Node& stored = *api::as<api::Node>(*existing);
     // The kubelet's nodeStatusHasChanged: only the conditions can drift here
     // (the node controller sets them Unknown while we were unreachable).
@@ -379,14 +382,14 @@ void NodeAgent::post_node_status(bool only_if_changed) {
 
 // One timer does both heartbeats when their periods are equal (10 s in the
 // kubernetes profile, 1 s in fast): the status check, then the renewal, as
-// two timers started together would run them, at half the timer events.
+// two timers started together would run them, at half the timer events. A
+// repeating timer: 5,000 nodes beat 500 times a second.
 void NodeAgent::schedule_heartbeat() {
-  heartbeat_timer_ = loop_.run_after(timing_.node_status_update_period, guard([this] {
+  heartbeat_timer_ = loop_.run_every(timing_.node_status_update_period, guard([this] {
                                        bool report_due = loop_.now() - last_status_report_ >=
                                                          timing_.node_status_report_period;
                                        post_node_status(!report_due);
                                        if (renews_with_heartbeat()) renew_lease();
-                                       schedule_heartbeat();
                                      }));
 }
 
@@ -455,10 +458,7 @@ void NodeAgent::renew_lease() {
 }
 
 void NodeAgent::schedule_lease_renewal() {
-  lease_timer_ = loop_.run_after(lease_renew_period(), guard([this] {
-                                   renew_lease();
-                                   schedule_lease_renewal();
-                                 }));
+  lease_timer_ = loop_.run_every(lease_renew_period(), guard([this] { renew_lease(); }));
 }
 
 // --------------------------------------------------------- pods: watch, queue
