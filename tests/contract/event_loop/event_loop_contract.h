@@ -220,6 +220,55 @@ TYPED_TEST_P(EventLoopContractTest, RunAtInThePastRunsAtOnceInOrder) {
   EXPECT_EQ(order, "abc");
 }
 
+// run_every: each run no earlier than its period after the last one's due
+// time, pending until cancelled, ended by a cancel from inside its callback.
+TYPED_TEST_P(EventLoopContractTest, RunEveryRepeatsUntilItsHandleGoesEvenFromInside) {
+  EventLoop& loop = this->loop();
+  const TimePoint start = loop.now();
+  std::vector<TimePoint> seen;
+  bool pending_inside = false;
+  std::string order;
+  TimerHandle every;
+  every = loop.run_every(milliseconds(4), [&] {
+    seen.push_back(loop.now());
+    pending_inside = every->pending();
+    order += 'r';
+    loop.post([&] { order += 'p'; });  // runs before the next run
+    if (seen.size() == 5) every.reset();
+  });
+  EXPECT_TRUE(every->pending());
+  this->harness().run_until_idle();  // returns once nothing is left armed
+  ASSERT_EQ(seen.size(), 5u);
+  EXPECT_TRUE(pending_inside);
+  EXPECT_EQ(order, "rprprprprp");
+  for (size_t i = 0; i < seen.size(); ++i) {
+    const TimePoint due = start + milliseconds(4) * static_cast<int>(i + 1);
+    if (this->harness().virtual_time()) {
+      EXPECT_EQ(seen[i], due);
+    } else {
+      EXPECT_GE(seen[i], due);
+    }
+  }
+}
+
+TYPED_TEST_P(EventLoopContractTest, RunEveryStopsWhenCancelledBetweenRuns) {
+  EventLoop& loop = this->loop();
+  int runs = 0;
+  TimerHandle every = loop.run_every(milliseconds(3), [&] { ++runs; });
+  TimerHandle stop = loop.run_after(milliseconds(10), [&] {
+    EXPECT_TRUE(every->pending());
+    every->cancel();
+    EXPECT_FALSE(every->pending());
+  });
+  this->harness().run_until_idle();
+  EXPECT_GE(runs, 1);
+  EXPECT_LE(runs, 3);
+  if (this->harness().virtual_time()) {
+    EXPECT_EQ(runs, 3);
+  }
+  EXPECT_FALSE(every->pending());
+}
+
 REGISTER_TYPED_TEST_SUITE_P(EventLoopContractTest, TimersFireInOrderOfTheirTime,
                             PostedCallbacksRunInFifoOrder, PostAndZeroDelayTimersShareOneFifo,
                             TimersForTheSameInstantRunInScheduleOrder, DestroyingTheHandleCancels,
@@ -227,6 +276,8 @@ REGISTER_TYPED_TEST_SUITE_P(EventLoopContractTest, TimersFireInOrderOfTheirTime,
                             PendingTurnsFalseWhenTheCallbackStarts, ACallbackCanCancelAnotherTimer,
                             CallbacksScheduleCallbacks, PostFromACallbackRunsAfterItReturns,
                             NowNeverDecreasesAndTimersAreNeverEarly, AdvanceRunsOnlyWhatIsDue,
-                            RunAtInThePastRunsAtOnceInOrder);
+                            RunAtInThePastRunsAtOnceInOrder,
+                            RunEveryRepeatsUntilItsHandleGoesEvenFromInside,
+                            RunEveryStopsWhenCancelledBetweenRuns);
 
 }  // namespace flotilla::contract
