@@ -1,7 +1,10 @@
 #include "core/api/object.h"
 
+#include <google/protobuf/io/coded_stream.h>
+
 #include <array>
 #include <cassert>
+#include <cstring>
 
 namespace flotilla::api {
 namespace {
@@ -160,6 +163,40 @@ std::string object_key(Kind kind, std::string_view ns, std::string_view name) {
   key += "/";
   key += name;
   return key;
+}
+
+namespace {
+
+// `m` serialized into `out`, `size` bytes, `size` being its ByteSizeLong()
+// just computed (the serialization uses the sizes that cached). Straight into
+// the array: no output stream object between.
+void write_bytes(const google::protobuf::Message& m, size_t size, uint8_t* out) {
+  google::protobuf::io::EpsCopyOutputStream stream(out, static_cast<int>(size),
+                                                   /*deterministic=*/true);
+  m._InternalSerialize(out, &stream);
+}
+
+std::string bytes_of_size(const google::protobuf::Message& m, size_t size) {
+  std::string out(size, '\0');
+  write_bytes(m, size, reinterpret_cast<uint8_t*>(out.data()));
+  return out;
+}
+
+}  // namespace
+
+std::string deterministic_bytes(const google::protobuf::Message& m) {
+  return bytes_of_size(m, m.ByteSizeLong());
+}
+
+bool same_bytes(const google::protobuf::Message& a, const google::protobuf::Message& b) {
+  const size_t size = a.ByteSizeLong();
+  if (size != b.ByteSizeLong()) return false;
+  constexpr size_t kOnStack = 256;
+  if (size > kOnStack) return bytes_of_size(a, size) == bytes_of_size(b, size);
+  std::array<uint8_t, kOnStack> x, y;
+  write_bytes(a, size, x.data());
+  write_bytes(b, size, y.data());
+  return std::memcmp(x.data(), y.data(), size) == 0;
 }
 
 }  // namespace flotilla::api

@@ -842,6 +842,38 @@ std::vector<FieldError> validate(const google::protobuf::Message& object) {
   return k != nullptr ? validate_object(object, *k, nullptr) : Errors{};
 }
 
+namespace {
+
+// A pod's spec may change only in its containers' images and
+// activeDeadlineSeconds (and nodeName, set once by binding): compared with
+// those masked out.
+void check_pod_spec_update(Errors& e, const PodSpec& os, const PodSpec& ns) {
+  PodSpec a = os, b = ns;
+  bool same_shape = a.containers_size() == b.containers_size() &&
+                    a.init_containers_size() == b.init_containers_size();
+  if (same_shape) {
+    for (int i = 0; i < a.containers_size(); ++i) {
+      a.mutable_containers(i)->clear_image();
+      b.mutable_containers(i)->clear_image();
+    }
+    for (int i = 0; i < a.init_containers_size(); ++i) {
+      a.mutable_init_containers(i)->clear_image();
+      b.mutable_init_containers(i)->clear_image();
+    }
+    a.clear_active_deadline_seconds();
+    b.clear_active_deadline_seconds();
+    // Binding (the scheduler's pods/binding) sets spec.nodeName once.
+    if (a.node_name().empty()) a.set_node_name(b.node_name());
+  }
+  if (!same_shape || !google::protobuf::util::MessageDifferencer::Equals(a, b)) {
+    forbidden(e, "spec",
+              "pod updates may not change fields other than `spec.containers[*].image`, "
+              "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`");
+  }
+}
+
+}  // namespace
+
 std::vector<FieldError> validate_update(const google::protobuf::Message& old_object,
                                         const google::protobuf::Message& updated) {
   const KindInfo* k = kind_of(updated);
@@ -860,29 +892,10 @@ std::vector<FieldError> validate_update(const google::protobuf::Message& old_obj
   if (k->kind == Kind::kPod) {
     const PodSpec& os = static_cast<const Pod&>(old_object).spec();
     const PodSpec& ns = static_cast<const Pod&>(updated).spec();
-    // Compare with the mutable fields masked out.
-    PodSpec a = os, b = ns;
-    bool same_shape = a.containers_size() == b.containers_size() &&
-                      a.init_containers_size() == b.init_containers_size();
-    if (same_shape) {
-      for (int i = 0; i < a.containers_size(); ++i) {
-        a.mutable_containers(i)->clear_image();
-        b.mutable_containers(i)->clear_image();
-      }
-      for (int i = 0; i < a.init_containers_size(); ++i) {
-        a.mutable_init_containers(i)->clear_image();
-        b.mutable_init_containers(i)->clear_image();
-      }
-      a.clear_active_deadline_seconds();
-      b.clear_active_deadline_seconds();
-      // Binding (the scheduler's pods/binding) sets spec.nodeName once.
-      if (a.node_name().empty()) a.set_node_name(b.node_name());
-    }
-    if (!same_shape || !google::protobuf::util::MessageDifferencer::Equals(a, b)) {
-      forbidden(e, "spec",
-                "pod updates may not change fields other than `spec.containers[*].image`, "
-                "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`");
-    }
+    // Most updates (status writes) leave the spec as it was: the same bytes
+    // need no masked comparison (which copies both specs and compares them
+    // by reflection: ~8% of the large scenario's start-up).
+    if (!same_bytes(os, ns)) check_pod_spec_update(e, os, ns);
     if (os.has_active_deadline_seconds()) {
       if (!ns.has_active_deadline_seconds()) {
         invalid(e, "spec.activeDeadlineSeconds", "nil",

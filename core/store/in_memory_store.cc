@@ -103,40 +103,8 @@ bool parse_int64(std::string_view s, int64_t* out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
-// `m` serialized into `out`, `size` bytes, `size` being its ByteSizeLong()
-// just computed (the serialization uses the sizes that cached). Straight into
-// the array: no output stream object between.
-void write_bytes(const Message& m, size_t size, uint8_t* out) {
-  google::protobuf::io::EpsCopyOutputStream stream(out, static_cast<int>(size),
-                                                   /*deterministic=*/true);
-  m._InternalSerialize(out, &stream);
-}
-
-// `m` serialized, into a string of exactly its size: a string grown by
-// doubling as it is written keeps up to twice the bytes, and a packed kind
-// keeps these strings (750,000 Events at the start of the large scenario).
-std::string bytes_of_size(const Message& m, size_t size) {
-  std::string out(size, '\0');
-  write_bytes(m, size, reinterpret_cast<uint8_t*>(out.data()));
-  return out;
-}
-
-std::string deterministic_bytes(const Message& m) { return bytes_of_size(m, m.ByteSizeLong()); }
-
-// Whether two messages serialize alike. Their sizes first: a change that
-// adds or drops anything (an Endpoints address, a pod condition) is found
-// without writing out either. Small ones (a Lease's spec, compared on each
-// renewal) are written on the stack.
-bool same_bytes(const Message& a, const Message& b) {
-  const size_t size = a.ByteSizeLong();
-  if (size != b.ByteSizeLong()) return false;
-  constexpr size_t kOnStack = 256;
-  if (size > kOnStack) return bytes_of_size(a, size) == bytes_of_size(b, size);
-  std::array<uint8_t, kOnStack> x, y;
-  write_bytes(a, size, x.data());
-  write_bytes(b, size, y.data());
-  return std::memcmp(x.data(), y.data(), size) == 0;
-}
+using api::deterministic_bytes;
+using api::same_bytes;
 
 // A packed kind's bytes compressed with zstd and a dictionary of bytes like
 // its objects' (raw content: serialized samples). Small objects share most

@@ -448,6 +448,23 @@ TEST(ValidationTest, UpdatesKeepImmutableFields) {
   EXPECT_EQ(errs[1], "spec.activeDeadlineSeconds: Invalid value: 120: must be less than or equal "
                      "to previous value");
 
+  // A status write leaves the spec byte for byte (maps compared in key
+  // order, however they were filled); a changed map entry is a change.
+  Pod selecting = pod;
+  (*selecting.mutable_spec()->mutable_node_selector())["zone"] = "a";
+  (*selecting.mutable_spec()->mutable_node_selector())["disk"] = "ssd";
+  Pod status_write;
+  status_write.mutable_metadata()->CopyFrom(selecting.metadata());
+  (*status_write.mutable_spec()->mutable_node_selector())["disk"] = "ssd";
+  status_write.mutable_spec()->MergeFrom(selecting.spec());
+  status_write.mutable_status()->set_phase("Running");
+  EXPECT_THAT(strings(validate_update(selecting, status_write)), IsEmpty());
+  Pod reselected = status_write;
+  (*reselected.mutable_spec()->mutable_node_selector())["zone"] = "b";
+  errs = strings(validate_update(selecting, reselected));
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_THAT(errs[0], ::testing::StartsWith("spec: Forbidden: pod updates may not change fields"));
+
   Service s1 = valid_service();
   s1.mutable_spec()->set_cluster_ip("10.0.0.1");
   Service s2 = s1;
