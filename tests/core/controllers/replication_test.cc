@@ -343,6 +343,34 @@ TEST_F(ReplicationTest, ReleasesAPodThatStopsMatchingAndReplacesIt) {
   EXPECT_EQ(active_pods("web").size(), 2u);
 }
 
+// The owner index follows owner changes, not other writes: a pod adopted
+// (an update that sets its owner) and then written many times (status) is
+// still found among the controller's pods, so relabeling it releases it.
+TEST_F(ReplicationTest, AnAdoptedPodWrittenSinceIsReleasedWhenItStopsMatching) {
+  api::Pod orphan;
+  orphan.mutable_metadata()->set_name("handmade");
+  orphan.mutable_metadata()->set_namespace_("default");
+  (*orphan.mutable_metadata()->mutable_labels())["app"] = "web";
+  orphan.mutable_spec()->add_containers()->set_name("main");
+  create(orphan);
+  start();
+  create(make_rc("web", 1));
+  run_for(seconds(1));
+  ASSERT_NE(api::controller_of(get<api::Pod>("default", "handmade")->metadata()), nullptr);
+  EXPECT_EQ(rm_->creations_attempted(), 0u) << "adopted, not replaced";
+  for (int i = 0; i < 3; ++i) {
+    set_pod_state("handmade", "node-1", "10.0.0.9", i % 2 == 0);
+    run_for(seconds(1));
+  }
+  api::Pod relabeled = *get<api::Pod>("default", "handmade");
+  (*relabeled.mutable_metadata()->mutable_labels())["app"] = "debug";
+  ASSERT_TRUE(store_.update(api::share(std::move(relabeled))).is_ok());
+  run_for(seconds(1));
+  EXPECT_EQ(api::controller_of(get<api::Pod>("default", "handmade")->metadata()), nullptr);
+  EXPECT_EQ(active_pods("web").size(), 1u);
+  EXPECT_EQ(rm_->creations_attempted(), 1u);
+}
+
 TEST_F(ReplicationTest, StatusCountsReadyAndAvailableAfterMinReadySeconds) {
   start();
   api::ReplicationController spec = make_rc("web", 3);
