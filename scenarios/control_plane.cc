@@ -222,8 +222,15 @@ Status AllocationTracker::start() {
 
 void AllocationTracker::on_pod_event(const WatchEvent& e) {
   const auto& pod = static_cast<const api::Pod&>(*e.object);
+  auto [slot, added] = pods_.try_emplace(pod.metadata().uid());
+  PodRequests& was = slot->second;
   PodRequests now;
-  if (e.type != WatchEventType::kDeleted) {
+  if (e.type != WatchEventType::kDeleted && !added) {
+    // A pod's requests never change (its spec is immutable): only whether
+    // it holds them.
+    now.cpu_millis = was.cpu_millis;
+    now.memory_bytes = was.memory_bytes;
+  } else if (e.type != WatchEventType::kDeleted) {
     for (const auto& c : pod.spec().containers()) {
       const auto& req = c.resources().requests();
       if (auto it = req.find("cpu"); it != req.end()) {
@@ -233,9 +240,10 @@ void AllocationTracker::on_pod_event(const WatchEvent& e) {
         if (auto q = api::Quantity::parse(it->second); q.is_ok()) now.memory_bytes += q->value();
       }
     }
+  }
+  if (e.type != WatchEventType::kDeleted) {
     now.bound = !pod.spec().node_name().empty() && !api::is_pod_finished(pod);
   }
-  PodRequests& was = pods_[pod.metadata().uid()];
   if (was.bound) {
     requested_cpu_ -= was.cpu_millis;
     requested_mem_ -= was.memory_bytes;
@@ -248,7 +256,7 @@ void AllocationTracker::on_pod_event(const WatchEvent& e) {
   }
   const api::ObjectMeta& m = pod.metadata();
   if (e.type == WatchEventType::kDeleted) {
-    pods_.erase(m.uid());
+    pods_.erase(slot);
     record(trace_, loop_, trace::POD_DELETED, [&](trace::Record& r) {
       r.set_namespace_(m.namespace_());
       r.set_name(m.name());

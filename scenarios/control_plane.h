@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "core/controllers/controller_manager.h"
 #include "core/controllers/node_ipam.h"
@@ -100,7 +101,7 @@ class AllocationTracker {
   Duration period_;
   WatchHandle watch_;
   TimerHandle timer_;
-  std::map<std::string, PodRequests> pods_;
+  std::unordered_map<std::string, PodRequests> pods_;  // by uid
   int64_t requested_cpu_ = 0, requested_mem_ = 0;
   int64_t allocatable_cpu_ = 0, allocatable_mem_ = 0;
   int64_t bound_ = 0;

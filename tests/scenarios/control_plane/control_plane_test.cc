@@ -3,7 +3,9 @@
 
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "core/store/in_memory_store.h"
 #include "scenarios/control_plane.h"
@@ -65,6 +67,63 @@ TEST(ControlPlaneStore, KeepsTheLastThousandEventsOfEachKind) {
   EXPECT_EQ(store.oldest_watchable_version(api::Kind::kLease), rv_of(*later) - 1);
   EXPECT_TRUE(watch_from(*later).is_ok());
   EXPECT_EQ(watch_from(renewed).status().code(), StatusCode::kGone);
+}
+
+// The cluster's requested CPU and memory: a pod's requests count while it is
+// bound and not finished, from its first event to its deletion; status
+// writes in between change only whether it holds them.
+class SampleSink final : public TraceSink {
+ public:
+  void record(const trace::Record& r) override {
+    if (r.type() == trace::CLUSTER_SAMPLE) samples.push_back(r);
+  }
+  std::vector<trace::Record> samples;
+};
+
+TEST(AllocationTrackerTest, CountsRequestsWhileAPodIsBoundUntilItFinishesOrGoes) {
+  sim::Simulator loop;
+  std::unique_ptr<RandomStream> random = sim::SimRandom(1).stream("store");
+  store::InMemoryStore store{loop, *random};
+  SampleSink sink;
+  AllocationTracker tracker(loop, store, sink, seconds(1));
+  ASSERT_TRUE(tracker.start().is_ok());
+  auto sample = [&] {
+    loop.run_for(milliseconds(1));
+    tracker.sample(loop.now());  // one sample, none scheduled after
+    const trace::Record& r = sink.samples.back();
+    return std::make_tuple(r.value(), r.value2(), r.attrs().at("pods_bound"),
+                           r.attrs().at("pods_pending"));
+  };
+  api::Pod pod;
+  pod.mutable_metadata()->set_namespace_("default");
+  pod.mutable_metadata()->set_name("web");
+  api::Container* c = pod.mutable_spec()->add_containers();
+  c->set_name("main");
+  (*c->mutable_resources()->mutable_requests())["cpu"] = "250m";
+  (*c->mutable_resources()->mutable_requests())["memory"] = "64Mi";
+  api::Container* side = pod.mutable_spec()->add_containers();
+  side->set_name("side");
+  (*side->mutable_resources()->mutable_requests())["cpu"] = "1";
+  StatusOr<api::Object> created = store.create(api::share(pod));
+  ASSERT_TRUE(created.is_ok()) << created.status().to_string();
+  EXPECT_EQ(sample(), std::make_tuple(int64_t{0}, int64_t{0}, std::string("0"), std::string("1")));
+
+  auto write = [&](auto change) {
+    api::Pod p = *api::as<api::Pod>(*store.get(api::Kind::kPod, "default", "web"));
+    change(p);
+    ASSERT_TRUE(store.update(api::share(std::move(p))).is_ok());
+  };
+  write([](api::Pod& p) { p.mutable_spec()->set_node_name("node-1"); });
+  const auto bound = std::make_tuple(int64_t{1250}, int64_t{64} << 20, std::string("1"),
+                                     std::string("0"));
+  EXPECT_EQ(sample(), bound);
+  write([](api::Pod& p) { p.mutable_status()->set_phase("Running"); });
+  write([](api::Pod& p) { p.mutable_status()->set_pod_ip("10.0.0.1"); });
+  EXPECT_EQ(sample(), bound) << "status writes hold the same requests";
+  write([](api::Pod& p) { p.mutable_status()->set_phase("Succeeded"); });
+  EXPECT_EQ(sample(), std::make_tuple(int64_t{0}, int64_t{0}, std::string("0"), std::string("1")));
+  ASSERT_TRUE(store.remove(api::Kind::kPod, "default", "web").is_ok());
+  EXPECT_EQ(sample(), std::make_tuple(int64_t{0}, int64_t{0}, std::string("0"), std::string("0")));
 }
 
 }  // namespace
