@@ -141,7 +141,9 @@ class EndpointsController {
                                                  const api::LabelSelector& selector,
                                                  api::Object service) const;
   std::map<std::string, ServiceState> services_;   // ordered: ns prefix scans
-  std::map<std::string, api::Labels> pod_labels_;  // pod "ns/name" -> labels last seen
+  // Pod "ns/name" -> labels last seen. Hashed: looked up on every pod event,
+  // never walked.
+  std::unordered_map<std::string, api::Labels> pod_labels_;
 
   ControllerContext ctx_;
   std::unique_ptr<WorkQueue> queue_;

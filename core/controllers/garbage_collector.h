@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 #include "core/controllers/context.h"
 #include "core/controllers/event_recorder.h"
@@ -42,7 +43,8 @@ class GarbageCollector {
   EventRecorder recorder_;
   std::unique_ptr<WorkQueue> queue_;
   std::map<std::string, std::set<std::string>> dependents_;  // owner uid -> pod keys
-  std::map<std::string, std::set<std::string>> owners_;      // pod key -> owner uids
+  // Pod key -> owner uids. Hashed: looked up on every pod event, never walked.
+  std::unordered_map<std::string, std::set<std::string>> owners_;
   WatchHandle pod_watch_;
   WatchHandle rc_watch_;
   uint64_t deleted_ = 0;
