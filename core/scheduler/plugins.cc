@@ -68,6 +68,7 @@ FilterStatus GpuModelFilter::filter(const PodInfo& pod, const NodeInfo& node,
   if (!pod.pod) return FilterStatus::success();
   static const std::string kKey(kGpuModelAllowAnnotation);
   const auto& annotations = pod.pod->metadata().annotations();
+  if (annotations.empty()) return FilterStatus::success();  // most pods: no key to hash per node
   auto it = annotations.find(kKey);
   if (it == annotations.end() || it->second.empty()) return FilterStatus::success();
   const std::string* model = node.label(kGpuModelLabel);
