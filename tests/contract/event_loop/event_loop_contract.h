@@ -36,6 +36,18 @@ class EventLoopContractTest : public ::testing::Test {
   EventLoopContractTest() : harness_(Factory::make()) {}
   EventLoop& loop() { return harness_->loop(); }
   EventLoopHarness& harness() { return *harness_; }
+  // `seen[i]` was the run due at start + (i + 1) * period: exactly then in
+  // virtual time, never earlier in real time.
+  void expect_every(const std::vector<TimePoint>& seen, TimePoint start, Duration period) {
+    for (size_t i = 0; i < seen.size(); ++i) {
+      const TimePoint due = start + period * static_cast<int>(i + 1);
+      if (harness_->virtual_time()) {
+        EXPECT_EQ(seen[i], due) << "run " << i;
+      } else {
+        EXPECT_GE(seen[i], due) << "run " << i;
+      }
+    }
+  }
   std::unique_ptr<EventLoopHarness> harness_;
 };
 
@@ -144,14 +156,7 @@ TYPED_TEST_P(EventLoopContractTest, CallbacksScheduleCallbacks) {
   next = loop.run_after(milliseconds(4), tick);
   this->harness().run_until_idle();
   ASSERT_EQ(seen.size(), 5u);
-  for (size_t i = 0; i < seen.size(); ++i) {
-    const TimePoint due = start + milliseconds(4) * static_cast<int>(i + 1);
-    if (this->harness().virtual_time()) {
-      EXPECT_EQ(seen[i], due);
-    } else {
-      EXPECT_GE(seen[i], due);
-    }
-  }
+  this->expect_every(seen, start, milliseconds(4));
 }
 
 TYPED_TEST_P(EventLoopContractTest, PostFromACallbackRunsAfterItReturns) {
@@ -241,14 +246,7 @@ TYPED_TEST_P(EventLoopContractTest, RunEveryRepeatsUntilItsHandleGoesEvenFromIns
   ASSERT_EQ(seen.size(), 5u);
   EXPECT_TRUE(pending_inside);
   EXPECT_EQ(order, "rprprprprp");
-  for (size_t i = 0; i < seen.size(); ++i) {
-    const TimePoint due = start + milliseconds(4) * static_cast<int>(i + 1);
-    if (this->harness().virtual_time()) {
-      EXPECT_EQ(seen[i], due);
-    } else {
-      EXPECT_GE(seen[i], due);
-    }
-  }
+  this->expect_every(seen, start, milliseconds(4));
 }
 
 TYPED_TEST_P(EventLoopContractTest, RunEveryStopsWhenCancelledBetweenRuns) {

@@ -305,12 +305,18 @@ TEST(DeleteOrder, NewerFirstWhenAllElseIsEqualAndReadyForLessTimeFirst) {
   EXPECT_TRUE(delete_before(ready_short, ready_long));
 }
 
-TEST_F(ReplicationTest, AdoptsMatchingOrphansInsteadOfCreating) {
+// A pod made by hand (no owner) labeled app=web in the default namespace.
+api::Pod orphan_pod(const std::string& name) {
   api::Pod orphan;
-  orphan.mutable_metadata()->set_name("handmade");
+  orphan.mutable_metadata()->set_name(name);
   orphan.mutable_metadata()->set_namespace_("default");
   (*orphan.mutable_metadata()->mutable_labels())["app"] = "web";
   orphan.mutable_spec()->add_containers()->set_name("main");
+  return orphan;
+}
+
+TEST_F(ReplicationTest, AdoptsMatchingOrphansInsteadOfCreating) {
+  api::Pod orphan = orphan_pod("handmade");
   create(orphan);
   api::Pod other = orphan;  // does not match the selector: left alone
   other.mutable_metadata()->set_name("unrelated");
@@ -347,12 +353,7 @@ TEST_F(ReplicationTest, ReleasesAPodThatStopsMatchingAndReplacesIt) {
 // (an update that sets its owner) and then written many times (status) is
 // still found among the controller's pods, so relabeling it releases it.
 TEST_F(ReplicationTest, AnAdoptedPodWrittenSinceIsReleasedWhenItStopsMatching) {
-  api::Pod orphan;
-  orphan.mutable_metadata()->set_name("handmade");
-  orphan.mutable_metadata()->set_namespace_("default");
-  (*orphan.mutable_metadata()->mutable_labels())["app"] = "web";
-  orphan.mutable_spec()->add_containers()->set_name("main");
-  create(orphan);
+  create(orphan_pod("handmade"));
   start();
   create(make_rc("web", 1));
   run_for(seconds(1));
