@@ -225,23 +225,23 @@ void AllocationTracker::on_pod_event(const WatchEvent& e) {
   auto [slot, added] = pods_.try_emplace(pod.metadata().uid());
   PodRequests& was = slot->second;
   PodRequests now;
-  if (e.type != WatchEventType::kDeleted && !added) {
-    // A pod's requests never change (its spec is immutable): only whether
-    // it holds them.
-    now.cpu_millis = was.cpu_millis;
-    now.memory_bytes = was.memory_bytes;
-  } else if (e.type != WatchEventType::kDeleted) {
-    for (const auto& c : pod.spec().containers()) {
-      const auto& req = c.resources().requests();
-      if (auto it = req.find("cpu"); it != req.end()) {
-        if (auto q = api::Quantity::parse(it->second); q.is_ok()) now.cpu_millis += q->milli_value();
-      }
-      if (auto it = req.find("memory"); it != req.end()) {
-        if (auto q = api::Quantity::parse(it->second); q.is_ok()) now.memory_bytes += q->value();
-      }
-    }
-  }
   if (e.type != WatchEventType::kDeleted) {
+    if (added) {
+      for (const auto& c : pod.spec().containers()) {
+        const auto& req = c.resources().requests();
+        if (auto it = req.find("cpu"); it != req.end()) {
+          if (auto q = api::Quantity::parse(it->second); q.is_ok()) now.cpu_millis += q->milli_value();
+        }
+        if (auto it = req.find("memory"); it != req.end()) {
+          if (auto q = api::Quantity::parse(it->second); q.is_ok()) now.memory_bytes += q->value();
+        }
+      }
+    } else {
+      // A pod's requests never change (its spec is immutable): only whether
+      // it holds them.
+      now.cpu_millis = was.cpu_millis;
+      now.memory_bytes = was.memory_bytes;
+    }
     now.bound = !pod.spec().node_name().empty() && !api::is_pod_finished(pod);
   }
   if (was.bound) {

@@ -211,14 +211,14 @@ void Simulator::run_head() {
   const QueueEntry& e = queue_->top();
   uint32_t slot = static_cast<uint32_t>(e.key & kSlotMask);
   now_ = time_from_nanos(e.time);
-  // Move the callback out and free the slot first: the callback may schedule
-  // (growing the slab) and its timer must read as no longer pending. The
-  // entry stays in the queue for now (see head_taken_). Moving from a
-  // std::function leaves it empty, so the slot keeps no captured state.
   if (slots_[slot].period_ns != 0) {
     run_repeating(slot);
     return;
   }
+  // Move the callback out and free the slot first: the callback may schedule
+  // (growing the slab) and its timer must read as no longer pending. The
+  // entry stays in the queue for now (see head_taken_). Moving from a
+  // std::function leaves it empty, so the slot keeps no captured state.
   std::function<void()> fn = std::move(slots_[slot].fn);
   release_slot(slot);
   --live_events_;

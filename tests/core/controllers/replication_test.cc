@@ -305,6 +305,14 @@ TEST(DeleteOrder, NewerFirstWhenAllElseIsEqualAndReadyForLessTimeFirst) {
   EXPECT_TRUE(delete_before(ready_short, ready_long));
 }
 
+// Names the ReplicationController `name` (uid `uid`) among the pod's owners.
+void add_rc_owner(api::Pod& pod, const std::string& name, const std::string& uid) {
+  api::OwnerReference* ref = pod.mutable_metadata()->add_owner_references();
+  ref->set_kind("ReplicationController");
+  ref->set_name(name);
+  ref->set_uid(uid);
+}
+
 // A pod made by hand (no owner) labeled app=web in the default namespace.
 api::Pod orphan_pod(const std::string& name) {
   api::Pod orphan;
@@ -432,14 +440,8 @@ TEST_F(ReplicationTest, GarbageCollectorKeepsPodsWithALiveOwnerAndDropsDeadRefs)
   api::Pod pod;
   pod.mutable_metadata()->set_name("shared");
   pod.mutable_metadata()->set_namespace_("default");
-  auto* r1 = pod.mutable_metadata()->add_owner_references();
-  r1->set_kind("ReplicationController");
-  r1->set_name("live");
-  r1->set_uid(api::meta_of(*live).uid());
-  auto* r2 = pod.mutable_metadata()->add_owner_references();
-  r2->set_kind("ReplicationController");
-  r2->set_name("dead");
-  r2->set_uid("no-such-uid");
+  add_rc_owner(pod, "live", api::meta_of(*live).uid());
+  add_rc_owner(pod, "dead", "no-such-uid");
   create(pod);
   run_for(seconds(1));
   auto p = get<api::Pod>("default", "shared");
@@ -457,10 +459,7 @@ TEST_F(ReplicationTest, GarbageCollectorChecksAPodWhenItsOwnersChangeNotOnStatus
   api::Pod pod;
   pod.mutable_metadata()->set_name("p");
   pod.mutable_metadata()->set_namespace_("default");
-  auto* ref = pod.mutable_metadata()->add_owner_references();
-  ref->set_kind("ReplicationController");
-  ref->set_name("live");
-  ref->set_uid(api::meta_of(*live).uid());
+  add_rc_owner(pod, "live", api::meta_of(*live).uid());
   create(pod);
   run_for(seconds(1));
   const uint64_t checked = gc.queue().reconciles();
@@ -474,10 +473,7 @@ TEST_F(ReplicationTest, GarbageCollectorChecksAPodWhenItsOwnersChangeNotOnStatus
   }
   EXPECT_EQ(gc.queue().reconciles(), checked);
   api::Pod p = *get<api::Pod>("default", "p");
-  auto* dead = p.mutable_metadata()->add_owner_references();
-  dead->set_kind("ReplicationController");
-  dead->set_name("dead");
-  dead->set_uid("no-such-uid");
+  add_rc_owner(p, "dead", "no-such-uid");
   ASSERT_TRUE(store_.update(api::share(std::move(p))).is_ok());
   run_for(seconds(1));
   EXPECT_GT(gc.queue().reconciles(), checked);
