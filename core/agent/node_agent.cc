@@ -337,7 +337,11 @@ Status NodeAgent::register_node() {
                                                      : store_.create(api::share(std::move(n)));
     if (written.is_ok()) {
       last_status_report_ = loop_.now();
-      node_uid_ = api::meta_of(**written).uid();
+      const std::string& uid = api::meta_of(**written).uid();
+      // A new Node owns the Lease from now on: the next renewal reads the
+      // stored Lease and sets its owner again.
+      if (uid != node_uid_) lease_ = nullptr;
+      node_uid_ = uid;
       return Status::ok();
     }
     StatusCode code = written.status().code();
@@ -427,20 +431,24 @@ void NodeAgent::renew_lease() {
       lease.mutable_metadata()->set_namespace_(std::string(ctrl::kNodeLeaseNamespace));
     }
     // Owned by the Node (as the kubelet's setNodeOwnerFunc), also when the
-    // Lease was left by an earlier Node of the same name.
-    auto* refs = lease.mutable_metadata()->mutable_owner_references();
-    if (!node_uid_.empty() && (refs->empty() || refs->Get(0).uid() != node_uid_)) {
-      refs->Clear();
-      api::OwnerReference* ref = refs->Add();
-      ref->set_api_version("v1");
-      ref->set_kind("Node");
-      ref->set_name(node_name_);
-      ref->set_uid(node_uid_);
-    }
+    // Lease was left by an earlier Node of the same name; held by this node.
+    // The Lease this agent last wrote already is both (a registration that
+    // changes the Node's uid drops it), and is not compared again.
     api::LeaseSpec* spec = lease.mutable_spec();
-    if (spec->holder_identity() != node_name_) {
-      spec->set_holder_identity(node_name_);
-      spec->mutable_acquire_time()->set_nanos(now);
+    if (!cached) {
+      auto* refs = lease.mutable_metadata()->mutable_owner_references();
+      if (!node_uid_.empty() && (refs->empty() || refs->Get(0).uid() != node_uid_)) {
+        refs->Clear();
+        api::OwnerReference* ref = refs->Add();
+        ref->set_api_version("v1");
+        ref->set_kind("Node");
+        ref->set_name(node_name_);
+        ref->set_uid(node_uid_);
+      }
+      if (spec->holder_identity() != node_name_) {
+        spec->set_holder_identity(node_name_);
+        spec->mutable_acquire_time()->set_nanos(now);
+      }
     }
     spec->set_lease_duration_seconds(duration_s);
     spec->mutable_renew_time()->set_nanos(now);

@@ -228,6 +228,39 @@ TEST_F(NodeAgentTest, ALeaseRemovedOrTakenMeanwhileIsRenewedAtTheNextRenewal) {
       << "a Lease acquired again gets a new acquireTime";
 }
 
+// A Node deleted and registered again is a new owner: the renewal after the
+// registration points the Lease at it, though the agent renews the Lease it
+// wrote without reading the store.
+TEST_F(NodeAgentTest, TheLeaseFollowsTheNodeWhenItIsRegisteredAgain) {
+  start_agent();
+  const std::string ns(ctrl::kNodeLeaseNamespace);
+  auto lease = [&] {
+    StatusOr<api::Object> l = store_.get(api::Kind::kLease, ns, "node-1");
+    return l.is_ok() ? api::as<api::Lease>(*l) : nullptr;
+  };
+  auto node_uid = [&] {
+    StatusOr<api::Object> n = store_.get(api::Kind::kNode, "", "node-1");
+    return n.is_ok() ? api::meta_of(**n).uid() : "";
+  };
+  run_for(seconds(25));  // renewed at 10 s and 20 s
+  const std::string first = node_uid();
+  ASSERT_FALSE(first.empty());
+  ASSERT_NE(lease(), nullptr);
+  ASSERT_EQ(lease()->metadata().owner_references_size(), 1);
+  EXPECT_EQ(lease()->metadata().owner_references(0).uid(), first);
+
+  ASSERT_TRUE(store_.remove(api::Kind::kNode, "", "node-1").is_ok());
+  run_for(seconds(10));  // the heartbeat at 30 s registers again, then renews
+  const std::string second = node_uid();
+  ASSERT_FALSE(second.empty()) << "registered again";
+  ASSERT_NE(second, first);
+  auto renewed = lease();
+  ASSERT_NE(renewed, nullptr);
+  EXPECT_EQ(renewed->spec().renew_time().nanos(), to_nanos(seconds(30)));
+  ASSERT_EQ(renewed->metadata().owner_references_size(), 1);
+  EXPECT_EQ(renewed->metadata().owner_references(0).uid(), second);
+  EXPECT_EQ(renewed->spec().holder_identity(), "node-1");
+}
 TEST_F(NodeAgentTest, PodStartsRunningAndReadyWithIp) {
   start_agent();
   std::string uid = create(make_pod("web-abc"));
