@@ -20,6 +20,12 @@ struct NetEndpoint {
   friend auto operator<=>(const NetEndpoint&, const NetEndpoint&) = default;
 };
 
+struct NetEndpointHash {
+  size_t operator()(const NetEndpoint& e) const noexcept {
+    return std::hash<std::string>{}(e.ip) * 31 + static_cast<size_t>(e.port);
+  }
+};
+
 struct ProbeRequest {
   enum class Kind { kTcp, kHttp };
   Kind kind = Kind::kTcp;

@@ -6,7 +6,7 @@
 #pragma once
 
 #include <functional>
-#include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 
@@ -90,7 +90,7 @@ class HealthChecker {
   std::string node_;
   HealthConfig config_;
   ChangeFn on_change_;
-  std::map<NetEndpoint, std::shared_ptr<Record>> records_;
+  std::unordered_map<NetEndpoint, std::shared_ptr<Record>, NetEndpointHash> records_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -35,10 +35,6 @@ struct ServiceProxy::RouteState {
   TimePoint started{};
 };
 
-size_t ServiceProxy::FrontendHash::operator()(const NetEndpoint& e) const noexcept {
-  return std::hash<std::string>{}(e.ip) * 31 + static_cast<size_t>(e.port);
-}
-
 namespace {
 
 std::string endpoint_string(const NetEndpoint& e) { return e.ip + ":" + std::to_string(e.port); }

@@ -115,9 +115,6 @@ class ServiceProxy {
   struct PortState;
   struct ServiceState;
   struct RouteState;
-  struct FrontendHash {
-    size_t operator()(const NetEndpoint& e) const noexcept;
-  };
 
   void on_service_event(const WatchEvent& e);
   void on_endpoints_event(const WatchEvent& e);
@@ -153,7 +150,7 @@ class ServiceProxy {
 
   // Applied state.
   std::map<std::string, std::unique_ptr<ServiceState>> services_;      // by "<ns>/<name>"
-  std::unordered_map<NetEndpoint, PortState*, FrontendHash> by_vip_;  // VIP:port
+  std::unordered_map<NetEndpoint, PortState*, NetEndpointHash> by_vip_;  // VIP:port
   std::unordered_map<std::string, ServiceState*> by_name_;            // full DNS name
   std::map<std::string, std::string> warned_;  // key -> last warning
   std::vector<std::string> warnings_;
