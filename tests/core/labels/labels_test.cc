@@ -296,6 +296,27 @@ TEST(FieldSelector, SameFieldsComparesEverySelectableField) {
   gone.mutable_status()->set_phase("Terminated");
   EXPECT_FALSE(FieldSelector::same_fields(up, gone));
   EXPECT_TRUE(FieldSelector::same_fields(up, up));
+  Node renamed = up;
+  renamed.mutable_metadata()->set_name("n2");
+  EXPECT_FALSE(FieldSelector::same_fields(up, renamed));
+  Pod elsewhere = a;
+  elsewhere.mutable_metadata()->set_namespace_("dev");
+  EXPECT_FALSE(FieldSelector::same_fields(a, elsewhere));
+  // A kind with no selectable field beyond the metadata's: a renewal is the same.
+  Lease held;
+  held.mutable_metadata()->set_name("n1");
+  held.mutable_metadata()->set_namespace_("kube-node-lease");
+  Lease renewed = held;
+  renewed.mutable_spec()->mutable_renew_time()->set_nanos(10);
+  EXPECT_TRUE(FieldSelector::same_fields(held, renewed));
+  Lease other = held;
+  other.mutable_metadata()->set_name("n2");
+  EXPECT_FALSE(FieldSelector::same_fields(held, other));
+  // Two kinds: the fields each has are compared, as field_value reads them.
+  Node named_like_pod;
+  named_like_pod.mutable_metadata()->set_name("web-1");
+  named_like_pod.mutable_metadata()->set_namespace_("prod");
+  EXPECT_FALSE(FieldSelector::same_fields(a, named_like_pod));
 }
 
 TEST(FieldSelector, ExactValue) {
