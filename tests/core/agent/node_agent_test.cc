@@ -82,6 +82,13 @@ class NodeAgentTest : public ::testing::Test {
     return r.is_ok() ? api::meta_of(**r).uid() : "";
   }
 
+  // node-1's Lease as stored, or null.
+  std::shared_ptr<const api::Lease> lease() {
+    StatusOr<api::Object> l =
+        store_.get(api::Kind::kLease, std::string(ctrl::kNodeLeaseNamespace), "node-1");
+    return l.is_ok() ? api::as<api::Lease>(*l) : nullptr;
+  }
+
   std::shared_ptr<const api::Pod> pod(const std::string& name) {
     StatusOr<api::Object> r = store_.get(api::Kind::kPod, "default", name);
     return r.is_ok() ? api::as<api::Pod>(*r) : nullptr;
@@ -139,10 +146,6 @@ TEST_F(NodeAgentTest, RegistersNodeRenewsItsLeaseAndReportsStatusOnChangeOrEvery
 
   // Heartbeats: the Lease every 10 s (a quarter of its 40 s duration); the
   // Node's status only when it changed or every 5 minutes.
-  auto lease = [&] {
-    StatusOr<api::Object> l = store_.get(api::Kind::kLease, std::string(ctrl::kNodeLeaseNamespace), "node-1");
-    return l.is_ok() ? api::as<api::Lease>(*l) : nullptr;
-  };
   ASSERT_NE(lease(), nullptr);
   EXPECT_EQ(lease()->spec().holder_identity(), "node-1");
   EXPECT_EQ(lease()->spec().lease_duration_seconds(), 40);
@@ -199,10 +202,6 @@ TEST_F(NodeAgentTest, RegistersNodeRenewsItsLeaseAndReportsStatusOnChangeOrEvery
 TEST_F(NodeAgentTest, ALeaseRemovedOrTakenMeanwhileIsRenewedAtTheNextRenewal) {
   start_agent();
   const std::string ns(ctrl::kNodeLeaseNamespace);
-  auto lease = [&] {
-    StatusOr<api::Object> l = store_.get(api::Kind::kLease, ns, "node-1");
-    return l.is_ok() ? api::as<api::Lease>(*l) : nullptr;
-  };
   run_for(seconds(15));  // renewed at 10 s
   ASSERT_NE(lease(), nullptr);
   const std::string first_uid = lease()->metadata().uid();
@@ -233,11 +232,6 @@ TEST_F(NodeAgentTest, ALeaseRemovedOrTakenMeanwhileIsRenewedAtTheNextRenewal) {
 // wrote without reading the store.
 TEST_F(NodeAgentTest, TheLeaseFollowsTheNodeWhenItIsRegisteredAgain) {
   start_agent();
-  const std::string ns(ctrl::kNodeLeaseNamespace);
-  auto lease = [&] {
-    StatusOr<api::Object> l = store_.get(api::Kind::kLease, ns, "node-1");
-    return l.is_ok() ? api::as<api::Lease>(*l) : nullptr;
-  };
   auto node_uid = [&] {
     StatusOr<api::Object> n = store_.get(api::Kind::kNode, "", "node-1");
     return n.is_ok() ? api::meta_of(**n).uid() : "";
