@@ -499,6 +499,18 @@ TEST(ValidationTest, UpdatesAreCheckedForWhatTheyChange) {
               ElementsAre(::testing::StartsWith("status.capacity[cpu]: Invalid value: \"five\""),
                           ::testing::StartsWith("status.allocatable[cpu]: Invalid value: \"4x\"")));
 
+  // A pod's spec too: a status write keeps it; an image change checks it all.
+  Pod stored = valid_pod();
+  stored.mutable_spec()->mutable_containers(0)->set_name("Web_1");
+  ASSERT_EQ(validate(stored).size(), 1u);
+  Pod status_write = stored;
+  status_write.mutable_status()->set_phase("Running");
+  EXPECT_THAT(strings(validate_update(stored, status_write)), IsEmpty());
+  Pod new_image = status_write;
+  new_image.mutable_spec()->mutable_containers(0)->set_image("nginx:1.26");
+  EXPECT_THAT(strings(validate_update(stored, new_image)),
+              ElementsAre(::testing::StartsWith("spec.containers[0].name: Invalid value: \"Web_1\"")));
+
   Lease lease;
   lease.mutable_metadata()->set_name("Node_1");
   lease.mutable_metadata()->set_namespace_("kube-node-lease");
