@@ -2,7 +2,6 @@
 // and apimachinery's validation helpers, sized to the fields of types.proto.
 #include "core/api/validation.h"
 
-
 #include <arpa/inet.h>
 
 #include <algorithm>

@@ -6,9 +6,9 @@
 #pragma once
 
 #include <functional>
-#include <unordered_map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "core/ports/event_loop.h"
 #include "core/ports/network.h"

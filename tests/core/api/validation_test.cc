@@ -508,8 +508,9 @@ TEST(ValidationTest, UpdatesAreCheckedForWhatTheyChange) {
   EXPECT_THAT(strings(validate_update(stored, status_write)), IsEmpty());
   Pod new_image = status_write;
   new_image.mutable_spec()->mutable_containers(0)->set_image("nginx:1.26");
-  EXPECT_THAT(strings(validate_update(stored, new_image)),
-              ElementsAre(::testing::StartsWith("spec.containers[0].name: Invalid value: \"Web_1\"")));
+  EXPECT_THAT(
+      strings(validate_update(stored, new_image)),
+      ElementsAre(::testing::StartsWith("spec.containers[0].name: Invalid value: \"Web_1\"")));
 
   Lease lease;
   lease.mutable_metadata()->set_name("Node_1");
