@@ -2,6 +2,11 @@
 add_library(flotilla_options INTERFACE)
 target_compile_features(flotilla_options INTERFACE cxx_std_20)
 target_include_directories(flotilla_options INTERFACE ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+# The same scenario and seed give the same trace whatever the target CPU:
+# without this, GCC fuses a*b+c into one FMA instruction (one rounding
+# instead of two) where the target has it (-march=native on x86-64, any
+# aarch64), and the simulator's samples, then its trace, change.
+target_compile_options(flotilla_options INTERFACE -ffp-contract=off)
 
 add_library(flotilla_warnings INTERFACE)
 target_compile_options(flotilla_warnings INTERFACE
