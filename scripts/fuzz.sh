@@ -100,7 +100,7 @@ run_one() {
   local rc=0
   ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
   UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
-    "$bin" "$work" "$seeds" "${dict[@]}" -max_total_time="$secs" -timeout=20 \
+    "$bin" "$work" "$seeds" "${dict[@]}" -max_total_time="$secs" -timeout=20 ${FUZZ_SEED:+-seed="$FUZZ_SEED"} \
       -rss_limit_mb="$RSS_MB" -max_len=8192 \
       -artifact_prefix="$art/" -print_final_stats=1 -close_fd_mask=1 >"$log" 2>&1 || rc=$?
   summarize "$t" "$log" "$secs"
@@ -129,7 +129,9 @@ if [ "${1:-}" = "--no-build" ]; then NO_BUILD=1; shift; fi
 case "$cmd" in
   build) build ;;
   list) echo "${ALL_TARGETS[*]}" ;;
-  smoke) run_targets 30 "$@" ;;
+  # A smoke run (CTest's) starts from a fixed seed, so it takes the same path
+  # on every run instead of a new random one; longer runs explore anew.
+  smoke) FUZZ_SEED="${FUZZ_SEED:-1}" run_targets 30 "$@" ;;
   long)
     secs=600
     if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then secs="$1"; shift; fi
