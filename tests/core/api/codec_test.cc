@@ -661,3 +661,22 @@ TEST(CodecTest, FieldNamesAndValuesOutliveTheIterator) {
 
 }  // namespace
 }  // namespace flotilla::api
+
+// Manifests are UTF-8: a stray byte is an error naming its line and column,
+// not a string that would be written out as JSON nothing reads back.
+TEST(CodecUtf8, InvalidUtf8IsRejectedWithItsPosition) {
+  const std::string bad = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: w\x92x\n";
+  auto decoded = flotilla::api::decode_manifests(bad, "pod.yaml");
+  ASSERT_FALSE(decoded.is_ok());
+  EXPECT_EQ(decoded.status().message(),
+            "pod.yaml:4:10: invalid UTF-8: byte 0x92 does not start a character");
+  const std::string good =
+      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: w\n  annotations: "
+      "{note: \"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x99\x82\"}\n";
+  EXPECT_TRUE(flotilla::api::decode_manifests(good, "pod.yaml").is_ok());
+  for (const char* overlong : {"\xC0\xAF", "\xE0\x80\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80"}) {
+    std::string text =
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: \"" + std::string(overlong) + "\"}\n";
+    EXPECT_FALSE(flotilla::api::decode_manifests(text, "x").is_ok()) << overlong;
+  }
+}
