@@ -21,7 +21,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-std::string endpoint_string(const NetEndpoint& e) { return e.ip + ":" + std::to_string(e.port); }
 
 Status connect_error(const NetEndpoint& target, const boost::system::error_code& ec) {
   if (ec == asio::error::connection_refused) {

@@ -20,7 +20,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-std::string endpoint_string(const NetEndpoint& e) { return e.ip + ":" + std::to_string(e.port); }
 
 std::optional<int> parse_port(std::string_view s) {
   int v = 0;

@@ -20,6 +20,11 @@ struct NetEndpoint {
   friend auto operator<=>(const NetEndpoint&, const NetEndpoint&) = default;
 };
 
+// "ip:port", as errors and logs name an endpoint.
+inline std::string endpoint_string(const NetEndpoint& e) {
+  return e.ip + ":" + std::to_string(e.port);
+}
+
 struct NetEndpointHash {
   size_t operator()(const NetEndpoint& e) const noexcept {
     return std::hash<std::string>{}(e.ip) * 31 + static_cast<size_t>(e.port);

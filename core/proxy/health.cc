@@ -13,10 +13,6 @@ std::string_view health_state_name(EndpointHealth::State s) {
   return "up";
 }
 
-namespace {
-std::string endpoint_string(const NetEndpoint& e) { return e.ip + ":" + std::to_string(e.port); }
-}  // namespace
-
 HealthChecker::HealthChecker(EventLoop& loop, Network& network, std::string node,
                              HealthConfig config)
     : loop_(loop), network_(network), node_(std::move(node)), config_(config) {

@@ -37,7 +37,6 @@ struct ServiceProxy::RouteState {
 
 namespace {
 
-std::string endpoint_string(const NetEndpoint& e) { return e.ip + ":" + std::to_string(e.port); }
 
 std::string object_key_of(const google::protobuf::Message& m) {
   return api::namespaced_name(api::meta_of(m));

@@ -5,7 +5,6 @@ namespace flotilla::sim {
 
 namespace {
 Status deadline_error(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
-std::string endpoint_text(const NetEndpoint& e) { return e.ip + ":" + std::to_string(e.port); }
 }  // namespace
 
 SimNetwork::Outcome SimNetwork::evaluate(NodeId from, const NetEndpoint& target,
@@ -17,13 +16,13 @@ SimNetwork::Outcome SimNetwork::evaluate(NodeId from, const NetEndpoint& target,
   }
   auto p = World::parse_pod_ip(target.ip);
   if (!p || p->first >= w.nodes_.size()) {
-    return {unavailable_error("dial " + endpoint_text(target) + ": no route to host"),
+    return {unavailable_error("dial " + endpoint_string(target) + ": no route to host"),
             Duration::zero()};
   }
   const NodeId to = p->first;
   const Duration rtt = 2 * w.topology_.latency(from, to) + w.options_.service_time;
   if (!w.nodes_[to]->info.up || !w.topology_.reachable(from, to)) {
-    return {deadline_error("dial " + endpoint_text(target) + ": i/o timeout after " +
+    return {deadline_error("dial " + endpoint_string(target) + ": i/o timeout after " +
                            format_duration(timeout)),
             timeout};
   }
@@ -32,14 +31,14 @@ SimNetwork::Outcome SimNetwork::evaluate(NodeId from, const NetEndpoint& target,
       if (rtt > timeout) break;
       return {Status::ok(), rtt};
     case EndpointState::kNoHost:
-      return {unavailable_error("dial " + endpoint_text(target) + ": no route to host"), rtt};
+      return {unavailable_error("dial " + endpoint_string(target) + ": no route to host"), rtt};
     case EndpointState::kRefused:
-      return {unavailable_error("dial " + endpoint_text(target) + ": connection refused"), rtt};
+      return {unavailable_error("dial " + endpoint_string(target) + ": connection refused"), rtt};
     case EndpointState::kNodeDown:
     case EndpointState::kHung:
       break;
   }
-  return {deadline_error("dial " + endpoint_text(target) + ": i/o timeout after " +
+  return {deadline_error("dial " + endpoint_string(target) + ": i/o timeout after " +
                          format_duration(timeout)),
           timeout};
 }
