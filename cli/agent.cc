@@ -243,6 +243,11 @@ int run_agent(const AgentArgs& a) {
   nso.host_port_offset = a.service_port_offset;
   nso.max_retries = timing->proxy_max_retries;
   live::NodeServices services(loop, remote, network, random, nso);
+  services.decisions().set_on_health_change(
+      [](const NetEndpoint& e, bool usable, const std::string& why) {
+        std::cerr << "flotilla agent: proxy: endpoint " << endpoint_string(e)
+                  << (usable ? " back in rotation: " : " out of rotation: ") << why << "\n";
+      });
 
   Status started = node_agent.start();
   if (!started.is_ok()) return fail("registering node " + a.node_name + ": " + started.message());

@@ -106,6 +106,9 @@ class ServiceProxy {
   // The VIP a Service has in the proxy's view ("" when none or headless).
   std::string vip(std::string_view service_key) const;
   const HealthChecker& health() const { return health_; }
+  // Called when an endpoint leaves the rotation or comes back, with why (the
+  // live agent logs it, as HAProxy logs a server going DOWN and UP).
+  void set_on_health_change(HealthChecker::ChangeFn fn) { health_.set_on_change(std::move(fn)); }
   int64_t syncs() const { return syncs_; }
   TimePoint last_sync() const { return last_sync_; }
   // Warnings logged so far, oldest first (also written as Warning Events).

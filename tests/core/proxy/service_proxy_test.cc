@@ -225,6 +225,10 @@ TEST_F(ProxyTest, ActiveChecksFallAndRise) {
   o.health.passive_cooldown = seconds(1000);
   web_with_three();
   start(o);  // objects already exist: the first sync (t = 0) tracks them
+  std::vector<std::string> changes;
+  proxy->set_on_health_change([&](const NetEndpoint& e, bool usable, const std::string& why) {
+    changes.push_back(endpoint_string(e) + (usable ? " in: " : " out: ") + why);
+  });
   w.run_for(milliseconds(100));
   w.net.kill(kE3);
   // Checks at 2, 4, 6 s fail: down after the third.
@@ -244,6 +248,11 @@ TEST_F(ProxyTest, ActiveChecksFallAndRise) {
   hits = route_many(30);
   EXPECT_EQ(hits[kE3], 10);
   EXPECT_GE(w.net.probes(kE1), 5);
+  // Told once each way, with why.
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].rfind(endpoint_string(kE3) + " out: failed 3 active checks: ", 0), 0u)
+      << changes[0];
+  EXPECT_EQ(changes[1], endpoint_string(kE3) + " in: passed 2 active checks");
 }
 
 TEST_F(ProxyTest, LeastConnectionsPrefersTheIdleEndpoint) {
