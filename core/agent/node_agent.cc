@@ -1410,11 +1410,17 @@ api::PodStatus NodeAgent::compute_status(const PodRecord& pod, const api::PodSta
 }
 
 void NodeAgent::write_status(PodRecord& pod) {
-  pod.dirty = false;
   api::PodStatus status = compute_status(pod, pod.pod->status());
+  // Dirty until the store has this status: a write that fails (the API
+  // server unreachable or slow, conflicts every attempt) is tried again by
+  // the next periodic resync, not left until something else changes, which
+  // for a steady pod is never (a Ready that did not get through kept the pod
+  // out of its Services for good).
+  pod.dirty = true;
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     if (same_status(status, pod.pod->status())) {
       pod.checked_rv = pod.pod->metadata().resource_version();
+      pod.dirty = false;
       break;
     }
     // The stored pod with the new status (its old status is not copied).
@@ -1429,6 +1435,7 @@ void NodeAgent::write_status(PodRecord& pod) {
       set_snapshot(pod, api::as<api::Pod>(*written));
       pod.written_rv = pod.pod->metadata().resource_version();
       pod.checked_rv = pod.written_rv;
+      pod.dirty = false;
       break;
     }
     if (written.status().code() != StatusCode::kConflict) break;  // resync retries

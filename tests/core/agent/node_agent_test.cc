@@ -456,6 +456,81 @@ TEST_F(NodeAgentTest, LivenessFailureKillsAndRestarts) {
   EXPECT_EQ(trace_.of(trace::PROBE_FAILED).size(), 3u);
 }
 
+// Forwards to a store, refusing pod updates (the API server unreachable for
+// status writes) while `refuse` is set.
+class RefusingPodUpdates final : public Store {
+ public:
+  explicit RefusingPodUpdates(Store& inner) : inner_(inner) {}
+  bool refuse = false;
+  int refused = 0;
+
+  StatusOr<api::Object> get(api::Kind k, std::string_view ns, std::string_view n) const override {
+    return inner_.get(k, ns, n);
+  }
+  StatusOr<ListResult> list(api::Kind k, const ListOptions& o) const override {
+    return inner_.list(k, o);
+  }
+  StatusOr<api::Object> create(api::Object o) override { return inner_.create(std::move(o)); }
+  StatusOr<api::Object> update(api::Object o) override {
+    if (refuse && api::kind_of(*o)->kind == api::Kind::kPod) {
+      ++refused;
+      return unavailable_error("the API server is unreachable");
+    }
+    return inner_.update(std::move(o));
+  }
+  StatusOr<api::Object> remove(api::Kind k, std::string_view ns, std::string_view n,
+                               const DeleteOptions& o) override {
+    return inner_.remove(k, ns, n, o);
+  }
+  StatusOr<WatchHandle> watch(api::Kind k, const WatchOptions& o,
+                              std::function<void(const WatchEvent&)> fn) override {
+    return inner_.watch(k, o, std::move(fn));
+  }
+  int64_t resource_version() const override { return inner_.resource_version(); }
+  int64_t kind_resource_version(api::Kind k) const override {
+    return inner_.kind_resource_version(k);
+  }
+
+ private:
+  Store& inner_;
+};
+
+// A status write that fails is written at a later resync, also when nothing
+// else changes: the pod became ready again while the store refused the write,
+// and stays ready (a steady pod never marked itself dirty again, so the store
+// kept it NotReady and out of its Services for good).
+TEST_F(NodeAgentTest, AStatusWriteThatFailedIsWrittenAtTheNextResync) {
+  bool healthy = true;
+  network_.answer = [&](const ProbeRequest&) {
+    return healthy ? Status::ok() : unavailable_error("connection refused");
+  };
+  RefusingPodUpdates link(store_);
+  agent_ = std::make_unique<NodeAgent>("node-1", sim_, link, runtime_, network_, trace_, timing_,
+                                       node_description());
+  ASSERT_TRUE(agent_->start().is_ok());
+  api::Pod p = make_pod("ready");
+  api::Probe* probe = p.mutable_spec()->mutable_containers(0)->mutable_readiness_probe();
+  probe->mutable_tcp_socket()->mutable_port()->set_int_val(8080);
+  probe->set_period_seconds(1);
+  probe->set_failure_threshold(1);
+  create(p);
+  run_for(seconds(3));
+  ASSERT_TRUE(api::is_pod_ready(*pod("ready")));
+  healthy = false;
+  run_for(seconds(2));
+  ASSERT_FALSE(api::is_pod_ready(*pod("ready")));
+
+  link.refuse = true;  // the agent sees the pod ready again; the store says no
+  healthy = true;
+  run_for(seconds(2));
+  EXPECT_GT(link.refused, 0);
+  EXPECT_FALSE(api::is_pod_ready(*pod("ready")));
+  link.refuse = false;
+  run_for(timing_.agent_sync_period + seconds(1));
+  EXPECT_TRUE(api::is_pod_ready(*pod("ready")));
+  agent_.reset();
+}
+
 TEST_F(NodeAgentTest, ReadinessFailureMakesThePodNotReadyAndBack) {
   bool healthy = true;
   network_.answer = [&](const ProbeRequest&) {
