@@ -462,31 +462,51 @@ class Decoder {
 // must be): the first byte that is not, as "LINE:COL: invalid UTF-8 ...".
 // Without this check a stray byte was read into a string, then written out
 // as JSON nothing could read back (found by the codec fuzzer).
+// What is wrong with the bytes at the start of `text` (empty when they are a
+// well-formed character; `*length` is then its length in bytes).
+std::string utf8_problem(std::string_view text, size_t* length) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  auto hex = [](uint32_t v, int digits) {
+    char buf[16];
+    std::snprintf(buf, sizeof(buf), "%0*X", digits, v);
+    return std::string(buf);
+  };
+  const unsigned char c = byte(0);
+  const size_t n = c < 0x80            ? 1
+                   : (c >> 5) == 0x6   ? 2
+                   : (c >> 4) == 0xE   ? 3
+                   : (c >> 3) == 0x1E  ? 4
+                                       : 0;
+  *length = n;
+  if (n == 0) return "byte 0x" + hex(c, 2) + " does not start a character";
+  uint32_t cp = c & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    if (k == text.size()) return "the character starting with byte 0x" + hex(c, 2) + " is cut off";
+    if ((byte(k) & 0xC0) != 0x80) {
+      return "byte 0x" + hex(byte(k), 2) + " after 0x" + hex(c, 2) +
+             " is not a continuation byte";
+    }
+    cp = (cp << 6) | (byte(k) & 0x3F);
+  }
+  const uint32_t shortest = n == 1 ? 0 : n == 2 ? 0x80 : n == 3 ? 0x800 : 0x10000;
+  if (cp < shortest) return "U+" + hex(cp, 4) + " in a longer form than its own";
+  if (cp > 0x10FFFF) return "U+" + hex(cp, 4) + " is beyond U+10FFFF";
+  if (cp >= 0xD800 && cp <= 0xDFFF) return "U+" + hex(cp, 4) + " is a surrogate, not a character";
+  return "";
+}
+
 flotilla::Status check_utf8(std::string_view text) {
   size_t line = 1, col = 1;
   for (size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool ok = n != 0 && i + n <= text.size();
-    for (size_t k = 1; ok && k < n; ++k) {
-      ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+    size_t n = 1;
+    if (static_cast<unsigned char>(text[i]) >= 0x80) {
+      std::string problem = utf8_problem(text.substr(i), &n);
+      if (!problem.empty()) {
+        return bad_request_error(std::to_string(line) + ":" + std::to_string(col) +
+                                 ": invalid UTF-8: " + problem);
+      }
     }
-    if (ok && n > 1) {  // shortest form, no surrogates, at most U+10FFFF
-      uint32_t cp = c & (0x7F >> n);
-      for (size_t k = 1; k < n; ++k)
-        cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
-      ok = cp >= (n == 2   ? 0x80u
-                  : n == 3 ? 0x800u
-                           : 0x10000u) &&
-           cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
-    }
-    if (!ok) {
-      char hex[8];
-      std::snprintf(hex, sizeof(hex), "0x%02X", c);
-      return bad_request_error(std::to_string(line) + ":" + std::to_string(col) +
-                               ": invalid UTF-8: byte " + hex + " does not start a character");
-    }
-    if (c == '\n') {
+    if (text[i] == '\n') {
       ++line;
       col = 1;
     } else {

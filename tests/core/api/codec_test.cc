@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/api/types.pb.h"
 #include "core/api/validation.h"
@@ -674,9 +676,23 @@ TEST(CodecUtf8, InvalidUtf8IsRejectedWithItsPosition) {
       "apiVersion: v1\nkind: Pod\nmetadata:\n  name: w\n  annotations: "
       "{note: \"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x99\x82\"}\n";
   EXPECT_TRUE(flotilla::api::decode_manifests(good, "pod.yaml").is_ok());
-  for (const char* overlong : {"\xC0\xAF", "\xE0\x80\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80"}) {
-    std::string text =
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: \"" + std::string(overlong) + "\"}\n";
-    EXPECT_FALSE(flotilla::api::decode_manifests(text, "x").is_ok()) << overlong;
+  // Each kind of bad sequence, named for what it is, at its first byte.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"\xC0\xAF", "U+002F in a longer form than its own"},
+      {"\xE0\x80\xAF", "U+002F in a longer form than its own"},
+      {"\xED\xA0\x80", "U+D800 is a surrogate, not a character"},
+      {"\xF4\x90\x80\x80", "U+110000 is beyond U+10FFFF"},
+      {"\xC3(", "byte 0x28 after 0xC3 is not a continuation byte"},
+      {"\xF8\x88\x80\x80\x80", "byte 0xF8 does not start a character"},
+  };
+  for (const auto& [bytes, problem] : cases) {
+    std::string text = "apiVersion: v1\nkind: Pod\nmetadata: {name: \"a" + bytes + "\"}\n";
+    auto r = flotilla::api::decode_manifests(text, "x");
+    ASSERT_FALSE(r.is_ok()) << problem;
+    EXPECT_EQ(r.status().message(), "x:3:20: invalid UTF-8: " + problem);
   }
+  auto cut = flotilla::api::decode_manifests("kind: Pod\n# caf\xC3", "x");
+  ASSERT_FALSE(cut.is_ok());
+  EXPECT_EQ(cut.status().message(),
+            "x:2:6: invalid UTF-8: the character starting with byte 0xC3 is cut off");
 }
