@@ -2,10 +2,14 @@
 // child_process.h) join a cluster over the API: remote_agent_test,
 // service_agents_test and tests/backends/multihost/multihost_test. A
 // scenario's control plane on the test's loop, the "default" namespace, and the
-// API server the agents talk to; plus the Ready condition of their Nodes.
+// API server the agents talk to; plus the Ready condition of their Nodes, and
+// off_loop for whatever the test itself waits on.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <utility>
@@ -86,6 +90,30 @@ inline std::string node_ready(Store& store, const std::string& name) {
     if (c.type() == "Ready") return c.status();
   }
   return "";
+}
+
+// Runs `f` (a docker exec, a blocking socket read) on another thread while
+// this one keeps running `loop`, and returns its result. The control plane and
+// API server live on the loop: blocked for longer than the node monitor's
+// grace period (4 s in the fast profile), they read no heartbeat, the node
+// controller marks every Node Unknown, and the Nodes' pods leave their
+// Services until the agents' next status writes get through.
+template <typename F>
+auto off_loop(live::AsioEventLoop& loop, F f) -> decltype(f()) {
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  auto result = std::async(std::launch::async, [&f, done, &loop] {
+    struct Wake {  // also when f throws
+      std::atomic<bool>& done;
+      live::AsioEventLoop& loop;
+      ~Wake() {
+        done.store(true);
+        loop.post([] {});  // wakes run_until to look at `done`
+      }
+    } wake{*done, loop};
+    return f();
+  });
+  while (!done->load()) loop.run_until([&] { return done->load(); }, std::chrono::hours(1));
+  return result.get();
 }
 
 }  // namespace flotilla::apiclient

@@ -16,7 +16,6 @@
 #include <boost/asio/write.hpp>
 
 #include <chrono>
-#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,6 +33,7 @@
 #include "core/api/codec.h"
 #include "core/store/in_memory_store.h"
 #include "sim/engine/random.h"
+#include "tests/backends/apiclient/agent_control_plane.h"
 
 namespace flotilla::apiclient {
 namespace {
@@ -202,19 +202,9 @@ class NodeServicesTest : public ::testing::Test {
     ASSERT_NE(services_->dns(), nullptr) << services_->warnings().front();
   }
 
-  // Runs the loop while `f` runs on a thread; returns its result.
-  template <typename F>
-  auto off_loop(F f) {
-    auto fut = std::async(std::launch::async, std::move(f));
-    loop_.run_until(
-        [&] { return fut.wait_for(std::chrono::seconds(0)) == std::future_status::ready; },
-        seconds(60));
-    return fut.get();
-  }
-
   // Which backend served each of n connections to the Service's host port.
   std::map<std::string, int> spread(int n) {
-    return off_loop([port = host_port_, n] {
+    return off_loop(loop_, [port = host_port_, n] {
       std::map<std::string, int> seen;
       for (int i = 0; i < n; ++i) ++seen[fetch("127.0.0.1", port)];
       return seen;
@@ -223,7 +213,7 @@ class NodeServicesTest : public ::testing::Test {
 
   std::string dns(const std::string& name) {
     int port = services_->dns()->port();
-    return off_loop([port, name] { return resolve(port, name); });
+    return off_loop(loop_, [port, name] { return resolve(port, name); });
   }
 
   // The DNS server has a record for `name` (set from the watch, through the loop).

@@ -12,7 +12,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <future>
 #include <map>
 #include <memory>
 #include <set>
@@ -208,11 +207,7 @@ class ServiceAgentsTest : public ::testing::Test {
   // Runs a script in a container off the loop (the control plane and API
   // server keep running on it meanwhile).
   StatusOr<std::string> in_pod(const std::string& container, const std::string& script) {
-    auto fut = std::async(std::launch::async, exec_output, container, script);
-    loop_.run_until(
-        [&] { return fut.wait_for(std::chrono::seconds(0)) == std::future_status::ready; },
-        seconds(120));
-    return fut.get();
+    return off_loop(loop_, [&] { return exec_output(container, script); });
   }
 
   std::map<std::string, int> answers(const std::string& container, const std::string& target,

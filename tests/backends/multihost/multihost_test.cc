@@ -59,7 +59,8 @@ struct Shell {
   std::string out;
   int status = -1;
 };
-Shell sh(const std::string& cmd) {
+// Blocks the calling thread: the tests call it through MultiHostTest::sh.
+Shell sh_blocking(const std::string& cmd) {
   Shell r;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
@@ -169,6 +170,13 @@ class MultiHostTest : public ::testing::TestWithParam<std::string> {
 
   static std::string env_script() { return source_dir() + "/scripts/multihost-env.sh"; }
 
+  // Runs a shell command off the loop, so the control plane and the API
+  // server the agents talk to keep running meanwhile: a round of a dozen
+  // docker execs blocked them for 2-4 s on a loaded machine.
+  Shell sh(const std::string& cmd) {
+    return apiclient::off_loop(loop_, [&] { return sh_blocking(cmd); });
+  }
+
   void start_agent(int i) {
     // In the process's scratch root: kept only when a test failed.
     std::string log = (flotilla::testing::scratch_root("multihost") /
@@ -196,6 +204,20 @@ class MultiHostTest : public ::testing::TestWithParam<std::string> {
     return n.is_ok() ? api::as<api::Node>(*n) : nullptr;
   }
   std::string node_ready(int i) { return apiclient::node_ready(cp_.store(), host_name(i)); }
+  // When each host's Ready condition last changed (nanoseconds; -1 for none).
+  std::vector<int64_t> ready_transitions() {
+    std::vector<int64_t> out;
+    for (int i = 1; i <= kHosts; ++i) {
+      int64_t t = -1;
+      if (auto n = node(i)) {
+        for (const auto& c : n->status().conditions()) {
+          if (c.type() == "Ready") t = c.last_transition_time().nanos();
+        }
+      }
+      out.push_back(t);
+    }
+    return out;
+  }
 
   void apply(const std::string& yaml) {
     auto objs = api::decode_manifests(yaml, "test.yaml");
@@ -287,6 +309,40 @@ spec:
     return seen;
   }
 
+  // For a failure message: each host's routes, and whether the client reaches
+  // each pod of `app` by its pod IP directly (no Service in between).
+  std::string network_state(const std::string& app, int port) {
+    std::string out;
+    for (int i = 1; i <= kHosts; ++i) {
+      out += "--- routes of " + host_name(i) + ":\n" +
+             sh("ip -n " + host_name(i) + " route 2>&1").out + "\n";
+    }
+    if (auto ep = cp_.store().get(api::Kind::kEndpoints, "default", app); ep.is_ok()) {
+      out += "--- Endpoints default/" + app + " (version " +
+             api::meta_of(**ep).resource_version() + "):";
+      for (const auto& subset : api::as<api::Endpoints>(*ep)->subsets()) {
+        for (const auto& a : subset.addresses()) out += " " + a.ip();
+        for (const auto& a : subset.not_ready_addresses()) out += " (not ready " + a.ip() + ")";
+      }
+      out += "\n";
+    }
+    for (const auto& p : pods(app)) {
+      const std::string target = p->status().pod_ip() + ":" + std::to_string(port);
+      Shell r = fetch("http://" + target + "/");
+      std::string ready = "no Ready condition";
+      for (const auto& c : p->status().conditions()) {
+        if (c.type() == "Ready") {
+          ready = "Ready " + c.status() + " since " +
+                  std::to_string(c.last_transition_time().nanos() / 1'000'000) + " ms";
+        }
+      }
+      out += "client -> " + p->metadata().name() + " on " + p->spec().node_name() + " (" +
+             target + ", " + ready + ", version " + p->metadata().resource_version() +
+             "): " + (r.status == 0 ? "answers" : "fails: " + r.out) + "\n";
+    }
+    return out;
+  }
+
   std::map<std::string, std::string> node_of_pods(const std::string& app) {
     std::map<std::string, std::string> out;
     for (const auto& p : pods(app)) out[p->metadata().name()] = p->spec().node_name();
@@ -355,6 +411,7 @@ TEST_P(MultiHostTest, AServiceByVipAndDnsNameSpreadsOverPodsOnEveryHost) {
   ASSERT_TRUE(svc.is_ok());
   const std::string vip = api::as<api::Service>(*svc)->spec().cluster_ip();
   ASSERT_FALSE(vip.empty());
+  const std::vector<int64_t> ready_since = ready_transitions();
   // Endpoints must be programmed on the client's node before traffic counts.
   ASSERT_TRUE(loop_.run_until([&] { return fetch("http://" + vip + "/").status == 0; },
                               seconds(30)))
@@ -383,10 +440,12 @@ TEST_P(MultiHostTest, AServiceByVipAndDnsNameSpreadsOverPodsOnEveryHost) {
     for (const auto& [name, count] : seen) {
       EXPECT_TRUE(where.count(name)) << "answer \"" << name << "\" is no web pod";
     }
-    EXPECT_TRUE(all_hosts) << url;
+    EXPECT_TRUE(all_hosts) << url << "\n" << network_state("web", 8080);
     EXPECT_EQ(answering_hosts, hosts_with_pods) << url << ": answers from " << seen.size()
                                                 << " pods";
   }
+  // Every host stayed Ready while it was asked (none missed its heartbeats).
+  EXPECT_EQ(ready_transitions(), ready_since) << agent_logs();
 }
 
 TEST_P(MultiHostTest, StoppingAHostMovesItsPodsAndTheServiceKeepsAnswering) {
