@@ -15,6 +15,7 @@
 #include "sim/engine/random.h"
 #include "sim/engine/simulator.h"
 #include "tests/core/agent/fake_runtime.h"
+#include "tests/core/store/forwarding_store.h"
 
 namespace flotilla::agent {
 namespace {
@@ -458,41 +459,19 @@ TEST_F(NodeAgentTest, LivenessFailureKillsAndRestarts) {
 
 // Forwards to a store, refusing pod updates (the API server unreachable for
 // status writes) while `refuse` is set.
-class RefusingPodUpdates final : public Store {
+class RefusingPodUpdates final : public flotilla::testing::ForwardingStore {
  public:
-  explicit RefusingPodUpdates(Store& inner) : inner_(inner) {}
+  using ForwardingStore::ForwardingStore;
   bool refuse = false;
   int refused = 0;
 
-  StatusOr<api::Object> get(api::Kind k, std::string_view ns, std::string_view n) const override {
-    return inner_.get(k, ns, n);
-  }
-  StatusOr<ListResult> list(api::Kind k, const ListOptions& o) const override {
-    return inner_.list(k, o);
-  }
-  StatusOr<api::Object> create(api::Object o) override { return inner_.create(std::move(o)); }
   StatusOr<api::Object> update(api::Object o) override {
     if (refuse && api::kind_of(*o)->kind == api::Kind::kPod) {
       ++refused;
       return unavailable_error("the API server is unreachable");
     }
-    return inner_.update(std::move(o));
+    return ForwardingStore::update(std::move(o));
   }
-  StatusOr<api::Object> remove(api::Kind k, std::string_view ns, std::string_view n,
-                               const DeleteOptions& o) override {
-    return inner_.remove(k, ns, n, o);
-  }
-  StatusOr<WatchHandle> watch(api::Kind k, const WatchOptions& o,
-                              std::function<void(const WatchEvent&)> fn) override {
-    return inner_.watch(k, o, std::move(fn));
-  }
-  int64_t resource_version() const override { return inner_.resource_version(); }
-  int64_t kind_resource_version(api::Kind k) const override {
-    return inner_.kind_resource_version(k);
-  }
-
- private:
-  Store& inner_;
 };
 
 // A status write that fails is written at a later resync, also when nothing

@@ -9,6 +9,7 @@
 #include "core/controllers/garbage_collector.h"
 #include "core/controllers/pod_deletion.h"
 #include "tests/core/controllers/harness.h"
+#include "tests/core/store/forwarding_store.h"
 
 namespace flotilla::ctrl {
 namespace {
@@ -16,19 +17,13 @@ namespace {
 using testing::ControllerTest;
 
 // Forwards to a real store, failing chosen pod creations (by attempt number).
-class FailingCreates final : public Store {
+class FailingCreates final : public flotilla::testing::ForwardingStore {
  public:
-  explicit FailingCreates(Store& inner) : inner_(inner) {}
+  using ForwardingStore::ForwardingStore;
   std::set<int> fail;  // 1-based numbers of pod create attempts to refuse
   bool fail_all = false;
   int attempts = 0;
 
-  StatusOr<api::Object> get(api::Kind k, std::string_view ns, std::string_view n) const override {
-    return inner_.get(k, ns, n);
-  }
-  StatusOr<ListResult> list(api::Kind k, const ListOptions& o) const override {
-    return inner_.list(k, o);
-  }
   StatusOr<api::Object> create(api::Object o) override {
     if (api::kind_of(*o)->kind == api::Kind::kPod) {
       ++attempts;
@@ -36,24 +31,8 @@ class FailingCreates final : public Store {
         return Status(StatusCode::kForbidden, "exceeded quota: pods");
       }
     }
-    return inner_.create(std::move(o));
+    return ForwardingStore::create(std::move(o));
   }
-  StatusOr<api::Object> update(api::Object o) override { return inner_.update(std::move(o)); }
-  StatusOr<api::Object> remove(api::Kind k, std::string_view ns, std::string_view n,
-                               const DeleteOptions& o) override {
-    return inner_.remove(k, ns, n, o);
-  }
-  StatusOr<WatchHandle> watch(api::Kind k, const WatchOptions& o,
-                              std::function<void(const WatchEvent&)> fn) override {
-    return inner_.watch(k, o, std::move(fn));
-  }
-  int64_t resource_version() const override { return inner_.resource_version(); }
-  int64_t kind_resource_version(api::Kind k) const override {
-    return inner_.kind_resource_version(k);
-  }
-
- private:
-  Store& inner_;
 };
 
 class ReplicationTest : public ControllerTest {

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "tests/core/proxy/proxy_world.h"
+#include "tests/core/store/forwarding_store.h"
 
 namespace flotilla::proxy {
 namespace {
@@ -203,36 +204,19 @@ TEST_F(AllocatorTest, RestartReDerivesOwnershipFromTheStore) {
 
 // A Store whose next update fails with a stale-version conflict, as when
 // another writer got there first.
-class ConflictOnceStore final : public Store {
+class ConflictOnceStore final : public flotilla::testing::ForwardingStore {
  public:
-  explicit ConflictOnceStore(Store& inner) : inner_(inner) {}
-  StatusOr<api::Object> get(api::Kind k, std::string_view ns, std::string_view n) const override {
-    return inner_.get(k, ns, n);
-  }
-  StatusOr<ListResult> list(api::Kind k, const ListOptions& o) const override { return inner_.list(k, o); }
-  StatusOr<api::Object> create(api::Object o) override { return inner_.create(std::move(o)); }
+  using ForwardingStore::ForwardingStore;
   StatusOr<api::Object> update(api::Object o) override {
     ++updates;
     if (conflicts_left > 0) {
       --conflicts_left;
       return conflict_error("Operation cannot be fulfilled: the object has been modified");
     }
-    return inner_.update(std::move(o));
+    return ForwardingStore::update(std::move(o));
   }
-  StatusOr<api::Object> remove(api::Kind k, std::string_view ns, std::string_view n,
-                               const DeleteOptions& o) override {
-    return inner_.remove(k, ns, n, o);
-  }
-  StatusOr<WatchHandle> watch(api::Kind k, const WatchOptions& o,
-                              std::function<void(const WatchEvent&)> f) override {
-    return inner_.watch(k, o, std::move(f));
-  }
-  int64_t resource_version() const override { return inner_.resource_version(); }
   int conflicts_left = 2;
   int updates = 0;
-
- private:
-  Store& inner_;
 };
 
 TEST(AllocatorConcurrency, StaleWriteRetriesWithoutLeakingAddresses) {

@@ -15,6 +15,7 @@
 #include "core/store/in_memory_store.h"
 #include "sim/engine/random.h"
 #include "sim/engine/simulator.h"
+#include "tests/core/store/forwarding_store.h"
 
 namespace flotilla::store {
 namespace {
@@ -1084,33 +1085,16 @@ TEST(PackedDictionaryTest, EventsAreKeptSmallerAndReadBackEqual) {
 
 // A store that does not answer get_if_changed itself (a remote one, which
 // parses every object it reads): the port's default compares versions.
-class CopyingStore final : public Store {
+class CopyingStore final : public flotilla::testing::ForwardingStore {
  public:
-  explicit CopyingStore(Store& inner) : inner_(inner) {}
+  using ForwardingStore::ForwardingStore;
   StatusOr<api::Object> get(Kind kind, std::string_view ns, std::string_view name) const override {
-    StatusOr<api::Object> o = inner_.get(kind, ns, name);
+    StatusOr<api::Object> o = inner().get(kind, ns, name);
     if (!o.is_ok()) return o;
     std::shared_ptr<google::protobuf::Message> copy((*o)->New());
     copy->CopyFrom(**o);
     return api::Object(std::move(copy));
   }
-  StatusOr<ListResult> list(Kind kind, const ListOptions& o) const override {
-    return inner_.list(kind, o);
-  }
-  StatusOr<api::Object> create(api::Object o) override { return inner_.create(std::move(o)); }
-  StatusOr<api::Object> update(api::Object o) override { return inner_.update(std::move(o)); }
-  StatusOr<api::Object> remove(Kind kind, std::string_view ns, std::string_view name,
-                               const DeleteOptions& o) override {
-    return inner_.remove(kind, ns, name, o);
-  }
-  StatusOr<WatchHandle> watch(Kind kind, const WatchOptions& o,
-                              std::function<void(const WatchEvent&)> fn) override {
-    return inner_.watch(kind, o, std::move(fn));
-  }
-  int64_t resource_version() const override { return inner_.resource_version(); }
-
- private:
-  Store& inner_;
 };
 
 TEST(StorePortTest, GetIfChangedByDefaultComparesResourceVersions) {
