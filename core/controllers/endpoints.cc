@@ -58,22 +58,6 @@ bool same_port(const api::EndpointPort& a, const api::EndpointPort& b) {
          a.app_protocol() == b.app_protocol();
 }
 
-template <typename T, typename Eq>
-bool same_list(const google::protobuf::RepeatedPtrField<T>& a,
-               const google::protobuf::RepeatedPtrField<T>& b, Eq eq) {
-  if (a.size() != b.size()) return false;
-  for (int i = 0; i < a.size(); ++i) {
-    if (!eq(a.Get(i), b.Get(i))) return false;
-  }
-  return true;
-}
-
-bool same_subset(const api::EndpointSubset& a, const api::EndpointSubset& b) {
-  return same_list(a.ports(), b.ports(), same_port) &&
-         same_list(a.addresses(), b.addresses(), same_address) &&
-         same_list(a.not_ready_addresses(), b.not_ready_addresses(), same_address);
-}
-
 // The sorted, resolved port list `pod` serves `service` on.
 std::vector<api::EndpointPort> resolved_ports(const api::Service& service, const api::Pod& pod) {
   std::vector<api::EndpointPort> ports;
@@ -113,38 +97,51 @@ bool SubsetBuilder::AddressOrder::operator()(const Member* a, const Member* b) c
 void SubsetBuilder::set(const std::string& name, api::Object pod) {
   const std::string* rv = pod != nullptr ? &api::meta_of(*pod).resource_version() : nullptr;
   auto it = members_.find(name);
-  if (it != members_.end()) {
-    if (rv != nullptr && !rv->empty() && *rv == it->second.resource_version) return;
-    if (it->second.serves) {
-      unplace(it->second);
-      ++version_;
-    }
-    if (pod == nullptr) {
-      members_.erase(it);
-      return;
-    }
-  } else {
+  if (it == members_.end()) {
     if (pod == nullptr) return;
     it = members_.try_emplace(name).first;
+    Member& m = it->second;
+    m.resource_version = *rv;
+    std::vector<api::EndpointPort> ports = decide(m, static_cast<const api::Pod&>(*pod));
+    if (m.serves) place(m, std::move(ports));
+    return;
   }
   Member& m = it->second;
-  m.resource_version = *rv;
-  place(m, static_cast<const api::Pod&>(*pod));
+  if (rv != nullptr && !rv->empty() && *rv == m.resource_version) return;
+  if (pod == nullptr) {
+    if (m.serves) unplace(m);
+    members_.erase(it);
+    return;
+  }
+  // Most new snapshots of a pod (a status write, a restart counted) leave
+  // what the subsets show of it as it was: no change, no sync to compute.
+  Member next;
+  next.resource_version = *rv;
+  std::vector<api::EndpointPort> ports = decide(next, static_cast<const api::Pod&>(*pod));
+  if (next.serves == m.serves &&
+      (!m.serves || (next.ready == m.ready && next.group == m.group &&
+                     same_address(next.address, m.address)))) {
+    m.resource_version = std::move(next.resource_version);
+    return;
+  }
+  if (m.serves) unplace(m);
+  m = std::move(next);
+  if (m.serves) place(m, std::move(ports));
 }
 
-// Decides what the member's pod contributes and puts its address in its
-// group: pods with an IP, not terminating, not finished, and (when the
-// service has ports) serving at least one of them.
-void SubsetBuilder::place(Member& m, const api::Pod& pod) {
+// Decides what `pod` contributes to the subsets and builds its address:
+// pods with an IP, not terminating, not finished, and (when the service has
+// ports) serving at least one of them. Returns the resolved ports.
+std::vector<api::EndpointPort> SubsetBuilder::decide(Member& m, const api::Pod& pod) const {
   const auto& service = static_cast<const api::Service&>(*service_);
   m.serves = false;
   m.group.clear();
   m.address.Clear();
   if (pod.status().pod_ip().empty() || api::is_terminating(pod) || api::is_pod_finished(pod)) {
-    return;
+    return {};
   }
   std::vector<api::EndpointPort> ports = resolved_ports(service, pod);
-  if (!service.spec().ports().empty() && ports.empty()) return;
+  if (!service.spec().ports().empty() && ports.empty()) return {};
   for (const auto& p : ports) {
     m.group += p.name() + "/" + std::to_string(p.port()) + "/" + p.protocol() + ";";
   }
@@ -161,6 +158,11 @@ void SubsetBuilder::place(Member& m, const api::Pod& pod) {
   ref->set_namespace_(ns_of(pod.metadata()));
   ref->set_name(pod.metadata().name());
   ref->set_uid(pod.metadata().uid());
+  return ports;
+}
+
+// Puts a serving member's address in its group.
+void SubsetBuilder::place(Member& m, std::vector<api::EndpointPort> ports) {
   auto [g, inserted] = groups_.try_emplace(m.group);
   if (inserted) g->second.ports = std::move(ports);
   (m.ready ? g->second.ready : g->second.not_ready).insert(&m);
@@ -168,6 +170,7 @@ void SubsetBuilder::place(Member& m, const api::Pod& pod) {
 }
 
 void SubsetBuilder::unplace(const Member& m) {
+  ++version_;
   auto g = groups_.find(m.group);
   if (g == groups_.end()) return;
   (m.ready ? g->second.ready : g->second.not_ready).erase(&m);
@@ -177,15 +180,49 @@ void SubsetBuilder::unplace(const Member& m) {
 std::vector<api::EndpointSubset> SubsetBuilder::subsets() const {
   std::vector<api::EndpointSubset> out;
   out.reserve(groups_.size());
-  for (const auto& [key, g] : groups_) {
-    api::EndpointSubset& s = out.emplace_back();
-    for (const auto& p : g.ports) *s.add_ports() = p;
-    s.mutable_addresses()->Reserve(static_cast<int>(g.ready.size()));
-    for (const Member* m : g.ready) *s.add_addresses() = m->address;
-    s.mutable_not_ready_addresses()->Reserve(static_cast<int>(g.not_ready.size()));
-    for (const Member* m : g.not_ready) *s.add_not_ready_addresses() = m->address;
-  }
+  for (const auto& [key, g] : groups_) fill_group(g, out.emplace_back());
   return out;
+}
+
+void SubsetBuilder::fill(google::protobuf::RepeatedPtrField<api::EndpointSubset>* out) const {
+  out->Clear();
+  out->Reserve(static_cast<int>(groups_.size()));
+  for (const auto& [key, g] : groups_) fill_group(g, *out->Add());
+}
+
+void SubsetBuilder::fill_group(const Group& g, api::EndpointSubset& s) {
+  for (const auto& p : g.ports) *s.add_ports() = p;
+  s.mutable_addresses()->Reserve(static_cast<int>(g.ready.size()));
+  for (const Member* m : g.ready) *s.add_addresses() = m->address;
+  s.mutable_not_ready_addresses()->Reserve(static_cast<int>(g.not_ready.size()));
+  for (const Member* m : g.not_ready) *s.add_not_ready_addresses() = m->address;
+}
+
+bool SubsetBuilder::same_as(
+    const google::protobuf::RepeatedPtrField<api::EndpointSubset>& have) const {
+  if (static_cast<size_t>(have.size()) != groups_.size()) return false;
+  auto same_members = [](const google::protobuf::RepeatedPtrField<api::EndpointAddress>& a,
+                         const std::set<const Member*, AddressOrder>& b) {
+    if (static_cast<size_t>(a.size()) != b.size()) return false;
+    int i = 0;
+    for (const Member* m : b) {
+      if (!same_address(a.Get(i++), m->address)) return false;
+    }
+    return true;
+  };
+  int i = 0;
+  for (const auto& [key, g] : groups_) {
+    const api::EndpointSubset& s = have.Get(i++);
+    if (static_cast<size_t>(s.ports_size()) != g.ports.size()) return false;
+    for (size_t k = 0; k < g.ports.size(); ++k) {
+      if (!same_port(s.ports(static_cast<int>(k)), g.ports[k])) return false;
+    }
+    if (!same_members(s.addresses(), g.ready) ||
+        !same_members(s.not_ready_addresses(), g.not_ready)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 EndpointsController::EndpointsController(ControllerContext ctx, int max_per_pass) : ctx_(ctx) {
@@ -435,20 +472,28 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
   if (ours && st.synced_version == st.builder->version()) {
     return ReconcileResult::ok();
   }
-  std::vector<api::EndpointSubset> after = st.builder->subsets();
-
-  api::Endpoints ep;
   if (stored != nullptr) {
-    bool same = static_cast<size_t>(stored->subsets().size()) == after.size();
-    for (size_t i = 0; same && i < after.size(); ++i) {
-      const api::EndpointSubset& have = stored->subsets(static_cast<int>(i));
-      // What this controller wrote has no unknown fields: compare without reflection.
-      same = ours ? same_subset(have, after[i]) : MessageDifferencer::Equals(have, after[i]);
+    bool same;
+    if (ours) {
+      // What this controller wrote has no unknown fields: compare in place.
+      same = st.builder->same_as(stored->subsets());
+    } else {
+      std::vector<api::EndpointSubset> after = st.builder->subsets();
+      same = static_cast<size_t>(stored->subsets().size()) == after.size();
+      for (size_t i = 0; same && i < after.size(); ++i) {
+        same = MessageDifferencer::Equals(stored->subsets(static_cast<int>(i)), after[i]);
+      }
     }
     if (same && api::same_labels(svc->metadata().labels(), stored->metadata().labels())) {
       st.synced_version = st.builder->version();
       return ReconcileResult::ok();
     }
+  }
+  // Filled straight from the builder: a large service's rewrite copies each
+  // address once.
+  auto out = std::make_shared<api::Endpoints>();
+  api::Endpoints& ep = *out;
+  if (stored != nullptr) {
     if (ours) {  // all but the subsets, which are replaced
       ep.set_api_version(stored->api_version());
       ep.set_kind(stored->kind());
@@ -464,10 +509,9 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
     ep.mutable_metadata()->set_namespace_(ns);
   }
   *ep.mutable_metadata()->mutable_labels() = svc->metadata().labels();
-  ep.mutable_subsets()->Reserve(static_cast<int>(after.size()));
-  for (auto& s : after) *ep.add_subsets() = std::move(s);
-  StatusOr<api::Object> written = stored != nullptr ? ctx_.store.update(api::share(std::move(ep)))
-                                                    : ctx_.store.create(api::share(std::move(ep)));
+  st.builder->fill(ep.mutable_subsets());
+  StatusOr<api::Object> written =
+      stored != nullptr ? ctx_.store.update(std::move(out)) : ctx_.store.create(std::move(out));
   if (!written.is_ok()) return ReconcileResult::error(written.status());
   ++writes_;
   st.synced_version = st.builder->version();

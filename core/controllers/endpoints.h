@@ -47,9 +47,17 @@ class SubsetBuilder {
   // is null. Keeps what the subsets need of it, not the pod.
   void set(const std::string& name, api::Object pod);
   std::vector<api::EndpointSubset> subsets() const;
+  // The same subsets written into `out` (cleared first), so that a new
+  // object can be built in its own arena with no copy between.
+  void fill(google::protobuf::RepeatedPtrField<api::EndpointSubset>* out) const;
+  // Whether `have` lists exactly subsets(), compared in place field by field
+  // (equal to a reflective comparison for messages without unknown fields,
+  // as this controller writes them); copies nothing.
+  bool same_as(const google::protobuf::RepeatedPtrField<api::EndpointSubset>& have) const;
 
   const api::Object& service() const { return service_; }
-  // Bumped by every set() that changes subsets().
+  // Bumped by every set() that changes subsets(); a new snapshot of a pod
+  // whose address, readiness and ports are as before does not bump it.
   uint64_t version() const { return version_; }
   size_t size() const { return members_.size(); }
 
@@ -69,8 +77,10 @@ class SubsetBuilder {
     std::vector<api::EndpointPort> ports;
     std::set<const Member*, AddressOrder> ready, not_ready;
   };
-  void place(Member& m, const api::Pod& pod);
+  std::vector<api::EndpointPort> decide(Member& m, const api::Pod& pod) const;
+  void place(Member& m, std::vector<api::EndpointPort> ports);
   void unplace(const Member& m);
+  static void fill_group(const Group& g, api::EndpointSubset& s);
 
   api::Object service_;
   std::unordered_map<std::string, Member> members_;  // by pod name

@@ -252,6 +252,31 @@ TEST_F(EndpointsTest, SubsetsKeptPodByPodAreThoseComputedAfresh) {
     in = names;
     EXPECT_TRUE(same(b.subsets(), compute_subsets(svc, now))) << what;
     EXPECT_EQ(b.size(), now.size()) << what;
+    // Filled into a message, the same subsets; compared in place, the same,
+    // and not the same as any that differ in one field or one subset.
+    api::Endpoints filled;
+    b.fill(filled.mutable_subsets());
+    EXPECT_TRUE(same({filled.subsets().begin(), filled.subsets().end()}, b.subsets())) << what;
+    EXPECT_TRUE(b.same_as(filled.subsets())) << what;
+    for (int i = 0; i < filled.subsets_size(); ++i) {
+      for (bool ready : {true, false}) {
+        const int n = ready ? filled.subsets(i).addresses_size()
+                            : filled.subsets(i).not_ready_addresses_size();
+        for (int k = 0; k < n; ++k) {
+          api::Endpoints other = filled;
+          api::EndpointSubset* s = other.mutable_subsets(i);
+          api::EndpointAddress* a = ready ? s->mutable_addresses(k) : s->mutable_not_ready_addresses(k);
+          a->mutable_target_ref()->set_uid("another");
+          EXPECT_FALSE(b.same_as(other.subsets())) << what << ": uid of " << a->ip();
+        }
+      }
+      api::Endpoints other = filled;
+      other.mutable_subsets(i)->mutable_ports(0)->set_port(1);
+      EXPECT_FALSE(b.same_as(other.subsets())) << what << ": port of subset " << i;
+    }
+    api::Endpoints more = filled;
+    more.add_subsets();
+    EXPECT_FALSE(b.same_as(more.subsets())) << what << ": a subset more";
     // The same snapshots again: nothing to do.
     const uint64_t v = b.version();
     for (const api::Object& o : now) b.set(api::meta_of(*o).name(), o);
@@ -274,6 +299,32 @@ TEST_F(EndpointsTest, SubsetsKeptPodByPodAreThoseComputedAfresh) {
   step("b has a new address");
   ASSERT_TRUE(store_.remove(api::Kind::kPod, "default", "d").is_ok());
   step("the other port's only pod gone");
+}
+
+// A pod's new snapshot that leaves its address, readiness and ports as they
+// were (an annotation, a status write) does not move the builder's version,
+// so the controller's next sync has nothing to compute; one that does, does.
+TEST_F(EndpointsTest, ASnapshotThatLeavesTheAddressAsItWasKeepsTheVersion) {
+  api::Service svc = make_service("web", named("http"));
+  make_pod("a");
+  set_pod_state("a", "n1", "10.0.0.1", true);
+  SubsetBuilder b(api::share(svc));
+  b.set("a", get<api::Pod>("default", "a"));
+  const uint64_t v = b.version();
+  api::Pod copy = *get<api::Pod>("default", "a");
+  (*copy.mutable_metadata()->mutable_annotations())["note"] = "x";
+  ASSERT_TRUE(store_.update(api::share(std::move(copy))).is_ok());
+  auto annotated = get<api::Pod>("default", "a");
+  ASSERT_NE(annotated->metadata().resource_version(), "");
+  b.set("a", annotated);
+  EXPECT_EQ(b.version(), v);
+  set_pod_state("a", "n1", "10.0.0.1", false);
+  b.set("a", get<api::Pod>("default", "a"));
+  EXPECT_GT(b.version(), v);
+  std::vector<api::EndpointSubset> now = b.subsets();
+  ASSERT_EQ(now.size(), 1U);
+  EXPECT_EQ(now[0].addresses_size(), 0);
+  EXPECT_EQ(ips(now[0].not_ready_addresses()), std::vector<std::string>{"10.0.0.1"});
 }
 
 TEST_F(EndpointsTest, AServiceChangeIsSeenThoughItsPodsAreUnchanged) {
