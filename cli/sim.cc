@@ -115,6 +115,7 @@ int run_sim(const SimArgs& args) {
     opt.out_dir = args.out;
     opt.progress = !args.quiet && ::isatty(2);
     opt.report = !args.no_report;
+    opt.free_at_end = false;  // the process ends with the run
     auto outcome = scenarios::run_simulation(*loaded, opt);
     if (!outcome.is_ok()) {
       std::cerr << outcome.status().message() << "\n";

@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <mutex>
+#include <vector>
 
 #include "analysis/metrics.h"
 #include "analysis/report.h"
@@ -277,6 +280,19 @@ std::vector<AssertionResult> evaluate_assertions(const std::vector<AssertionSpec
   return out;
 }
 
+namespace {
+
+// Runs left for the process's exit to reclaim (SimRunOptions::free_at_end):
+// still reachable from here, so tools that look for leaks do not count them.
+void keep_until_exit(std::unique_ptr<SimRun> run) {
+  static std::mutex mu;
+  static auto* kept = new std::vector<std::unique_ptr<SimRun>>();
+  std::lock_guard<std::mutex> lock(mu);
+  kept->push_back(std::move(run));
+}
+
+}  // namespace
+
 StatusOr<RunOutcome> run_simulation(const LoadedScenario& sc, const SimRunOptions& options) {
   const uint64_t seed = options.seed.value_or(sc.seed);
   RunOutcome outcome;
@@ -313,7 +329,11 @@ StatusOr<RunOutcome> run_simulation(const LoadedScenario& sc, const SimRunOption
                         {"retries", ts.retries}};
   summary["faults_injected"] = run->faults_injected();
   FLOTILLA_RETURN_IF_ERROR(write_summary_and_series(sc, std::move(summary), run->metrics(), outcome));
-  run.reset();
+  if (options.free_at_end) {
+    run.reset();
+  } else {
+    keep_until_exit(std::move(run));
+  }
   if (options.report) FLOTILLA_RETURN_IF_ERROR(write_run_report(outcome));
   return outcome;
 }
