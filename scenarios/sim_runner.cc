@@ -230,6 +230,15 @@ double get_number(const ordered_json& j, std::initializer_list<const char*> path
   return cur->is_number() ? cur->get<double>() : fallback;
 }
 
+// Runs left for the process's exit to reclaim (SimRunOptions::free_at_end):
+// still reachable from here, so tools that look for leaks do not count them.
+void keep_until_exit(std::unique_ptr<SimRun> run) {
+  static std::mutex mu;
+  static auto* kept = new std::vector<std::unique_ptr<SimRun>>();
+  std::lock_guard<std::mutex> lock(mu);
+  kept->push_back(std::move(run));
+}
+
 }  // namespace
 
 std::vector<AssertionResult> evaluate_assertions(const std::vector<AssertionSpec>& specs,
@@ -279,19 +288,6 @@ std::vector<AssertionResult> evaluate_assertions(const std::vector<AssertionSpec
   }
   return out;
 }
-
-namespace {
-
-// Runs left for the process's exit to reclaim (SimRunOptions::free_at_end):
-// still reachable from here, so tools that look for leaks do not count them.
-void keep_until_exit(std::unique_ptr<SimRun> run) {
-  static std::mutex mu;
-  static auto* kept = new std::vector<std::unique_ptr<SimRun>>();
-  std::lock_guard<std::mutex> lock(mu);
-  kept->push_back(std::move(run));
-}
-
-}  // namespace
 
 StatusOr<RunOutcome> run_simulation(const LoadedScenario& sc, const SimRunOptions& options) {
   const uint64_t seed = options.seed.value_or(sc.seed);
