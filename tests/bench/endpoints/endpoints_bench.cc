@@ -1,0 +1,163 @@
+// The endpoints controller's work for one large Service (the large
+// scenario's: 15,000 pods behind one port), per SubsetBuilder operation:
+// a pod snapshot that leaves the address as it was (most status writes), one
+// that moves it between ready and not ready, filling a new Endpoints object
+// with every address (a write), comparing with the stored one in place, and
+// the store's no-op check of such a write.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "core/api/object.h"
+#include "core/api/pod_util.h"
+#include "core/controllers/endpoints.h"
+
+namespace flotilla::ctrl {
+namespace {
+
+api::Object make_service() {
+  api::Service s;
+  s.mutable_metadata()->set_name("web");
+  s.mutable_metadata()->set_namespace_("default");
+  (*s.mutable_spec()->mutable_selector())["app"] = "web";
+  auto* p = s.mutable_spec()->add_ports();
+  p->set_name("http");
+  p->set_port(80);
+  p->mutable_target_port()->set_str_val("http");
+  return api::share(std::move(s));
+}
+
+// Pod `i` of the service as the store holds it after a status write with
+// resourceVersion `rv`, ready or not.
+api::Object make_pod(int i, int64_t rv, bool ready) {
+  api::Pod p;
+  auto* m = p.mutable_metadata();
+  m->set_name("web-" + std::to_string(100000 + i) + "-x7k2p");
+  m->set_namespace_("default");
+  char uid[40];
+  std::snprintf(uid, sizeof uid, "%08x-5e1d-4c2a-9b7f-%012x", static_cast<unsigned>(i),
+                static_cast<unsigned>(i) * 2654435761U);
+  m->set_uid(uid);
+  m->set_resource_version(std::to_string(rv));
+  (*m->mutable_labels())["app"] = "web";
+  p.mutable_spec()->set_node_name("node-" + std::to_string(i / 30));
+  auto* c = p.mutable_spec()->add_containers();
+  c->set_name("main");
+  auto* port = c->add_ports();
+  port->set_name("http");
+  port->set_container_port(8080);
+  p.mutable_status()->set_phase("Running");
+  p.mutable_status()->set_pod_ip("10." + std::to_string(i / 62500) + "." +
+                                 std::to_string(i / 250 % 250) + "." + std::to_string(i % 250 + 1));
+  auto* cond = p.mutable_status()->add_conditions();
+  cond->set_type("Ready");
+  cond->set_status(ready ? "True" : "False");
+  return api::share(std::move(p));
+}
+
+std::string name_of(const api::Object& pod) { return api::meta_of(*pod).name(); }
+
+struct Service {
+  explicit Service(int n) : builder(make_service()) {
+    for (int i = 0; i < n; ++i) {
+      pods.push_back(make_pod(i, 1, true));
+      names.push_back(name_of(pods.back()));
+      builder.set(names.back(), pods.back());
+    }
+  }
+  SubsetBuilder builder;
+  std::vector<api::Object> pods;
+  std::vector<std::string> names;
+};
+
+// A new snapshot of a pod that serves as before: decided, compared, kept.
+void BM_SetUnchanged(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  Service s(n);
+  std::vector<api::Object> next[2];
+  for (int i = 0; i < n; ++i) {
+    next[0].push_back(make_pod(i, 2, true));
+    next[1].push_back(make_pod(i, 3, true));
+  }
+  int i = 0, round = 0;
+  const uint64_t version = s.builder.version();
+  for (auto _ : state) {
+    s.builder.set(s.names[i], next[round][i]);
+    if (++i == n) i = 0, round ^= 1;
+  }
+  if (s.builder.version() != version) state.SkipWithError("an unchanged address moved the builder");
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_SetUnchanged)->Arg(15000);
+
+// A pod going not ready, then ready again: taken out of one list, put in the other.
+void BM_SetReadyFlip(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  Service s(n);
+  std::vector<api::Object> next[2];
+  for (int i = 0; i < n; ++i) {
+    next[0].push_back(make_pod(i, 2, false));
+    next[1].push_back(make_pod(i, 3, true));
+  }
+  int i = 0, round = 0;
+  for (auto _ : state) {
+    s.builder.set(s.names[i], next[round][i]);
+    if (++i == n) i = 0, round ^= 1;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_SetReadyFlip)->Arg(15000);
+
+// A write's new object: every address copied in, then freed (as the store
+// frees the version it replaces).
+void BM_Fill(benchmark::State& state) {
+  Service s(static_cast<int>(state.range(0)));
+  for (auto _ : state) {
+    api::Endpoints e;
+    s.builder.fill(e.mutable_subsets());
+    benchmark::DoNotOptimize(e.subsets_size());
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_Fill)->Arg(15000)->Unit(benchmark::kMillisecond);
+
+// A sync's check against the stored object, which lists the same addresses.
+void BM_SameAs(benchmark::State& state) {
+  Service s(static_cast<int>(state.range(0)));
+  api::Endpoints e;
+  s.builder.fill(e.mutable_subsets());
+  for (auto _ : state) {
+    bool same = s.builder.same_as(e.subsets());
+    if (!same) state.SkipWithError("filled subsets compare unequal");
+    benchmark::DoNotOptimize(same);
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_SameAs)->Arg(15000)->Unit(benchmark::kMillisecond);
+
+// The store's no-op check of a write (api::same_bytes): the stored object
+// and the new one, both 15,000 addresses, of the same size but for one
+// address (a pod gone not ready and another ready: sizes stay equal).
+void BM_StoreNoOpCheck(benchmark::State& state) {
+  Service s(static_cast<int>(state.range(0)));
+  api::Endpoints stored;
+  s.builder.fill(stored.mutable_subsets());
+  api::Endpoints next = stored;
+  api::EndpointSubset* subset = next.mutable_subsets(0);
+  subset->mutable_addresses(subset->addresses_size() - 1)->mutable_target_ref()->set_uid(
+      std::string(36, 'f'));
+  for (auto _ : state) {
+    bool same = api::same_bytes(next, stored);
+    if (same) state.SkipWithError("objects that differ compare equal");
+    benchmark::DoNotOptimize(same);
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_StoreNoOpCheck)->Arg(15000)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace flotilla::ctrl
+
+BENCHMARK_MAIN();
