@@ -5,6 +5,7 @@
 #include <array>
 #include <cassert>
 #include <cstring>
+#include <vector>
 
 namespace flotilla::api {
 namespace {
@@ -192,11 +193,23 @@ bool same_bytes(const google::protobuf::Message& a, const google::protobuf::Mess
   const size_t size = a.ByteSizeLong();
   if (size != b.ByteSizeLong()) return false;
   constexpr size_t kOnStack = 256;
-  if (size > kOnStack) return bytes_of_size(a, size) == bytes_of_size(b, size);
-  std::array<uint8_t, kOnStack> x, y;
-  write_bytes(a, size, x.data());
-  write_bytes(b, size, y.data());
-  return std::memcmp(x.data(), y.data(), size) == 0;
+  if (size <= kOnStack) {
+    std::array<uint8_t, kOnStack> x, y;
+    write_bytes(a, size, x.data());
+    write_bytes(b, size, y.data());
+    return std::memcmp(x.data(), y.data(), size) == 0;
+  }
+  // Larger objects (a large Service's Endpoints: ~1.5 MB each) are written
+  // into a buffer the thread keeps, not into two strings allocated, zeroed
+  // and freed on every check. Kept up to 64 MiB.
+  constexpr size_t kKeep = size_t{64} << 20;
+  thread_local std::vector<uint8_t> scratch;
+  if (scratch.size() < 2 * size) scratch.resize(2 * size);
+  write_bytes(a, size, scratch.data());
+  write_bytes(b, size, scratch.data() + size);
+  const bool same = std::memcmp(scratch.data(), scratch.data() + size, size) == 0;
+  if (scratch.size() > kKeep) std::vector<uint8_t>().swap(scratch);
+  return same;
 }
 
 }  // namespace flotilla::api

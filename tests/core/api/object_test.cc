@@ -145,5 +145,34 @@ TEST(KindInfoSameSpec, TheLeaseComparesFieldByFieldOthersBySerialization) {
   EXPECT_FALSE(lease.same_spec(b, a));
 }
 
+// The store's no-op check: equal when the deterministic bytes are, for small
+// objects (on the stack) and large ones (a buffer the thread keeps), in any
+// order of sizes, a large pair never answering from an earlier pair's bytes.
+TEST(SameBytes, ComparesSmallAndLargeObjectsByTheirBytes) {
+  auto endpoints = [](int n, const std::string& last_uid) {
+    Endpoints e;
+    e.mutable_metadata()->set_name("web");
+    EndpointSubset* s = e.add_subsets();
+    for (int i = 0; i < n; ++i) {
+      EndpointAddress* a = s->add_addresses();
+      a->set_ip("10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1));
+      a->mutable_target_ref()->set_uid(i + 1 == n ? last_uid : "uid-" + std::to_string(i));
+    }
+    return e;
+  };
+  const std::string uid_a(36, 'a'), uid_b(36, 'b');
+  for (int n : {1, 2000, 40, 5000, 2000}) {
+    const Endpoints x = endpoints(n, uid_a);
+    EXPECT_TRUE(same_bytes(x, endpoints(n, uid_a))) << n;
+    // Same size, one byte apart, at the very end.
+    EXPECT_FALSE(same_bytes(x, endpoints(n, uid_b))) << n;
+    EXPECT_FALSE(same_bytes(endpoints(n, uid_b), x)) << n;
+    EXPECT_FALSE(same_bytes(x, endpoints(n + 1, uid_a))) << n;
+    EXPECT_TRUE(same_bytes(x, x)) << n;
+    EXPECT_EQ(same_bytes(x, endpoints(n, uid_b)),
+              deterministic_bytes(x) == deterministic_bytes(endpoints(n, uid_b)));
+  }
+}
+
 }  // namespace
 }  // namespace flotilla::api
