@@ -53,11 +53,6 @@ bool same_address(const api::EndpointAddress& a, const api::EndpointAddress& b) 
          a.has_target_ref() == b.has_target_ref() && same_ref(a.target_ref(), b.target_ref());
 }
 
-bool same_port(const api::EndpointPort& a, const api::EndpointPort& b) {
-  return a.name() == b.name() && a.port() == b.port() && a.protocol() == b.protocol() &&
-         a.app_protocol() == b.app_protocol();
-}
-
 // The sorted, resolved port list `pod` serves `service` on.
 std::vector<api::EndpointPort> resolved_ports(const api::Service& service, const api::Pod& pod) {
   std::vector<api::EndpointPort> ports;
@@ -196,33 +191,6 @@ void SubsetBuilder::fill_group(const Group& g, api::EndpointSubset& s) {
   for (const Member* m : g.ready) *s.add_addresses() = m->address;
   s.mutable_not_ready_addresses()->Reserve(static_cast<int>(g.not_ready.size()));
   for (const Member* m : g.not_ready) *s.add_not_ready_addresses() = m->address;
-}
-
-bool SubsetBuilder::same_as(
-    const google::protobuf::RepeatedPtrField<api::EndpointSubset>& have) const {
-  if (static_cast<size_t>(have.size()) != groups_.size()) return false;
-  auto same_members = [](const google::protobuf::RepeatedPtrField<api::EndpointAddress>& a,
-                         const std::set<const Member*, AddressOrder>& b) {
-    if (static_cast<size_t>(a.size()) != b.size()) return false;
-    int i = 0;
-    for (const Member* m : b) {
-      if (!same_address(a.Get(i++), m->address)) return false;
-    }
-    return true;
-  };
-  int i = 0;
-  for (const auto& [key, g] : groups_) {
-    const api::EndpointSubset& s = have.Get(i++);
-    if (static_cast<size_t>(s.ports_size()) != g.ports.size()) return false;
-    for (size_t k = 0; k < g.ports.size(); ++k) {
-      if (!same_port(s.ports(static_cast<int>(k)), g.ports[k])) return false;
-    }
-    if (!same_members(s.addresses(), g.ready) ||
-        !same_members(s.not_ready_addresses(), g.not_ready)) {
-      return false;
-    }
-  }
-  return true;
 }
 
 EndpointsController::EndpointsController(ControllerContext ctx, int max_per_pass) : ctx_(ctx) {
@@ -472,17 +440,17 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
   if (ours && st.synced_version == st.builder->version()) {
     return ReconcileResult::ok();
   }
-  if (stored != nullptr) {
-    bool same;
-    if (ours) {
-      // What this controller wrote has no unknown fields: compare in place.
-      same = st.builder->same_as(stored->subsets());
-    } else {
-      std::vector<api::EndpointSubset> after = st.builder->subsets();
-      same = static_cast<size_t>(stored->subsets().size()) == after.size();
-      for (size_t i = 0; same && i < after.size(); ++i) {
-        same = MessageDifferencer::Equals(stored->subsets(static_cast<int>(i)), after[i]);
-      }
+  // The object this controller wrote, with the builder moved since: almost
+  // always a change to write. Not compared first: the store's update
+  // compares the whole object anyway and writes nothing when it is the
+  // stored one (changes undone within a batch period), so a comparison here
+  // would be a second one. Someone else's object is compared reflectively
+  // (it may carry fields this controller does not know).
+  if (stored != nullptr && !ours) {
+    std::vector<api::EndpointSubset> after = st.builder->subsets();
+    bool same = static_cast<size_t>(stored->subsets().size()) == after.size();
+    for (size_t i = 0; same && i < after.size(); ++i) {
+      same = MessageDifferencer::Equals(stored->subsets(static_cast<int>(i)), after[i]);
     }
     if (same && api::same_labels(svc->metadata().labels(), stored->metadata().labels())) {
       st.synced_version = st.builder->version();
@@ -513,8 +481,9 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
   StatusOr<api::Object> written =
       stored != nullptr ? ctx_.store.update(std::move(out)) : ctx_.store.create(std::move(out));
   if (!written.is_ok()) return ReconcileResult::error(written.status());
-  ++writes_;
   st.synced_version = st.builder->version();
+  if (ours && *written == *ep_got) return ReconcileResult::ok();  // the same: nothing written
+  ++writes_;
   ReadySet is = ready_set(api::as<api::Endpoints>(*written));
   trace_changes(ns, name, was(), is);
   written_[key] = std::move(is);

@@ -50,10 +50,6 @@ class SubsetBuilder {
   // The same subsets written into `out` (cleared first), so that a new
   // object can be built in its own arena with no copy between.
   void fill(google::protobuf::RepeatedPtrField<api::EndpointSubset>* out) const;
-  // Whether `have` lists exactly subsets(), compared in place field by field
-  // (equal to a reflective comparison for messages without unknown fields,
-  // as this controller writes them); copies nothing.
-  bool same_as(const google::protobuf::RepeatedPtrField<api::EndpointSubset>& have) const;
 
   const api::Object& service() const { return service_; }
   // Bumped by every set() that changes subsets(); a new snapshot of a pod

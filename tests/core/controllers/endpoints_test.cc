@@ -165,6 +165,34 @@ TEST_F(EndpointsTest, WritesOnlyWhenSomethingChanged) {
   EXPECT_EQ(endpoints()->metadata().resource_version(), version);
 }
 
+// A pod gone not ready and ready again before the next sync: the builder
+// moved, its subsets did not. The controller does not compare before it
+// writes its own object; the store finds the write the stored object and
+// keeps it (same resourceVersion), and the controller counts no write.
+TEST_F(EndpointsTest, AChangeUndoneBeforeTheSyncWritesNothing) {
+  start();
+  create(make_service("web", named("http")));
+  make_pod("p1");
+  make_pod("p2");
+  set_pod_state("p1", "n1", "10.0.0.1", true);
+  set_pod_state("p2", "n1", "10.0.0.2", true);
+  run_for(seconds(1));
+  const uint64_t writes = ec_->writes();
+  const std::string version = endpoints()->metadata().resource_version();
+  set_pod_state("p1", "n1", "10.0.0.1", false);
+  set_pod_state("p1", "n1", "10.0.0.1", true);
+  run_for(seconds(1));
+  EXPECT_EQ(ec_->writes(), writes);
+  EXPECT_EQ(endpoints()->metadata().resource_version(), version);
+  EXPECT_TRUE(trace_.of(trace::ENDPOINT_REMOVED).empty());
+  // A change that stays is written.
+  set_pod_state("p1", "n1", "10.0.0.1", false);
+  run_for(seconds(1));
+  EXPECT_EQ(ec_->writes(), writes + 1);
+  EXPECT_EQ(ips(endpoints()->subsets(0).not_ready_addresses()),
+            std::vector<std::string>{"10.0.0.1"});
+}
+
 // Endpoints someone else changed: as in Kubernetes (whose controller watches
 // Endpoints only for deletions) the next sync, here a pod's change, puts the
 // subsets back and keeps the fields they set.
@@ -252,31 +280,10 @@ TEST_F(EndpointsTest, SubsetsKeptPodByPodAreThoseComputedAfresh) {
     in = names;
     EXPECT_TRUE(same(b.subsets(), compute_subsets(svc, now))) << what;
     EXPECT_EQ(b.size(), now.size()) << what;
-    // Filled into a message, the same subsets; compared in place, the same,
-    // and not the same as any that differ in one field or one subset.
+    // Filled into a message, the same subsets.
     api::Endpoints filled;
     b.fill(filled.mutable_subsets());
     EXPECT_TRUE(same({filled.subsets().begin(), filled.subsets().end()}, b.subsets())) << what;
-    EXPECT_TRUE(b.same_as(filled.subsets())) << what;
-    for (int i = 0; i < filled.subsets_size(); ++i) {
-      for (bool ready : {true, false}) {
-        const int n = ready ? filled.subsets(i).addresses_size()
-                            : filled.subsets(i).not_ready_addresses_size();
-        for (int k = 0; k < n; ++k) {
-          api::Endpoints other = filled;
-          api::EndpointSubset* s = other.mutable_subsets(i);
-          api::EndpointAddress* a = ready ? s->mutable_addresses(k) : s->mutable_not_ready_addresses(k);
-          a->mutable_target_ref()->set_uid("another");
-          EXPECT_FALSE(b.same_as(other.subsets())) << what << ": uid of " << a->ip();
-        }
-      }
-      api::Endpoints other = filled;
-      other.mutable_subsets(i)->mutable_ports(0)->set_port(1);
-      EXPECT_FALSE(b.same_as(other.subsets())) << what << ": port of subset " << i;
-    }
-    api::Endpoints more = filled;
-    more.add_subsets();
-    EXPECT_FALSE(b.same_as(more.subsets())) << what << ": a subset more";
     // The same snapshots again: nothing to do.
     const uint64_t v = b.version();
     for (const api::Object& o : now) b.set(api::meta_of(*o).name(), o);
