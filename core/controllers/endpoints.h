@@ -47,8 +47,8 @@ class SubsetBuilder {
   // is null. Keeps what the subsets need of it, not the pod.
   void set(const std::string& name, api::Object pod);
   std::vector<api::EndpointSubset> subsets() const;
-  // The same subsets written into `out` (cleared first), so that a new
-  // object can be built in its own arena with no copy between.
+  // The same subsets written into `out` (cleared first): a new object is
+  // filled straight from the builder, each address copied once.
   void fill(google::protobuf::RepeatedPtrField<api::EndpointSubset>* out) const;
 
   const api::Object& service() const { return service_; }
