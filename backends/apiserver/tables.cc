@@ -82,6 +82,12 @@ const std::vector<Column>& columns(api::Kind kind) {
        {{"Name", "string", 0, "Name must be unique within a namespace."},
         {"Holder", "string", 0, "The holder of the lease"},
         {"Age", "string", 0, "CreationTimestamp is a timestamp representing the server time when this object was created."}}},
+      {api::Kind::kEndpointSlice,
+       {{"Name", "string", 0, "Name must be unique within a namespace."},
+        {"AddressType", "string", 0, "The address type of the endpoints in this slice."},
+        {"Ports", "string", 0, "The ports of the endpoints in this slice."},
+        {"Endpoints", "string", 0, "The addresses of the endpoints in this slice."},
+        {"Age", "string", 0, "CreationTimestamp is a timestamp representing the server time when this object was created."}}},
   };
   return kColumns.at(kind);
 }
@@ -200,6 +206,32 @@ json endpoints_row(const api::Endpoints& ep, TimePoint now) {
   if (list.size() > 3) cell += " + " + std::to_string(list.size() - 3) + " more...";
   return json::array({ep.metadata().name(), or_none(cell),
                       age(ep.metadata().creation_timestamp(), now)});
+}
+
+// As kubectl prints one: the ports joined by commas ("<unset>" when a slice
+// has none), the first three addresses then "+ N more...".
+json endpoint_slice_row(const api::EndpointSlice& es, TimePoint now) {
+  std::string ports;
+  for (const api::EndpointPort& p : es.ports()) {
+    if (!ports.empty()) ports += ",";
+    ports += std::to_string(p.port());
+  }
+  std::string cell;
+  int shown = 0, total = 0;
+  for (const api::Endpoint& e : es.endpoints()) {
+    for (const std::string& a : e.addresses()) {
+      if (shown < 3) {
+        if (!cell.empty()) cell += ",";
+        cell += a;
+        ++shown;
+      }
+      ++total;
+    }
+  }
+  if (total > 3) cell += " + " + std::to_string(total - 3) + " more...";
+  return json::array({es.metadata().name(), es.address_type(),
+                      ports.empty() ? std::string("<unset>") : ports, or_none(cell),
+                      age(es.metadata().creation_timestamp(), now)});
 }
 
 json node_row(const api::Node& node, TimePoint now) {
@@ -321,6 +353,9 @@ nlohmann::json table_row(api::Kind kind, const api::Object& object, TimePoint no
       break;
     case api::Kind::kEvent: cells = event_row(*api::as<api::Event>(object), now); break;
     case api::Kind::kLease: cells = lease_row(*api::as<api::Lease>(object), now); break;
+    case api::Kind::kEndpointSlice:
+      cells = endpoint_slice_row(*api::as<api::EndpointSlice>(object), now);
+      break;
   }
   json row = {{"cells", std::move(cells)}};
   if (include == IncludeObject::kObject) {

@@ -567,7 +567,8 @@ flotilla::Status decode_object(const YAML::Node& node, std::string_view source,
                              json_quote(api_version) +
                              " (supported: apiVersion v1 with kind Pod, ReplicationController, "
                              "Service, Endpoints, Node, Namespace, Event or List; "
-                             "coordination.k8s.io/v1 with kind Lease)");
+                             "coordination.k8s.io/v1 with kind Lease; "
+                             "discovery.k8s.io/v1 with kind EndpointSlice)");
   }
 
   if (is_list || list_of != nullptr) {

@@ -62,10 +62,13 @@ const std::array<KindInfo, kKindCount>& table() {
         info<Event>("Event", "events", "ev", true),
         info<Lease>("Lease", "leases", "", true, "coordination.k8s.io",
                     "coordination.k8s.io/v1"),
+        info<EndpointSlice>("EndpointSlice", "endpointslices", "", true, "discovery.k8s.io",
+                            "discovery.k8s.io/v1"),
     };
     static const std::array<std::string_view, kKindCount> list_kinds = {
         "PodList",  "ReplicationControllerList", "ServiceList", "EndpointsList",
-        "NodeList", "NamespaceList",             "EventList",   "LeaseList"};
+        "NodeList", "NamespaceList",             "EventList",   "LeaseList",
+        "EndpointSliceList"};
     for (int i = 0; i < kKindCount; ++i) {
       assert(static_cast<int>(t[i].kind) == i);
       t[i].list_kind = list_kinds[i];

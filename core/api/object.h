@@ -27,8 +27,9 @@ enum class Kind {
   kNamespace,
   kEvent,
   kLease,
+  kEndpointSlice,
 };
-inline constexpr int kKindCount = 8;
+inline constexpr int kKindCount = 9;
 
 // An immutable snapshot of a stored object. Never mutate through a cast: copy,
 // change the copy, and write it back.
@@ -48,7 +49,8 @@ struct KindInfo {
   const ObjectMeta& (*meta)(const google::protobuf::Message&);
   ObjectMeta* (*mutable_meta)(google::protobuf::Message&);
   std::unique_ptr<google::protobuf::Message> (*make)();
-  // The `spec` message; null for kinds without one (Endpoints, Event).
+  // The `spec` message; null for kinds without one (Endpoints, Event,
+  // EndpointSlice).
   const google::protobuf::Message* (*spec)(const google::protobuf::Message&);
   // Sets apiVersion and kind to this kind's where they are empty.
   void (*fill_type_meta)(google::protobuf::Message&);
@@ -76,6 +78,7 @@ template <> constexpr Kind kind_for<Node>() { return Kind::kNode; }
 template <> constexpr Kind kind_for<Namespace>() { return Kind::kNamespace; }
 template <> constexpr Kind kind_for<Event>() { return Kind::kEvent; }
 template <> constexpr Kind kind_for<Lease>() { return Kind::kLease; }
+template <> constexpr Kind kind_for<EndpointSlice>() { return Kind::kEndpointSlice; }
 
 // ObjectMeta of any kind's message. The message must be one of the kinds.
 const ObjectMeta& meta_of(const google::protobuf::Message& m);

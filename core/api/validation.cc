@@ -27,6 +27,7 @@ constexpr std::string_view kTooLong = "Too long";
 constexpr std::string_view kDuplicate = "Duplicate value";
 constexpr std::string_view kForbidden = "Forbidden";
 constexpr std::string_view kNotFound = "Not found";
+constexpr std::string_view kTooMany = "Too many";
 
 constexpr size_t kTotalAnnotationSizeLimit = 256 * 1024;
 
@@ -59,6 +60,11 @@ void forbidden(Errors& e, const std::string& f, std::string detail) {
 }
 void duplicate(Errors& e, const std::string& f, std::string value) {
   e.push_back({f, std::string(kDuplicate), std::move(value), ""});
+}
+// "endpoints: Too many: 1001: must have at most 1000 items"
+void too_many(Errors& e, const std::string& f, int count, int most) {
+  e.push_back({f, std::string(kTooMany), std::to_string(count),
+               "must have at most " + std::to_string(most) + " items"});
 }
 
 // Checks `value` is empty (when allowed) or one of `supported`.
@@ -754,6 +760,65 @@ void validate_lease(Errors& e, const Lease& l, const ObjectMeta* old_meta) {
   }
 }
 
+// discovery.k8s.io/v1 EndpointSlice, as ValidateEndpointSlice checks it: an
+// IPv4 or IPv6 slice holds IPs of that family, at most 100 addresses an
+// endpoint and 1,000 endpoints and 20,000 ports a slice; addressType cannot
+// change.
+void validate_endpoint_slice(Errors& e, const EndpointSlice& es, const EndpointSlice* old) {
+  validate_meta(e, es.metadata(), true, NameRule::kSubdomain, "metadata", true,
+                old != nullptr ? &old->metadata() : nullptr);
+  const std::string& type = es.address_type();
+  if (type.empty()) {
+    required(e, "addressType");
+  } else {
+    check_supported(e, "addressType", type, {"IPv4", "IPv6", "FQDN"});
+  }
+  if (old != nullptr && old->address_type() != type) {
+    invalid(e, "addressType", quote(type), "field is immutable");
+  }
+  if (es.endpoints_size() > 1000) {
+    too_many(e, "endpoints", es.endpoints_size(), 1000);
+  }
+  for (int i = 0; i < es.endpoints_size(); ++i) {
+    const Endpoint& ep = es.endpoints(i);
+    std::string f = index("endpoints", i);
+    if (ep.addresses_size() == 0) {
+      required(e, child(f, "addresses"), "must contain at least 1 address");
+    } else if (ep.addresses_size() > 100) {
+      too_many(e, child(f, "addresses"), ep.addresses_size(), 100);
+    }
+    for (int j = 0; j < ep.addresses_size(); ++j) {
+      const std::string& a = ep.addresses(j);
+      std::string af = index(child(f, "addresses"), j);
+      if (type == "FQDN") {
+        add_all(e, af, a, dns1123_subdomain_errors(a));
+      } else if (type == "IPv4" || type == "IPv6") {
+        bool v6 = a.find(':') != std::string::npos;
+        if (!valid_ip(a) || v6 != (type == "IPv6")) {
+          invalid(e, af, quote(a),
+                  type == "IPv4" ? "must be a valid IPv4 address" : "must be a valid IPv6 address");
+        }
+      }
+    }
+    if (ep.has_hostname()) {
+      add_all(e, f, "hostname", ep.hostname(), dns1123_label_errors(ep.hostname()));
+    }
+    if (ep.has_node_name()) {
+      add_all(e, f, "nodeName", ep.node_name(), dns1123_subdomain_errors(ep.node_name()));
+    }
+  }
+  if (es.ports_size() > 20000) too_many(e, "ports", es.ports_size(), 20000);
+  std::set<std::string> names;
+  for (int i = 0; i < es.ports_size(); ++i) {
+    const EndpointPort& p = es.ports(i);
+    std::string pp = index("ports", i);
+    if (!p.name().empty()) add_all(e, pp, "name", p.name(), dns1123_label_errors(p.name()));
+    if (!names.insert(p.name()).second) duplicate(e, child(pp, "name"), quote(p.name()));
+    if (p.port() != 0) check_port_range(e, child(pp, "port"), p.port());
+    check_supported(e, child(pp, "protocol"), p.protocol(), {"TCP", "UDP", "SCTP"});
+  }
+}
+
 void immutable(Errors& e, std::string_view f, const std::string& old_value,
                const std::string& new_value) {
   if (old_value != new_value) invalid(e, std::string(f), quote(new_value), "field is immutable");
@@ -780,6 +845,10 @@ Errors validate_object(const google::protobuf::Message& object, const KindInfo& 
     case Kind::kNamespace: validate_namespace(e, static_cast<const Namespace&>(object), om); break;
     case Kind::kEvent: validate_event(e, static_cast<const Event&>(object), om); break;
     case Kind::kLease: validate_lease(e, static_cast<const Lease&>(object), om); break;
+    case Kind::kEndpointSlice:
+      validate_endpoint_slice(e, static_cast<const EndpointSlice&>(object),
+                              static_cast<const EndpointSlice*>(old));
+      break;
   }
   return e;
 }
@@ -788,7 +857,8 @@ Errors validate_object(const google::protobuf::Message& object, const KindInfo& 
 
 std::string FieldError::to_string() const {
   std::string body = type;
-  if ((type == kInvalid || type == kUnsupported || type == kDuplicate || type == kNotFound) &&
+  if ((type == kInvalid || type == kUnsupported || type == kDuplicate || type == kNotFound ||
+       type == kTooMany) &&
       !value.empty()) {
     body += ": " + value;
   }

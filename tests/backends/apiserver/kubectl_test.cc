@@ -383,6 +383,66 @@ spec:
   }));
 }
 
+TEST_P(KubectlTest, EndpointSlicesApplyListByServiceAndPrintAsKubectlDoes) {
+  std::string manifest = write("slice.yaml", R"(apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-abcde
+  labels:
+    kubernetes.io/service-name: web
+addressType: IPv4
+endpoints:
+- addresses: [10.0.0.1]
+  conditions: {ready: true}
+- addresses: [10.0.0.2]
+  conditions: {ready: false}
+- addresses: [10.0.0.3]
+- addresses: [10.0.0.4]
+ports:
+- {name: http, port: 8080, protocol: TCP}
+)");
+  KubectlRun apply = kubectl({"apply", "-f", manifest});
+  ASSERT_EQ(apply.code, 0) << apply.err;
+  EXPECT_EQ(apply.out, "endpointslice.discovery.k8s.io/web-abcde created\n");
+  EXPECT_EQ(apply.err, "") << "no warning (validation, openapi, discovery)";
+
+  KubectlRun get = kubectl({"get", "endpointslices"});
+  ASSERT_EQ(get.code, 0) << get.err;
+  EXPECT_EQ(get.out.substr(0, get.out.find('\n')),
+            "NAME        ADDRESSTYPE   PORTS   ENDPOINTS                                AGE")
+      << get.out;
+  EXPECT_EQ(get.out.find("web-abcde   IPv4          8080    10.0.0.1,10.0.0.2,10.0.0.3 + 1 more...   "),
+            get.out.find('\n') + 1)
+      << get.out;
+  KubectlRun by_service =
+      kubectl({"get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "name"});
+  ASSERT_EQ(by_service.code, 0) << by_service.err;
+  EXPECT_EQ(by_service.out, "endpointslice.discovery.k8s.io/web-abcde\n");
+  KubectlRun other =
+      kubectl({"get", "endpointslices", "-l", "kubernetes.io/service-name=db", "-o", "name"});
+  ASSERT_EQ(other.code, 0) << other.err;
+  EXPECT_EQ(other.out, "");
+
+  // Refused with the field named: an IPv6 address in an IPv4 slice.
+  std::string bad = write("bad.yaml", R"(apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-bad}
+addressType: IPv4
+endpoints:
+- addresses: ["fd00::1"]
+)");
+  KubectlRun refused = kubectl({"apply", "-f", bad});
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.err.find("endpoints[0].addresses[0]: Invalid value: \"fd00::1\": must be a "
+                             "valid IPv4 address"),
+            std::string::npos)
+      << refused.err;
+
+  KubectlRun del = kubectl({"delete", "endpointslice", "web-abcde"});
+  ASSERT_EQ(del.code, 0) << del.err;
+  EXPECT_EQ(del.out, "endpointslice.discovery.k8s.io \"web-abcde\" deleted\n");
+}
+
 TEST_P(KubectlTest, ErrorsUseKubernetesWording) {
   KubectlRun missing = kubectl({"get", "pods", "nope"});
   EXPECT_NE(missing.code, 0);

@@ -274,7 +274,15 @@ TEST_P(LeaseApi, EachKindAnswersOnlyUnderItsOwnGroupVersion) {
 TEST_P(LeaseApi, DiscoveryListsTheGroupAndItsResource) {
   json groups = get_json("/apis");
   EXPECT_EQ(groups["kind"], "APIGroupList");
-  ASSERT_EQ(groups["groups"].size(), 1u) << groups;
+  // The named groups in kind-table order: coordination.k8s.io (Lease), then
+  // discovery.k8s.io (EndpointSlice).
+  ASSERT_EQ(groups["groups"].size(), 2u) << groups;
+  EXPECT_EQ(groups["groups"][1]["name"], "discovery.k8s.io");
+  EXPECT_EQ(groups["groups"][1]["preferredVersion"]["groupVersion"], "discovery.k8s.io/v1");
+  json slices = get_json("/apis/discovery.k8s.io/v1");
+  ASSERT_EQ(slices["resources"].size(), 1u) << slices;
+  EXPECT_EQ(slices["resources"][0]["name"], "endpointslices");
+  EXPECT_EQ(slices["resources"][0]["kind"], "EndpointSlice");
   const json& g = groups["groups"][0];
   EXPECT_EQ(g["name"], "coordination.k8s.io");
   ASSERT_EQ(g["versions"].size(), 1u);

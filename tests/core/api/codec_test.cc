@@ -119,6 +119,33 @@ TEST(CodecTest, AGroupKindNeedsItsGroupVersion) {
   EXPECT_FALSE(pod.is_ok());
 }
 
+TEST(CodecTest, AnEndpointSliceDecodesWithItsGroupVersion) {
+  auto ok = decode_manifests(
+      "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web-abc, labels: "
+      "{kubernetes.io/service-name: web}}\naddressType: IPv4\nendpoints: [{addresses: "
+      "[10.0.0.1], conditions: {ready: false, serving: true}, nodeName: n1, targetRef: {kind: "
+      "Pod, name: web-1}}]\nports: [{name: http, port: 8080, protocol: TCP}]\n",
+      "s.yaml");
+  ASSERT_TRUE(ok.is_ok()) << ok.status().message();
+  ASSERT_EQ(ok->front().kind, Kind::kEndpointSlice);
+  const auto& s = static_cast<const api::EndpointSlice&>(*ok->front().object);
+  EXPECT_EQ(s.address_type(), "IPv4");
+  ASSERT_EQ(s.endpoints_size(), 1);
+  EXPECT_EQ(s.endpoints(0).addresses(0), "10.0.0.1");
+  EXPECT_TRUE(s.endpoints(0).conditions().has_ready());
+  EXPECT_FALSE(s.endpoints(0).conditions().ready());
+  EXPECT_FALSE(s.endpoints(0).conditions().has_terminating());  // unset stays unset
+  EXPECT_EQ(s.endpoints(0).node_name(), "n1");
+  EXPECT_EQ(s.endpoints(0).target_ref().name(), "web-1");
+  EXPECT_EQ(s.ports(0).port(), 8080);
+  auto core = decode_manifests("apiVersion: v1\nkind: EndpointSlice\nmetadata: {name: x}\n", "s.yaml");
+  ASSERT_FALSE(core.is_ok());
+  EXPECT_NE(core.status().message().find(
+                "no matches for kind \"EndpointSlice\" in version \"v1\""),
+            std::string::npos)
+      << core.status().message();
+}
+
 TEST(CodecTest, EveryFieldOfEveryKindRoundTripsThroughJsonAndYaml) {
   for (const KindInfo& k : all_kinds()) {
     auto original = k.make();

@@ -424,6 +424,52 @@ TEST(ValidationTest, LeaseRules) {
   EXPECT_EQ(errs[2], "spec.leaseTransitions: Invalid value: -1: must be greater than or equal to 0");
 }
 
+TEST(ValidationTest, EndpointSliceRules) {
+  EndpointSlice s;
+  s.mutable_metadata()->set_name("web-abcde");
+  s.mutable_metadata()->set_namespace_("default");
+  s.set_address_type("IPv4");
+  auto* e = s.add_endpoints();
+  e->add_addresses("10.0.0.1");
+  e->set_node_name("node-1");
+  auto* p = s.add_ports();
+  p->set_name("http");
+  p->set_port(8080);
+  p->set_protocol("TCP");
+  EXPECT_THAT(strings(validate(s)), IsEmpty());
+
+  EndpointSlice bad = s;
+  bad.set_address_type("IPv5");
+  bad.add_endpoints();                              // no address
+  bad.add_endpoints()->add_addresses("fd00::1");    // not IPv4 (checked once the type is known)
+  bad.mutable_ports(0)->set_protocol("HTTP");
+  bad.add_ports()->set_name("http");                // a second "http"
+  EXPECT_THAT(strings(validate(bad)),
+              ElementsAre("addressType: Unsupported value: \"IPv5\": supported values: "
+                          "\"FQDN\", \"IPv4\", \"IPv6\"",
+                          "endpoints[1].addresses: Required value: must contain at least 1 address",
+                          "ports[0].protocol: Unsupported value: \"HTTP\": supported values: "
+                          "\"SCTP\", \"TCP\", \"UDP\"",
+                          "ports[1].name: Duplicate value: \"http\""));
+  bad = s;
+  bad.mutable_endpoints(0)->set_addresses(0, "fd00::1");
+  EXPECT_THAT(strings(validate(bad)),
+              ElementsAre("endpoints[0].addresses[0]: Invalid value: \"fd00::1\": must be a valid "
+                          "IPv4 address"));
+  bad = s;
+  bad.clear_address_type();
+  for (int i = 0; i < 1000; ++i) *bad.add_endpoints() = s.endpoints(0);
+  EXPECT_THAT(strings(validate(bad)),
+              ElementsAre("addressType: Required value",
+                          "endpoints: Too many: 1001: must have at most 1000 items"));
+  // The address type cannot change.
+  EndpointSlice retyped = s;
+  retyped.set_address_type("IPv6");
+  retyped.mutable_endpoints(0)->set_addresses(0, "fd00::1");
+  EXPECT_THAT(strings(validate_update(s, retyped)),
+              ElementsAre("addressType: Invalid value: \"IPv6\": field is immutable"));
+}
+
 TEST(ValidationTest, UpdatesKeepImmutableFields) {
   Pod old_pod = valid_pod();
   old_pod.mutable_metadata()->set_uid("u-1");
