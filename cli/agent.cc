@@ -3,7 +3,7 @@
 // it caches its Node and its pods from list + watch streams (RemoteStore),
 // posts pod status and node heartbeats over HTTP, and reconnects when the
 // server goes away. It also runs the node's Service plumbing
-// (live::NodeServices over cached Services and Endpoints): the service proxy
+// (live::NodeServices over cached Services and EndpointSlices): the service proxy
 // on every VIP, the VIPs on the pod bridge and the DNS server on its gateway,
 // unless --no-service-proxy. SIGINT/SIGTERM stop it; pod containers keep
 // running and a restarted agent adopts them, unless --stop-pods-on-exit.

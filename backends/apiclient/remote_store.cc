@@ -129,9 +129,9 @@ StatusOr<YAML::Node> parse_json(std::string_view text) {
 std::vector<InformerSpec> service_informers() {
   InformerSpec services;
   services.kind = api::Kind::kService;
-  InformerSpec endpoints;
-  endpoints.kind = api::Kind::kEndpoints;
-  return {services, endpoints};
+  InformerSpec slices;
+  slices.kind = api::Kind::kEndpointSlice;
+  return {services, slices};
 }
 
 StatusOr<api::Object> decode_object(api::Kind kind, std::string_view json) {

@@ -33,7 +33,7 @@ struct InformerSpec {
 };
 
 // The informers a node's Service plumbing (live::NodeServices) reads: every
-// Service and every Endpoints object, in all namespaces.
+// Service and every EndpointSlice, in all namespaces.
 std::vector<InformerSpec> service_informers();
 
 struct RemoteStoreOptions {

@@ -1,6 +1,6 @@
 // NodeServices: everything one node does for Services, driven by a Store it
 // watches (the control plane's in-process store, or an agent's RemoteStore
-// cache of Services and Endpoints): the service proxy (the core decisions of
+// cache of Services and EndpointSlices): the service proxy (the core decisions of
 // proxy::ServiceProxy plus the TcpServiceProxy data path, listening on each
 // Service's VIP:port and host port and forwarding round-robin to ready
 // endpoints wherever they run), the VIPs as /32 addresses on the node's pod
@@ -63,7 +63,7 @@ class NodeServices {
   NodeServices& operator=(const NodeServices&) = delete;
 
   // Starts the DNS server, the VIP sync, the decisions and the data path.
-  // Errors: the Store refuses a watch of Services or Endpoints (a RemoteStore
+  // Errors: the Store refuses a watch of Services or EndpointSlices (a RemoteStore
   // without those informers: kFailedPrecondition). What the host refuses (DNS
   // port taken, no CAP_NET_ADMIN for VIPs, a listener that cannot bind) is a
   // warning, not an error: Services stay reachable by host port. Call once.

@@ -3,7 +3,6 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
-#include <charconv>
 #include <tuple>
 #include <utility>
 
@@ -53,7 +52,8 @@ bool same_address(const api::EndpointAddress& a, const api::EndpointAddress& b) 
          a.has_target_ref() == b.has_target_ref() && same_ref(a.target_ref(), b.target_ref());
 }
 
-// The sorted, resolved port list `pod` serves `service` on.
+}  // namespace
+
 std::vector<api::EndpointPort> resolved_ports(const api::Service& service, const api::Pod& pod) {
   std::vector<api::EndpointPort> ports;
   for (const auto& sp : service.spec().ports()) {
@@ -73,8 +73,6 @@ std::vector<api::EndpointPort> resolved_ports(const api::Service& service, const
   });
   return ports;
 }
-
-}  // namespace
 
 std::vector<api::EndpointSubset> compute_subsets(const api::Service& service,
                                                  const std::vector<api::Object>& pods) {
@@ -179,10 +177,43 @@ std::vector<api::EndpointSubset> SubsetBuilder::subsets() const {
   return out;
 }
 
-void SubsetBuilder::fill(google::protobuf::RepeatedPtrField<api::EndpointSubset>* out) const {
+bool SubsetBuilder::fill(google::protobuf::RepeatedPtrField<api::EndpointSubset>* out,
+                         size_t max_addresses) const {
   out->Clear();
   out->Reserve(static_cast<int>(groups_.size()));
-  for (const auto& [key, g] : groups_) fill_group(g, *out->Add());
+  size_t ready = 0, not_ready = 0;
+  for (const auto& [key, g] : groups_) {
+    ready += g.ready.size();
+    not_ready += g.not_ready.size();
+  }
+  if (ready + not_ready <= max_addresses) {
+    for (const auto& [key, g] : groups_) fill_group(g, *out->Add());
+    return false;
+  }
+  // As upstream's truncateEndpoints: with more ready addresses than fit,
+  // only ready ones, each subset its share (rounded up) of the room left;
+  // else every ready one and the not-ready ones shared out the same way.
+  const bool ready_only = ready > max_addresses;
+  const size_t budget = ready_only ? max_addresses : max_addresses - ready;
+  const size_t total = ready_only ? ready : not_ready;
+  size_t left = budget;
+  for (const auto& [key, g] : groups_) {
+    const auto& cut = ready_only ? g.ready : g.not_ready;
+    size_t share = (cut.size() * budget + total - 1) / total;
+    share = std::min({share, left, cut.size()});
+    left -= share;
+    if (ready_only && share == 0) continue;
+    api::EndpointSubset& s = *out->Add();
+    for (const auto& p : g.ports) *s.add_ports() = p;
+    auto copy = [&](const std::set<const Member*, AddressOrder>& from, size_t n,
+                    google::protobuf::RepeatedPtrField<api::EndpointAddress>* to) {
+      to->Reserve(static_cast<int>(n));
+      for (auto it = from.begin(); n > 0 && it != from.end(); ++it, --n) *to->Add() = (*it)->address;
+    };
+    copy(g.ready, ready_only ? share : g.ready.size(), s.mutable_addresses());
+    if (!ready_only) copy(g.not_ready, share, s.mutable_not_ready_addresses());
+  }
+  return true;
 }
 
 void SubsetBuilder::fill_group(const Group& g, api::EndpointSubset& s) {
@@ -290,94 +321,6 @@ void EndpointsController::on_endpoints(const WatchEvent& e) {
   if (services_.count(key) > 0) queue_->add(key);  // recreate what someone removed
 }
 
-namespace {
-
-// Three-way comparison of the concatenations a1+a2 and b1+b2, as strings.
-int compare_joined(std::string_view a1, std::string_view a2, std::string_view b1,
-                   std::string_view b2) {
-  const size_t head = std::min(a1.size(), b1.size());
-  if (int c = a1.substr(0, head).compare(b1.substr(0, head)); c != 0) return c;
-  const size_t na = a1.size() + a2.size(), nb = b1.size() + b2.size();
-  for (size_t i = head; i < na && i < nb; ++i) {
-    auto ca = static_cast<unsigned char>(i < a1.size() ? a1[i] : a2[i - a1.size()]);
-    auto cb = static_cast<unsigned char>(i < b1.size() ? b1[i] : b2[i - b1.size()]);
-    if (ca != cb) return ca < cb ? -1 : 1;
-  }
-  return na == nb ? 0 : (na < nb ? -1 : 1);
-}
-
-}  // namespace
-
-std::string EndpointsController::ReadyEndpoint::str() const {
-  std::string out(ip);
-  out.append(port_view());
-  return out;
-}
-
-EndpointsController::ReadySet EndpointsController::ready_set(
-    std::shared_ptr<const api::Endpoints> ep) {
-  ReadySet out;
-  out.source = std::move(ep);
-  if (out.source == nullptr) return out;
-  auto& eps = out.endpoints;
-  for (const auto& s : out.source->subsets()) {
-    for (const auto& a : s.addresses()) {
-      ReadyEndpoint e;
-      e.ip = a.ip();
-      e.address = &a;
-      if (s.ports().empty()) eps.push_back(e);
-      for (const auto& p : s.ports()) {
-        auto [end, ec] = std::to_chars(e.port.data() + 1, e.port.data() + e.port.size(), p.port());
-        if (ec != std::errc()) continue;  // an int32 always fits
-        e.port[0] = ':';
-        e.port_len = static_cast<uint8_t>(end - e.port.data());
-        eps.push_back(e);
-      }
-    }
-  }
-  auto cmp = [](const ReadyEndpoint& x, const ReadyEndpoint& y) {
-    return compare_joined(x.ip, x.port_view(), y.ip, y.port_view());
-  };
-  // Sorted by endpoint; of equal ones the first listed stays.
-  std::stable_sort(eps.begin(), eps.end(),
-                   [&](const auto& x, const auto& y) { return cmp(x, y) < 0; });
-  eps.erase(std::unique(eps.begin(), eps.end(),
-                        [&](const auto& x, const auto& y) { return cmp(x, y) == 0; }),
-            eps.end());
-  return out;
-}
-
-void EndpointsController::trace_changes(const std::string& ns, const std::string& name,
-                                        const ReadySet& was, const ReadySet& is) {
-  auto record = [&](trace::EventType type, const ReadyEndpoint& e) {
-    const api::EndpointAddress& a = *e.address;
-    trace::Record r;
-    r.set_time_ns(to_nanos(ctx_.loop.now()));
-    r.set_type(type);
-    r.set_service(ns + "/" + name);
-    r.set_endpoint(e.str());
-    r.set_namespace_(ns);
-    r.set_name(a.target_ref().name());
-    r.set_uid(a.target_ref().uid());
-    if (a.has_node_name()) r.set_node(a.node_name());
-    ctx_.trace.record(r);
-  };
-  // Every entry of `from` missing in `other` (both sorted, distinct), in order.
-  auto missing = [&](const ReadySet& from, const ReadySet& other, trace::EventType type) {
-    auto o = other.endpoints.begin();
-    for (const ReadyEndpoint& e : from.endpoints) {
-      int c = 1;
-      while (o != other.endpoints.end() &&
-             (c = compare_joined(o->ip, o->port_view(), e.ip, e.port_view())) < 0) {
-        ++o;
-      }
-      if (o == other.endpoints.end() || c != 0) record(type, e);
-    }
-  };
-  missing(was, is, trace::ENDPOINT_REMOVED);
-  missing(is, was, trace::ENDPOINT_ADDED);
-}
-
 ReconcileResult EndpointsController::reconcile(const std::string& key) {
   auto slash = key.find('/');
   std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
@@ -390,30 +333,20 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
   if (ep_got.is_ok()) stored = api::as<api::Endpoints>(*ep_got);
   // Whether the stored object is the very one this controller wrote last.
   auto cached = written_.find(key);
-  const bool ours = stored != nullptr && cached != written_.end() && cached->second.source == stored;
-  ReadySet rebuilt;
-  auto was = [&]() -> const ReadySet& {
-    if (ours) return cached->second;
-    rebuilt = ready_set(stored);
-    return rebuilt;
-  };
+  const bool ours = stored != nullptr && cached != written_.end() && cached->second == stored;
 
   if (!svc_got.is_ok()) {
     if (svc_got.status().code() != StatusCode::kNotFound) {
       return ReconcileResult::error(svc_got.status());
     }
     services_.erase(key);
-    if (!ep_got.is_ok()) {
-      if (cached != written_.end()) written_.erase(cached);
-      return ReconcileResult::ok();
-    }
+    if (cached != written_.end()) written_.erase(cached);
+    if (!ep_got.is_ok()) return ReconcileResult::ok();
     StatusOr<api::Object> removed = ctx_.store.remove(api::Kind::kEndpoints, ns, name);
     if (!removed.is_ok() && removed.status().code() != StatusCode::kNotFound) {
       return ReconcileResult::error(removed.status());
     }
     ++writes_;
-    trace_changes(ns, name, was(), ReadySet{});
-    written_.erase(key);
     return ReconcileResult::ok();
   }
   auto svc = api::as<api::Service>(*svc_got);
@@ -440,25 +373,8 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
   if (ours && st.synced_version == st.builder->version()) {
     return ReconcileResult::ok();
   }
-  // The object this controller wrote, with the builder moved since: almost
-  // always a change to write. Not compared first: the store's update
-  // compares the whole object anyway and writes nothing when it is the
-  // stored one (changes undone within a batch period), so a comparison here
-  // would be a second one. Someone else's object is compared reflectively
-  // (it may carry fields this controller does not know).
-  if (stored != nullptr && !ours) {
-    std::vector<api::EndpointSubset> after = st.builder->subsets();
-    bool same = static_cast<size_t>(stored->subsets().size()) == after.size();
-    for (size_t i = 0; same && i < after.size(); ++i) {
-      same = MessageDifferencer::Equals(stored->subsets(static_cast<int>(i)), after[i]);
-    }
-    if (same && api::same_labels(svc->metadata().labels(), stored->metadata().labels())) {
-      st.synced_version = st.builder->version();
-      return ReconcileResult::ok();
-    }
-  }
-  // Filled straight from the builder: a large service's rewrite copies each
-  // address once.
+  // Filled straight from the builder, at most kMaxAddresses of it: a large
+  // service's rewrite copies each address it lists once.
   auto out = std::make_shared<api::Endpoints>();
   api::Endpoints& ep = *out;
   if (stored != nullptr) {
@@ -477,16 +393,30 @@ ReconcileResult EndpointsController::reconcile(const std::string& key) {
     ep.mutable_metadata()->set_namespace_(ns);
   }
   *ep.mutable_metadata()->mutable_labels() = svc->metadata().labels();
-  st.builder->fill(ep.mutable_subsets());
+  auto* annotations = ep.mutable_metadata()->mutable_annotations();
+  if (st.builder->fill(ep.mutable_subsets(), kMaxAddresses)) {
+    (*annotations)[std::string(kOverCapacityAnnotation)] = "truncated";
+  } else {
+    annotations->erase(std::string(kOverCapacityAnnotation));
+  }
+  // The object this controller wrote, with the builder moved since: almost
+  // always a change to write. Not compared first: the store's update
+  // compares the whole object anyway and writes nothing when it is the
+  // stored one (changes undone within a batch period, or changes to pods
+  // past the truncation), so a comparison here would be a second one.
+  // Someone else's object is compared reflectively (it may carry fields this
+  // controller does not know).
+  if (stored != nullptr && !ours && MessageDifferencer::Equals(ep, *stored)) {
+    st.synced_version = st.builder->version();
+    return ReconcileResult::ok();
+  }
   StatusOr<api::Object> written =
       stored != nullptr ? ctx_.store.update(std::move(out)) : ctx_.store.create(std::move(out));
   if (!written.is_ok()) return ReconcileResult::error(written.status());
   st.synced_version = st.builder->version();
+  written_[key] = api::as<api::Endpoints>(*written);
   if (ours && *written == *ep_got) return ReconcileResult::ok();  // the same: nothing written
   ++writes_;
-  ReadySet is = ready_set(api::as<api::Endpoints>(*written));
-  trace_changes(ns, name, was(), is);
-  written_[key] = std::move(is);
   return ReconcileResult::ok();
 }
 

@@ -3,11 +3,12 @@
 // `addresses` and not-ready ones in `notReadyAddresses`, with ports resolved
 // from each service port's targetPort (a number, or a named container port).
 // Output is sorted so equal inputs give equal objects; writes happen only on
-// change (compared field by field with what this controller last wrote), and
-// every ready address that appears or disappears is traced.
+// change. As upstream since EndpointSlices (which the service proxy reads,
+// see endpoint_slice.h), an Endpoints object lists at most 1,000 addresses:
+// a larger service's is truncated and annotated
+// endpoints.kubernetes.io/over-capacity: truncated.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -23,6 +24,11 @@
 #include "core/controllers/work_queue.h"
 
 namespace flotilla::ctrl {
+
+// The port list `pod` serves `service` on: each service port's targetPort
+// resolved (a number, or a named container port of the pod), sorted by
+// name, port and protocol; ports that do not resolve are left out.
+std::vector<api::EndpointPort> resolved_ports(const api::Service& service, const api::Pod& pod);
 
 // The Endpoints subsets a service should have given its pods (all pods of the
 // namespace that match its selector, in any order): pods with an IP, not
@@ -48,8 +54,11 @@ class SubsetBuilder {
   void set(const std::string& name, api::Object pod);
   std::vector<api::EndpointSubset> subsets() const;
   // The same subsets written into `out` (cleared first): a new object is
-  // filled straight from the builder, each address copied once.
-  void fill(google::protobuf::RepeatedPtrField<api::EndpointSubset>* out) const;
+  // filled straight from the builder, each address copied once. At most
+  // `max_addresses` are written, cut as upstream's truncateEndpoints does;
+  // returns whether any were left out.
+  bool fill(google::protobuf::RepeatedPtrField<api::EndpointSubset>* out,
+            size_t max_addresses = SIZE_MAX) const;
 
   const api::Object& service() const { return service_; }
   // Bumped by every set() that changes subsets(); a new snapshot of a pod
@@ -87,6 +96,9 @@ class SubsetBuilder {
 class EndpointsController {
  public:
   static constexpr std::string_view kComponent = "endpoint-controller";
+  static constexpr size_t kMaxAddresses = 1000;
+  static constexpr std::string_view kOverCapacityAnnotation =
+      "endpoints.kubernetes.io/over-capacity";
 
   explicit EndpointsController(ControllerContext ctx, int max_per_pass = 64);
   ~EndpointsController();
@@ -106,30 +118,10 @@ class EndpointsController {
   void on_service(const WatchEvent& e);
   void on_pod(const WatchEvent& e);
   void on_endpoints(const WatchEvent& e);
-  // One ready endpoint, "ip" or "ip:port", without a string of its own.
-  struct ReadyEndpoint {
-    std::string_view ip;     // into the source object
-    std::array<char, 8> port{};  // ":" and the port's digits
-    uint8_t port_len = 0;
-    const api::EndpointAddress* address = nullptr;  // the first address that gave it
-    std::string_view port_view() const { return {port.data(), port_len}; }
-    std::string str() const;
-  };
-  // A service's ready endpoints, sorted as their strings, distinct.
-  struct ReadySet {
-    std::shared_ptr<const api::Endpoints> source;
-    std::vector<ReadyEndpoint> endpoints;
-  };
-  static ReadySet ready_set(std::shared_ptr<const api::Endpoints> ep);
-  // Traces every ready endpoint that disappears (in `was` order) then every
-  // one that appears (in `is` order).
-  void trace_changes(const std::string& ns, const std::string& name, const ReadySet& was,
-                     const ReadySet& is);
 
-  // What this controller last wrote per service ("ns/name"), with its ready
-  // set: when the stored object is still that one, it needs no deep compare
-  // and its ready set no rebuild.
-  std::map<std::string, ReadySet> written_;
+  // What this controller last wrote per service ("ns/name"): when the
+  // stored object is still that one, it needs no deep compare.
+  std::map<std::string, std::shared_ptr<const api::Endpoints>> written_;
   // Per service with a selector ("ns/name"): its pods as the pod watch
   // delivered them, and the builder's version at the last sync that found
   // the stored object in agreement: while the stored object is still the one

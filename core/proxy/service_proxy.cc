@@ -76,11 +76,11 @@ Status ServiceProxy::start() {
   auto sw = store_.watch(api::Kind::kService, wo,
                          [this](const WatchEvent& e) { on_service_event(e); });
   if (!sw) return sw.status().with_prefix("service proxy: watching Services: ");
-  auto ew = store_.watch(api::Kind::kEndpoints, wo,
-                         [this](const WatchEvent& e) { on_endpoints_event(e); });
-  if (!ew) return ew.status().with_prefix("service proxy: watching Endpoints: ");
+  auto ew = store_.watch(api::Kind::kEndpointSlice, wo,
+                         [this](const WatchEvent& e) { on_slice_event(e); });
+  if (!ew) return ew.status().with_prefix("service proxy: watching EndpointSlices: ");
   service_watch_ = std::move(*sw);
-  endpoints_watch_ = std::move(*ew);
+  slice_watch_ = std::move(*ew);
   request_sync();
   return Status::ok();
 }
@@ -98,14 +98,32 @@ void ServiceProxy::on_service_event(const WatchEvent& e) {
   request_sync();
 }
 
-void ServiceProxy::on_endpoints_event(const WatchEvent& e) {
-  const std::string key = object_key_of(*e.object);
-  if (e.type == WatchEventType::kDeleted) {
-    seen_endpoints_.erase(key);
-  } else {
-    seen_endpoints_[key] = api::as<api::Endpoints>(e.object);
+void ServiceProxy::on_slice_event(const WatchEvent& e) {
+  const auto& meta = api::meta_of(*e.object);
+  const std::string ns =
+      meta.namespace_().empty() ? std::string(api::kDefaultNamespace) : meta.namespace_();
+  const std::string key = ns + "/" + meta.name();
+  std::string service;
+  if (e.type != WatchEventType::kDeleted) {
+    auto label = meta.labels().find("kubernetes.io/service-name");
+    if (label != meta.labels().end() && !label->second.empty()) service = ns + "/" + label->second;
   }
-  dirty_.insert(key);
+  // Out of the service it was in (deleted, or relabelled).
+  auto was = slice_service_.find(key);
+  if (was != slice_service_.end() && was->second != service) {
+    auto it = seen_slices_.find(was->second);
+    if (it != seen_slices_.end()) {
+      it->second.erase(meta.name());
+      if (it->second.empty()) seen_slices_.erase(it);
+    }
+    dirty_.insert(was->second);
+    slice_service_.erase(was);
+  }
+  if (!service.empty()) {
+    seen_slices_[service][meta.name()] = api::as<api::EndpointSlice>(e.object);
+    slice_service_[key] = service;
+    dirty_.insert(service);
+  }
   request_sync();
 }
 
@@ -154,8 +172,8 @@ void ServiceProxy::rebuild(const std::string& key) {
     return;
   }
   const api::Service& svc = *sit->second;
-  auto eit = seen_endpoints_.find(key);
-  const api::Endpoints* eps = eit == seen_endpoints_.end() ? nullptr : eit->second.get();
+  auto slices_it = seen_slices_.find(key);
+  const auto* slices = slices_it == seen_slices_.end() ? nullptr : &slices_it->second;
 
   auto next = std::make_unique<ServiceState>();
   next->key = key;
@@ -186,20 +204,25 @@ void ServiceProxy::rebuild(const std::string& key) {
     port->name = sp.name();
     port->port = sp.port();
     port->frontend = NetEndpoint{next->vip, sp.port()};
-    // Ready addresses only, on the endpoint port of the same name (or the only
-    // port, for a single-port Service).
+    // Ready endpoints only (the condition unset counts as ready), their first
+    // address, on the slice port of the same name (or the only port, for a
+    // single-port Service).
     std::vector<NetEndpoint> ready;
-    if (eps != nullptr) {
-      for (const auto& subset : eps->subsets()) {
+    if (slices != nullptr) {
+      for (const auto& [slice_name, slice] : *slices) {
         const api::EndpointPort* ep_port = nullptr;
-        for (const auto& p : subset.ports()) {
+        for (const auto& p : slice->ports()) {
           if (p.name() == sp.name()) ep_port = &p;
         }
-        if (ep_port == nullptr && nports == 1 && subset.ports_size() == 1) {
-          ep_port = &subset.ports(0);
+        if (ep_port == nullptr && nports == 1 && slice->ports_size() == 1) {
+          ep_port = &slice->ports(0);
         }
         if (ep_port == nullptr) continue;
-        for (const auto& a : subset.addresses()) ready.push_back(NetEndpoint{a.ip(), ep_port->port()});
+        for (const auto& ep : slice->endpoints()) {
+          if (ep.addresses().empty()) continue;
+          if (ep.conditions().has_ready() && !ep.conditions().ready()) continue;
+          ready.push_back(NetEndpoint{ep.addresses(0), ep_port->port()});
+        }
       }
     }
     std::sort(ready.begin(), ready.end());

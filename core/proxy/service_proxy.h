@@ -1,5 +1,5 @@
 // ServiceProxy: one per node, the decision half of kube-proxy's userspace mode.
-// It watches Services and Endpoints, applies changes in coalesced syncs (at
+// It watches Services and EndpointSlices, applies changes in coalesced syncs (at
 // most one per min_sync_period, like BoundedFrequencyRunner), and answers the
 // data path: which ready endpoint should this connection to VIP:port (or
 // <svc>.<ns>.svc.cluster.local:port) go to. route() also connects and retries
@@ -75,8 +75,9 @@ class ServiceProxy {
   ServiceProxy(const ServiceProxy&) = delete;
   ServiceProxy& operator=(const ServiceProxy&) = delete;
 
-  // Watches Services and Endpoints (with their current state); the first sync
-  // follows at once.
+  // Watches Services and EndpointSlices (with their current state), as
+  // kube-proxy does; the first sync follows at once. A slice belongs to the
+  // Service its kubernetes.io/service-name label names.
   Status start();
 
   // --- data path ---
@@ -120,7 +121,7 @@ class ServiceProxy {
   struct RouteState;
 
   void on_service_event(const WatchEvent& e);
-  void on_endpoints_event(const WatchEvent& e);
+  void on_slice_event(const WatchEvent& e);
   void request_sync();
   void sync();
   void rebuild(const std::string& key);
@@ -141,10 +142,13 @@ class ServiceProxy {
   HealthChecker health_;
 
   WatchHandle service_watch_;
-  WatchHandle endpoints_watch_;
+  WatchHandle slice_watch_;
   // Desired state as last seen on the watches, applied at the next sync.
   std::map<std::string, std::shared_ptr<const api::Service>> seen_services_;
-  std::map<std::string, std::shared_ptr<const api::Endpoints>> seen_endpoints_;
+  // By service ("<ns>/<name>"), then slice name.
+  std::map<std::string, std::map<std::string, std::shared_ptr<const api::EndpointSlice>>>
+      seen_slices_;
+  std::unordered_map<std::string, std::string> slice_service_;  // slice "<ns>/<name>" -> service
   std::set<std::string> dirty_;
   TimerHandle sync_timer_;
   bool synced_once_ = false;

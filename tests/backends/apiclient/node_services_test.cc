@@ -1,6 +1,6 @@
 // live::NodeServices on an agent's RemoteStore, against an in-process API
 // server over an InMemoryStore, all on one AsioEventLoop (no Docker, no root):
-// the RemoteStore caches every Service and Endpoints object; NodeServices'
+// the RemoteStore caches every Service and EndpointSlice; NodeServices'
 // DNS server answers <svc>.<ns>.svc.cluster.local with the ClusterIP; its
 // proxy spreads connections round-robin over the ready endpoints (three TCP
 // servers on 127.0.0.2-4), follows an endpoint leaving, and after the API
@@ -175,15 +175,17 @@ class NodeServicesTest : public ::testing::Test {
            "\"}}\nspec: {clusterIP: " + vip + ", clusterIPs: [" + vip +
            "], ports: [{port: 80}]}\n";
   }
+  // Service "web"'s EndpointSlice: the ready endpoints `ips`.
   std::string endpoints(const std::string& ns, const std::vector<std::string>& ips) {
-    std::string addrs;
-    for (const auto& ip : ips) addrs += (addrs.empty() ? "" : ", ") + ("{ip: " + ip + "}");
-    return "apiVersion: v1\nkind: Endpoints\nmetadata: {name: web, namespace: " + ns +
-           "}\nsubsets: [{addresses: [" + addrs + "], ports: [{port: " +
-           std::to_string(backend_port_) + "}]}]\n";
+    std::string eps;
+    for (const auto& ip : ips) eps += (eps.empty() ? "" : ", ") + ("{addresses: [" + ip + "]}");
+    return "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web-1, "
+           "namespace: " + ns + ", labels: {kubernetes.io/service-name: web}}\n"
+           "addressType: IPv4\nendpoints: [" + eps + "]\nports: [{port: " +
+           std::to_string(backend_port_) + "}]\n";
   }
 
-  // The remote agent's side: a RemoteStore caching Services and Endpoints,
+  // The remote agent's side: a RemoteStore caching Services and EndpointSlices,
   // and NodeServices on it (DNS on 127.0.0.1, no bridge, no VIPs).
   void start_node(RemoteStoreOptions o = {}) {
     o.informers = service_informers();
@@ -254,7 +256,7 @@ TEST_F(NodeServicesTest, DnsAndRoundRobinProxyFollowTheRemoteServicesAndEndpoint
   auto listed = remote_->list(api::Kind::kService, {});
   ASSERT_TRUE(listed.is_ok()) << listed.status().to_string();
   EXPECT_EQ(listed->items.size(), 2u);
-  EXPECT_TRUE(remote_->get(api::Kind::kEndpoints, "default", "web").is_ok());
+  EXPECT_TRUE(remote_->get(api::Kind::kEndpointSlice, "default", "web-1").is_ok());
 
   // DNS: the Service's name in each namespace, its ClusterIP.
   ASSERT_TRUE(dns_knows("web.default.svc.cluster.local"));
@@ -301,9 +303,10 @@ TEST_F(NodeServicesTest, AfterTheWatchHistoryExpiredTheRelistBringsProxyAndDnsUp
   apply(endpoints("default", {"127.0.0.3"}));
   apply(service("shop", "10.96.7.9"));
   for (int i = 0; i < 10; ++i) {
-    apply("apiVersion: v1\nkind: Endpoints\nmetadata: {name: filler, namespace: shop}\n"
-          "subsets: [{addresses: [{ip: 127.0.0." +
-          std::to_string(10 + i) + "}], ports: [{port: 1}]}]\n");
+    apply("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: filler, "
+          "namespace: shop, labels: {kubernetes.io/service-name: filler}}\naddressType: IPv4\n"
+          "endpoints: [{addresses: [127.0.0." +
+          std::to_string(10 + i) + "]}]\nports: [{port: 1}]\n");
   }
   start_server(server_port_);
 

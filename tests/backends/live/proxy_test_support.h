@@ -1,5 +1,5 @@
 // What the TcpServiceProxy tests share (tests/backends/live and
-// tests/backends/live_net): Service and Endpoints objects for the store;
+// tests/backends/live_net): Service and EndpointSlice objects for the store;
 // off_loop, which runs a blocking client on a helper thread while the test's
 // AsioEventLoop runs, failing the test at a deadline instead of hanging it; and
 // ProxyTest, a fixture with a real store, the core ServiceProxy and the
@@ -50,22 +50,33 @@ inline api::Object service_object(const std::string& name, int port,
   return std::make_shared<api::Service>(std::move(s));
 }
 
-// Endpoints "default/<name>", one subset per port: every backend is
-// 127.0.0.1:<port>. Pass the current resource_version to update.
-inline api::Object endpoints_object(const std::string& name, const std::vector<int>& ports,
-                                    const std::string& resource_version = "") {
-  api::Endpoints e;
-  e.set_api_version("v1");
-  e.set_kind("Endpoints");
-  e.mutable_metadata()->set_name(name);
+// The EndpointSlices of Service "default/<name>", one per port (named
+// "<name>-<port>"): every backend is 127.0.0.1:<port>. Pass the current
+// resource_version to update.
+inline api::Object slice_object(const std::string& name, int port,
+                                const std::string& resource_version = "") {
+  api::EndpointSlice e;
+  e.set_api_version("discovery.k8s.io/v1");
+  e.set_kind("EndpointSlice");
+  e.mutable_metadata()->set_name(name + "-" + std::to_string(port));
   e.mutable_metadata()->set_namespace_("default");
   e.mutable_metadata()->set_resource_version(resource_version);
+  (*e.mutable_metadata()->mutable_labels())["kubernetes.io/service-name"] = name;
+  e.set_address_type("IPv4");
+  auto* ep = e.add_endpoints();
+  ep->add_addresses("127.0.0.1");
+  ep->mutable_conditions()->set_ready(true);
+  e.add_ports()->set_port(port);
+  return std::make_shared<api::EndpointSlice>(std::move(e));
+}
+
+// Creates slice_object(name, p) for each port; false when the store refuses one.
+template <typename S>
+bool create_slices(S& store, const std::string& name, const std::vector<int>& ports) {
   for (int p : ports) {
-    auto* subset = e.add_subsets();
-    subset->add_addresses()->set_ip("127.0.0.1");
-    subset->add_ports()->set_port(p);
+    if (!store.create(slice_object(name, p)).is_ok()) return false;
   }
-  return std::make_shared<api::Endpoints>(std::move(e));
+  return true;
 }
 
 // Runs `fn` on a helper thread while `loop` runs; returns its result. The
@@ -129,7 +140,7 @@ class ProxyTest : public ::testing::Test {
   }
 
   // Creates Service "web" (port 80 on a free host port, plus `annotations`)
-  // and its Endpoints (127.0.0.1:<each backend port>), starts both proxies and
+  // and its EndpointSlices (127.0.0.1:<each backend port>), starts both proxies and
   // waits until the host port listens and every endpoint is known. Returns
   // the host port, 0 on failure (the test has failed then).
   int start_web(const std::vector<int>& backend_ports,
@@ -137,7 +148,7 @@ class ProxyTest : public ::testing::Test {
     const int host_port = free_port();
     annotations[std::string(kHostPortAnnotation)] = std::to_string(host_port);
     EXPECT_TRUE(store_.create(service_object("web", 80, annotations)).is_ok());
-    EXPECT_TRUE(store_.create(endpoints_object("web", backend_ports)).is_ok());
+    EXPECT_TRUE(create_slices(store_, "web", backend_ports));
     EXPECT_TRUE(decisions_->start().is_ok());
     EXPECT_TRUE(proxy_->start().is_ok());
     EXPECT_TRUE(loop_.run_until(

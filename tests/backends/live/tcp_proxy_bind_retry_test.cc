@@ -1,6 +1,6 @@
 // TcpServiceProxy when a Service's host port is taken by another program, on
 // loopback (no Docker): the proxy warns, keeps retrying the bind on a backoff
-// timer (no Service or Endpoints change needed), and serves the port once the
+// timer (no Service or EndpointSlice change needed), and serves the port once the
 // occupier is gone; a deleted Service stops its retries. Fixed host ports
 // 28431-28432 (below Linux's ephemeral range; no other test uses 28xxx).
 // Waits are conditions with deadlines.
@@ -25,7 +25,7 @@ namespace flotilla::live {
 namespace {
 
 using testing::CancelGuard;
-using testing::endpoints_object;
+using testing::create_slices;
 using testing::http_get;
 using testing::NameServer;
 using testing::service_object;
@@ -96,7 +96,7 @@ class TcpProxyBindRetryTest : public testing::ProxyTest {
                     .create(service_object("web", 80, {{std::string(kHostPortAnnotation),
                                                         std::to_string(host_port)}}))
                     .is_ok());
-    ASSERT_TRUE(store_.create(endpoints_object("web", {backend_.port()})).is_ok());
+    ASSERT_TRUE(create_slices(store_, "web", {backend_.port()}));
     ASSERT_TRUE(decisions_->start().is_ok());
     ASSERT_TRUE(proxy_->start().is_ok());
   }
@@ -138,7 +138,7 @@ TEST_F(TcpProxyBindRetryTest, AHostPortFreedLaterIsBoundWithoutAnyServiceChange)
   EXPECT_EQ(proxy_->pending_bind_retries(),
             (std::map<std::string, Duration>{{"default/web", milliseconds(400)}}));
 
-  // The occupier goes: with no Service or Endpoints change, a later retry
+  // The occupier goes: with no Service or EndpointSlice change, a later retry
   // binds and a client through the port reaches the backend.
   occupier.close();
   ASSERT_TRUE(loop_.run_until([&] { return proxy_->host_port("default/web", 80).is_ok(); },

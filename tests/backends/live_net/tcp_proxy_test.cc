@@ -1,5 +1,5 @@
 // TcpServiceProxy on loopback: three real backend servers answering their
-// names, a Service and Endpoints in a real InMemoryStore, the core ServiceProxy
+// names, a Service and EndpointSlices in a real InMemoryStore, the core ServiceProxy
 // deciding, LiveNetwork doing its health checks. Clients are blocking HTTP GETs
 // on helper threads while the loop runs; waits are conditions with deadlines.
 #include "backends/live/tcp_proxy.h"
@@ -21,7 +21,7 @@
 namespace flotilla::live {
 namespace {
 
-using testing::endpoints_object;
+using testing::create_slices;
 using testing::http_get;
 using testing::NameServer;
 using testing::service_object;
@@ -109,17 +109,16 @@ TEST_F(TcpProxyTest, AllBackendsDeadClosesTheClientAfterBoundedRetries) {
   EXPECT_EQ(proxy_->stats().no_backend, 1);
 }
 
-TEST_F(TcpProxyTest, EndpointsUpdateSendsTrafficToTheNewBackend) {
+TEST_F(TcpProxyTest, SliceChangeSendsTrafficToTheNewBackend) {
   const int port = start_web();
   ASSERT_GT(port, 0);
   servers_.push_back(std::make_unique<NameServer>(loop_.io_context(), "web-d"));
-  auto current = store_.get(api::Kind::kEndpoints, "default", "web");
-  ASSERT_TRUE(current.is_ok());
-  // web-a is replaced by web-d.
-  auto updated = endpoints_object("web", {servers_[1]->port(), servers_[2]->port(),
-                                        servers_[3]->port()},
-                                api::meta_of(**current).resource_version());
-  ASSERT_TRUE(store_.update(updated).is_ok());
+  // web-a is replaced by web-d: web-d's slice added, web-a's removed.
+  ASSERT_TRUE(create_slices(store_, "web", {servers_[3]->port()}));
+  ASSERT_TRUE(store_
+                  .remove(api::Kind::kEndpointSlice, "default",
+                          "web-" + std::to_string(servers_[0]->port()))
+                  .is_ok());
   const NetEndpoint d{"127.0.0.1", servers_[3]->port()};
   ASSERT_TRUE(loop_.run_until(
       [&] {
@@ -212,7 +211,7 @@ TEST_F(TcpProxyTest, LargeTransfersAreSplicedBothWaysWithHalfClose) {
   accept_next();
   ASSERT_TRUE(decisions_->start().is_ok());
   ASSERT_TRUE(store_.create(service_object("echo", 7)).is_ok());
-  ASSERT_TRUE(store_.create(endpoints_object("echo", {echo.local_endpoint().port()})).is_ok());
+  ASSERT_TRUE(create_slices(store_, "echo", {echo.local_endpoint().port()}));
   ASSERT_TRUE(loop_.run_until(
       [&] { return decisions_->endpoints("default/echo", 7).size() == 1; }, seconds(5)));
   auto bound = proxy_->add_listener("default/echo", 7, "127.0.0.1", 0);
@@ -257,9 +256,8 @@ TEST_F(TcpProxyTest, ListensOnTheVipAndOnExtraAddressesWhenAsked) {
   TcpServiceProxy vip_proxy(loop_, store_, *decisions_, to);
   const int port = free_port();
   ASSERT_TRUE(store_.create(service_object("web", port, {}, "127.0.77.1")).is_ok());
-  ASSERT_TRUE(store_.create(endpoints_object("web", {servers_[0]->port(), servers_[1]->port(),
-                                                   servers_[2]->port()}))
-                  .is_ok());
+  ASSERT_TRUE(create_slices(store_, "web",
+                            {servers_[0]->port(), servers_[1]->port(), servers_[2]->port()}));
   ASSERT_TRUE(decisions_->start().is_ok());
   ASSERT_TRUE(vip_proxy.start().is_ok());
   ASSERT_TRUE(loop_.run_until(

@@ -20,7 +20,7 @@ struct Fixture {
     }
     (void)w.store.create(api::share(testing::make_service(
         "web", {{"", 80}}, "10.96.0.20", {{std::string(kBalancerAnnotation), balancer}})));
-    (void)w.store.create(api::share(testing::make_endpoints("web", ips)));
+    (void)w.store.create(api::share(testing::make_slice("web", ips)));
     // A few hundred other Services so the lookup tables are not trivially small.
     for (int s = 0; s < 500; ++s) {
       (void)w.store.create(api::share(testing::make_service(

@@ -1,6 +1,6 @@
 // flotilla-proxy-driver: the live TCP service proxy standalone, for
 // scripts/bench-proxy.sh. It builds a one-Service cluster state in an
-// in-memory store (Service default/bench, Endpoints = the --backend list), runs
+// in-memory store (Service default/bench, EndpointSlices = the --backend list), runs
 // the core ServiceProxy for the decisions (round-robin, active TCP health
 // checks through LiveNetwork) and TcpServiceProxy for the bytes, on one
 // AsioEventLoop thread, until SIGINT/SIGTERM.
@@ -167,26 +167,31 @@ int main(int argc, char** argv) {
   auto* sp = svc.mutable_spec()->add_ports();
   sp->set_port(80);
   sp->set_protocol("TCP");
-  api::Endpoints eps;
-  eps.set_api_version("v1");
-  eps.set_kind("Endpoints");
-  eps.mutable_metadata()->set_name("bench");
-  eps.mutable_metadata()->set_namespace_("default");
+  api::EndpointSlice slice;
+  slice.set_api_version("discovery.k8s.io/v1");
+  slice.set_kind("EndpointSlice");
+  slice.mutable_metadata()->set_namespace_("default");
+  (*slice.mutable_metadata()->mutable_labels())["kubernetes.io/service-name"] = "bench";
+  slice.set_address_type("IPv4");
+  std::vector<api::EndpointSlice> slices;  // one a backend: each its own port
   for (const auto& b : backends) {
     std::string host;
     int port = 0;
     if (!split_host_port(b, host, port)) return usage();
-    auto* subset = eps.add_subsets();
-    subset->add_addresses()->set_ip(host);
-    subset->add_ports()->set_port(port);
+    api::EndpointSlice& one = slices.emplace_back(slice);
+    one.mutable_metadata()->set_name("bench-" + std::to_string(slices.size()));
+    one.add_endpoints()->add_addresses(host);
+    one.add_ports()->set_port(port);
   }
   if (auto s = store.create(std::make_shared<api::Service>(svc)); !s) {
     std::fprintf(stderr, "%s\n", s.status().to_string().c_str());
     return 1;
   }
-  if (auto s = store.create(std::make_shared<api::Endpoints>(eps)); !s) {
-    std::fprintf(stderr, "%s\n", s.status().to_string().c_str());
-    return 1;
+  for (const api::EndpointSlice& one : slices) {
+    if (auto s = store.create(std::make_shared<api::EndpointSlice>(one)); !s) {
+      std::fprintf(stderr, "%s\n", s.status().to_string().c_str());
+      return 1;
+    }
   }
 
   proxy::ServiceProxyOptions options;

@@ -1,7 +1,8 @@
 // Randomized pod churn (create, ready, not ready, finished, terminating,
 // deleted, relabelled, orphaned, adopted, scaled, template changed) through the
-// real InMemoryStore and the ReplicationManager + EndpointsController on
-// virtual time. Checks that what the controllers write equals a full recount
+// real InMemoryStore and the ReplicationManager, EndpointsController and
+// EndpointSliceController (two endpoints a slice, so that many slices come
+// and go) on virtual time. Checks that what the controllers write equals a full recount
 // from the store, and that the incremental fast paths decide exactly what the
 // full passes decide (same trace, same objects) when the cache is forbidden.
 #include <google/protobuf/util/message_differencer.h>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/controllers/endpoint_slice.h"
 #include "core/controllers/endpoints.h"
 #include "core/controllers/pod_deletion.h"
 #include "core/controllers/replication.h"
@@ -37,8 +39,10 @@ class World {
     options.incremental = !full_passes_only;  // false: every sync lists the store
     rm_ = std::make_unique<ReplicationManager>(ctx, options);
     ec_ = std::make_unique<EndpointsController>(ctx);
+    sc_ = std::make_unique<EndpointSliceController>(ctx, /*max_endpoints_per_slice=*/2);
     EXPECT_TRUE(rm_->start().is_ok());
     EXPECT_TRUE(ec_->start().is_ok());
+    EXPECT_TRUE(sc_->start().is_ok());
 
     api::ReplicationController rc;
     rc.mutable_metadata()->set_name("web");
@@ -147,19 +151,36 @@ class World {
         break;
       case 12:
         // Someone else removes or rewrites the Endpoints (and the Service is
-        // touched, so that the controller looks again).
-        if (pick(2) == 0) {
-          if (store_.remove(api::Kind::kEndpoints, "default", "web").is_ok()) {
-            replay_from_ = trace_.records.size();
-          }
-        } else if (auto got = store_.get(api::Kind::kEndpoints, "default", "web"); got.is_ok()) {
-          api::Endpoints ep = *api::as<api::Endpoints>(*got);
-          if (ep.subsets_size() > 0) ep.mutable_subsets(0)->clear_not_ready_addresses();
-          (*ep.mutable_metadata()->mutable_labels())["touched"] = "yes";
-          (void)store_.update(api::share(std::move(ep)));
-          api::Service svc = *service();
-          (*svc.mutable_metadata()->mutable_annotations())["touched"] = std::to_string(pick(1000));
-          (void)store_.update(api::share(std::move(svc)));
+        // touched, so that the controller looks again), or removes or
+        // empties one of the slices.
+        switch (pick(4)) {
+          case 0:
+            (void)store_.remove(api::Kind::kEndpoints, "default", "web");
+            break;
+          case 1:
+            if (auto got = store_.get(api::Kind::kEndpoints, "default", "web"); got.is_ok()) {
+              api::Endpoints ep = *api::as<api::Endpoints>(*got);
+              if (ep.subsets_size() > 0) ep.mutable_subsets(0)->clear_not_ready_addresses();
+              (*ep.mutable_metadata()->mutable_labels())["touched"] = "yes";
+              (void)store_.update(api::share(std::move(ep)));
+              api::Service svc = *service();
+              (*svc.mutable_metadata()->mutable_annotations())["touched"] =
+                  std::to_string(pick(1000));
+              (void)store_.update(api::share(std::move(svc)));
+            }
+            break;
+          default:
+            if (auto found = slices(); !found.empty()) {
+              const auto& one = found[pick(found.size())];
+              if (pick(4) == 2) {
+                (void)store_.remove(api::Kind::kEndpointSlice, "default", one->metadata().name());
+              } else {
+                api::EndpointSlice copy = *one;
+                copy.clear_endpoints();
+                (void)store_.update(api::share(std::move(copy)));
+              }
+            }
+            break;
         }
         break;
       case 13:
@@ -195,6 +216,19 @@ class World {
     StatusOr<api::Object> r = store_.get(api::Kind::kEndpoints, "default", "web");
     return r.is_ok() ? api::as<api::Endpoints>(*r) : nullptr;
   }
+  // Service web's EndpointSlices.
+  std::vector<std::shared_ptr<const api::EndpointSlice>> slices() {
+    ListOptions lo;
+    lo.ns = "default";
+    api::Labels web;
+    web[std::string(kServiceNameLabel)] = "web";
+    lo.labels = api::LabelSelector::from_map(web);
+    StatusOr<ListResult> r = store_.list(api::Kind::kEndpointSlice, lo);
+    std::vector<std::shared_ptr<const api::EndpointSlice>> out;
+    if (!r.is_ok()) return out;
+    for (const auto& o : r->items) out.push_back(api::as<api::EndpointSlice>(o));
+    return out;
+  }
   std::shared_ptr<const api::Service> service() {
     StatusOr<api::Object> r = store_.get(api::Kind::kService, "default", "web");
     return r.is_ok() ? api::as<api::Service>(*r) : nullptr;
@@ -202,9 +236,6 @@ class World {
 
   const RecordingTrace& trace() const { return trace_; }
   const ReplicationManager& manager() const { return *rm_; }
-  // Trace records from here on describe the Endpoints since someone else last
-  // removed it (the controller traces against what it finds).
-  size_t replay_from() const { return replay_from_; }
 
  private:
   uint64_t pick(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng_); }
@@ -246,9 +277,9 @@ class World {
   RecordingTrace trace_;
   std::unique_ptr<ReplicationManager> rm_;
   std::unique_ptr<EndpointsController> ec_;
+  std::unique_ptr<EndpointSliceController> sc_;
   int next_name_ = 0;
   int next_ip_ = 0;
-  size_t replay_from_ = 0;
 };
 
 // The RC status a full recount of the store gives (minReadySeconds is 0).
@@ -329,11 +360,10 @@ TEST(ReplicationChurnTest, IncrementalPassesDecideExactlyAsFullPasses) {
   }
 }
 
-// The ready endpoints ("ip:port") of an Endpoints object.
-std::set<std::string> ready_endpoints(const api::Endpoints* ep) {
+// The ready endpoints ("ip:port") of Endpoints subsets.
+std::set<std::string> ready_endpoints(const std::vector<api::EndpointSubset>& subsets) {
   std::set<std::string> out;
-  if (ep == nullptr) return out;
-  for (const auto& s : ep->subsets()) {
+  for (const auto& s : subsets) {
     for (const auto& a : s.addresses()) {
       if (s.ports().empty()) out.insert(a.ip());
       for (const auto& p : s.ports()) out.insert(a.ip() + ":" + std::to_string(p.port()));
@@ -351,9 +381,14 @@ TEST(EndpointsChurnTest, ContentEqualsARecomputeAndTheTraceReplaysToIt) {
       auto ep = w.endpoints();
       ASSERT_NE(ep, nullptr) << "seed " << seed << " round " << round;
       std::vector<api::Object> items;
+      std::set<std::string> terminating;
       for (const PodPtr& p : w.pods()) {
         if (p->metadata().labels().count("app") > 0 && p->metadata().labels().at("app") == "web") {
           items.push_back(p);
+          if (api::is_terminating(*p) && !p->status().pod_ip().empty() &&
+              !api::is_pod_finished(*p)) {
+            terminating.insert(p->metadata().name());
+          }
         }
       }
       std::vector<api::EndpointSubset> want = compute_subsets(*w.service(), items);
@@ -363,18 +398,42 @@ TEST(EndpointsChurnTest, ContentEqualsARecomputeAndTheTraceReplaysToIt) {
             << "seed " << seed << " round " << round;
       }
       EXPECT_EQ(ep->metadata().labels().size(), 0u);  // someone's label is taken off again
+      // The slices list every pod the subsets list, and the terminating ones,
+      // once each, at most two a slice; their ready endpoints are the
+      // subsets' ready addresses.
+      std::set<std::string> listed, slice_ready;
+      size_t listed_count = 0;
+      for (const auto& slice : w.slices()) {
+        EXPECT_LE(slice->endpoints_size(), 2) << slice->metadata().name();
+        EXPECT_GT(slice->endpoints_size(), 0) << slice->metadata().name();
+        for (const auto& e : slice->endpoints()) {
+          listed.insert(e.target_ref().name());
+          ++listed_count;
+          if (!e.conditions().ready()) continue;
+          for (const auto& p : slice->ports()) {
+            slice_ready.insert(e.addresses(0) + ":" + std::to_string(p.port()));
+          }
+        }
+      }
+      std::set<std::string> want_listed = terminating;
+      for (const auto& s : want) {
+        for (const auto& a : s.addresses()) want_listed.insert(a.target_ref().name());
+        for (const auto& a : s.not_ready_addresses()) want_listed.insert(a.target_ref().name());
+      }
+      EXPECT_EQ(listed, want_listed) << "seed " << seed << " round " << round;
+      EXPECT_EQ(listed_count, listed.size()) << "seed " << seed << " round " << round;
+      const std::set<std::string> want_ready = ready_endpoints(want);
+      EXPECT_EQ(slice_ready, want_ready) << "seed " << seed << " round " << round;
       // Replaying every traced addition and removal gives the ready endpoints.
       std::set<std::string> replayed;
-      const auto& records = w.trace().records;
-      for (size_t i = w.replay_from(); i < records.size(); ++i) {
-        const trace::Record& r = records[i];
+      for (const trace::Record& r : w.trace().records) {
         if (r.type() == trace::ENDPOINT_ADDED) {
           EXPECT_TRUE(replayed.insert(r.endpoint()).second) << r.endpoint();
         } else if (r.type() == trace::ENDPOINT_REMOVED) {
           EXPECT_EQ(replayed.erase(r.endpoint()), 1u) << r.endpoint();
         }
       }
-      EXPECT_EQ(replayed, ready_endpoints(ep.get())) << "seed " << seed << " round " << round;
+      EXPECT_EQ(replayed, want_ready) << "seed " << seed << " round " << round;
     }
   }
 }

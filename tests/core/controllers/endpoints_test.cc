@@ -1,5 +1,7 @@
 // EndpointsController: ready / not-ready separation, named target ports,
-// deterministic order, writes only on change, traces, deletion with the service.
+// deterministic order, writes only on change, truncation at 1,000 addresses,
+// deletion with the service. (Ready endpoints are traced by the
+// EndpointSlice controller: endpoint_slice_test.cc.)
 #include "core/controllers/endpoints.h"
 
 #include <google/protobuf/util/message_differencer.h>
@@ -98,13 +100,10 @@ TEST_F(EndpointsTest, ReadyAndNotReadyAddressesWithNamedTargetPort) {
   EXPECT_EQ(s.addresses(0).target_ref().kind(), "Pod");
   EXPECT_EQ(s.addresses(0).target_ref().name(), "p-c");
   EXPECT_EQ(s.addresses(0).node_name(), "n1");
-  auto added = trace_.of(trace::ENDPOINT_ADDED);
-  ASSERT_EQ(added.size(), 2u);
-  EXPECT_EQ(added[0].service(), "default/web");
-  EXPECT_EQ(added[0].endpoint(), "10.0.0.30:8080");
+  EXPECT_TRUE(trace_.records.empty());  // the EndpointSlice controller traces endpoints
 }
 
-TEST_F(EndpointsTest, FollowsReadinessChangesAndPodChurnWithTraces) {
+TEST_F(EndpointsTest, FollowsReadinessChangesAndPodChurn) {
   start();
   create(make_service("web", number(9000)));
   make_pod("p1");
@@ -114,29 +113,22 @@ TEST_F(EndpointsTest, FollowsReadinessChangesAndPodChurnWithTraces) {
   run_for(seconds(1));
   EXPECT_EQ(ips(endpoints()->subsets(0).addresses()), (std::vector<std::string>{"10.0.0.1"}));
   EXPECT_EQ(endpoints()->subsets(0).ports(0).port(), 9000);  // a number is taken as is
-  trace_.records.clear();
 
   set_pod_state("p2", "n1", "10.0.0.2", true);
   run_for(seconds(1));
   EXPECT_EQ(ips(endpoints()->subsets(0).addresses()),
             (std::vector<std::string>{"10.0.0.1", "10.0.0.2"}));
   EXPECT_EQ(endpoints()->subsets(0).not_ready_addresses_size(), 0);
-  ASSERT_EQ(trace_.of(trace::ENDPOINT_ADDED).size(), 1u);
-  EXPECT_EQ(trace_.of(trace::ENDPOINT_ADDED)[0].endpoint(), "10.0.0.2:9000");
 
   set_pod_state("p1", "n1", "10.0.0.1", false);
   run_for(seconds(1));
   EXPECT_EQ(ips(endpoints()->subsets(0).addresses()), (std::vector<std::string>{"10.0.0.2"}));
   EXPECT_EQ(ips(endpoints()->subsets(0).not_ready_addresses()),
             (std::vector<std::string>{"10.0.0.1"}));
-  ASSERT_EQ(trace_.of(trace::ENDPOINT_REMOVED).size(), 1u);
-  EXPECT_EQ(trace_.of(trace::ENDPOINT_REMOVED)[0].endpoint(), "10.0.0.1:9000");
-  EXPECT_EQ(trace_.of(trace::ENDPOINT_REMOVED)[0].name(), "p1");
 
   ASSERT_TRUE(store_.remove(api::Kind::kPod, "default", "p2").is_ok());
   run_for(seconds(1));
   EXPECT_EQ(endpoints()->subsets(0).addresses_size(), 0);
-  EXPECT_EQ(trace_.of(trace::ENDPOINT_REMOVED).size(), 2u);
 
   // A pod relabeled out of the selector leaves.
   auto p1 = get<api::Pod>("default", "p1");
@@ -184,7 +176,6 @@ TEST_F(EndpointsTest, AChangeUndoneBeforeTheSyncWritesNothing) {
   run_for(seconds(1));
   EXPECT_EQ(ec_->writes(), writes);
   EXPECT_EQ(endpoints()->metadata().resource_version(), version);
-  EXPECT_TRUE(trace_.of(trace::ENDPOINT_REMOVED).empty());
   // A change that stays is written.
   set_pod_state("p1", "n1", "10.0.0.1", false);
   run_for(seconds(1));
@@ -360,11 +351,52 @@ TEST_F(EndpointsTest, DeletedWithTheServiceAndRecreatedIfRemovedByOthers) {
   run_for(seconds(1));
   ASSERT_NE(endpoints(), nullptr);
   EXPECT_EQ(endpoints()->subsets(0).addresses_size(), 1);
-  trace_.records.clear();
   ASSERT_TRUE(store_.remove(api::Kind::kService, "default", "web").is_ok());
   run_for(seconds(1));
   EXPECT_EQ(endpoints(), nullptr);
-  EXPECT_EQ(trace_.of(trace::ENDPOINT_REMOVED).size(), 1u);
+}
+
+// Over 1,000 addresses, as upstream: the first 1,000 (ready ones first when
+// they do not all fit), annotated over-capacity; a change past the cut
+// writes nothing; back under, the whole list and no annotation.
+TEST_F(EndpointsTest, OverAThousandAddressesAreTruncatedAndAnnotated) {
+  start();
+  create(make_service("web", named("http")));
+  auto ip = [](int i) { return "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250); };
+  for (int i = 0; i < 1010; ++i) {
+    make_pod("p" + std::to_string(i));
+    set_pod_state("p" + std::to_string(i), "n1", ip(i), i >= 5);  // p0..p4 not ready
+  }
+  run_for(seconds(1));
+  auto ep = endpoints();
+  ASSERT_NE(ep, nullptr);
+  ASSERT_EQ(ep->subsets_size(), 1);
+  EXPECT_EQ(ep->subsets(0).addresses_size(), 1000);  // 1,005 ready: only ready ones
+  EXPECT_EQ(ep->subsets(0).not_ready_addresses_size(), 0);
+  EXPECT_EQ(ep->metadata().annotations().at("endpoints.kubernetes.io/over-capacity"), "truncated");
+  // Sorted by IP as strings: the last ready ones in that order are cut.
+  EXPECT_EQ(ep->subsets(0).addresses(0).ip(), "10.1.0.10");
+  const uint64_t writes = ec_->writes();
+  const std::string version = ep->metadata().resource_version();
+  // 10.1.4.9 sorts last: its pod's change is past the cut.
+  set_pod_state("p1009", "n1", ip(1009), false);
+  run_for(seconds(1));
+  EXPECT_EQ(ec_->writes(), writes);
+  EXPECT_EQ(endpoints()->metadata().resource_version(), version);
+  // Down to 998 ready and 5 not ready: every ready one, and 2 not-ready.
+  for (int i = 1000; i < 1006; ++i) set_pod_state("p" + std::to_string(i), "n1", ip(i), false);
+  run_for(seconds(1));
+  EXPECT_EQ(endpoints()->subsets(0).addresses_size(), 998);
+  EXPECT_EQ(endpoints()->subsets(0).not_ready_addresses_size(), 2);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(store_.remove(api::Kind::kPod, "default", "p" + std::to_string(i)).is_ok());
+  }
+  run_for(seconds(1));
+  EXPECT_EQ(endpoints()->subsets(0).addresses_size() +
+                endpoints()->subsets(0).not_ready_addresses_size(),
+            910);
+  EXPECT_EQ(endpoints()->metadata().annotations().count("endpoints.kubernetes.io/over-capacity"),
+            0u);
 }
 
 TEST_F(EndpointsTest, ServiceWithoutSelectorIsLeftAlone) {

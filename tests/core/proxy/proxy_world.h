@@ -1,6 +1,6 @@
 // A small world for proxy tests: virtual time (sim::Simulator), the in-memory
 // Store, a scripted Network, seeded randomness, and builders for Services and
-// Endpoints objects.
+// EndpointSlices.
 #pragma once
 
 #include <map>
@@ -56,19 +56,30 @@ inline api::Service make_service(const std::string& name, std::vector<PortSpec> 
   return s;
 }
 
-inline api::Endpoints make_endpoints(const std::string& name, const std::vector<std::string>& ready,
+// An EndpointSlice of Service `name` (named as the Service, labelled
+// kubernetes.io/service-name): ready and not-ready endpoints on one port.
+inline api::EndpointSlice make_slice(const std::string& name, const std::vector<std::string>& ready,
                                      const std::vector<std::string>& not_ready = {},
                                      int port = 8080, const std::string& port_name = "",
                                      const std::string& ns = "default") {
-  api::Endpoints e;
-  e.set_api_version("v1");
-  e.set_kind("Endpoints");
+  api::EndpointSlice e;
+  e.set_api_version("discovery.k8s.io/v1");
+  e.set_kind("EndpointSlice");
   e.mutable_metadata()->set_name(name);
   e.mutable_metadata()->set_namespace_(ns);
-  auto* subset = e.add_subsets();
-  for (const auto& ip : ready) subset->add_addresses()->set_ip(ip);
-  for (const auto& ip : not_ready) subset->add_not_ready_addresses()->set_ip(ip);
-  auto* p = subset->add_ports();
+  (*e.mutable_metadata()->mutable_labels())["kubernetes.io/service-name"] = name;
+  e.set_address_type("IPv4");
+  for (const auto& ip : ready) {
+    auto* ep = e.add_endpoints();
+    ep->add_addresses(ip);
+    ep->mutable_conditions()->set_ready(true);
+  }
+  for (const auto& ip : not_ready) {
+    auto* ep = e.add_endpoints();
+    ep->add_addresses(ip);
+    ep->mutable_conditions()->set_ready(false);
+  }
+  auto* p = e.add_ports();
   p->set_name(port_name);
   p->set_port(port);
   return e;

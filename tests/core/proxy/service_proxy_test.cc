@@ -13,7 +13,7 @@
 namespace flotilla::proxy {
 namespace {
 
-using testing::make_endpoints;
+using testing::make_slice;
 using testing::make_service;
 using testing::World;
 
@@ -35,16 +35,17 @@ class ProxyTest : public ::testing::Test {
     return o;
   }
   void create(const api::Service& s) { ASSERT_TRUE(w.store.create(api::share(s)).is_ok()); }
-  void create(const api::Endpoints& e) { ASSERT_TRUE(w.store.create(api::share(e)).is_ok()); }
-  void update(api::Endpoints e) {
-    auto cur = w.store.get(api::Kind::kEndpoints, e.metadata().namespace_(), e.metadata().name());
+  void create(const api::EndpointSlice& e) { ASSERT_TRUE(w.store.create(api::share(e)).is_ok()); }
+  void update(api::EndpointSlice e) {
+    auto cur =
+        w.store.get(api::Kind::kEndpointSlice, e.metadata().namespace_(), e.metadata().name());
     ASSERT_TRUE(cur.is_ok());
     e.mutable_metadata()->set_resource_version(api::meta_of(**cur).resource_version());
     ASSERT_TRUE(w.store.update(api::share(e)).is_ok());
   }
   void web_with_three(std::map<std::string, std::string> annotations = {}) {
     create(make_service("web", {{"", 80}}, kWebVip.ip, std::move(annotations)));
-    create(make_endpoints("web", {kE1.ip, kE2.ip, kE3.ip}));
+    create(make_slice("web", {kE1.ip, kE2.ip, kE3.ip}));
   }
   // Routes `n` requests one after another; returns hits per endpoint and failures.
   std::map<NetEndpoint, int> route_many(int n, const std::string& host = "10.96.0.20",
@@ -100,7 +101,7 @@ TEST_F(ProxyTest, LooksUpByVipAndDnsName) {
   start();
   web_with_three();
   create(make_service("db", {{"sql", 5432}, {"metrics", 9187}}, "10.96.0.30", {}, "prod"));
-  create(make_endpoints("db", {"10.2.0.1"}, {}, 5432, "sql", "prod"));
+  create(make_slice("db", {"10.2.0.1"}, {}, 5432, "sql", "prod"));
   w.run_for(seconds(2));
   EXPECT_EQ(proxy->vip("default/web"), "10.96.0.20");
   for (const char* host : {"web.default.svc.cluster.local", "web.default.svc.cluster.local.",
@@ -129,7 +130,7 @@ TEST_F(ProxyTest, LooksUpByVipAndDnsName) {
 TEST_F(ProxyTest, HeadlessServiceIsNotProxied) {
   start();
   create(make_service("sts", {{"", 80}}, "None"));
-  create(make_endpoints("sts", {kE1.ip}));
+  create(make_slice("sts", {kE1.ip}));
   w.run_for(seconds(2));
   auto p = proxy->pick("sts.default", 80, "c");
   EXPECT_EQ(p.status().code(), StatusCode::kFailedPrecondition);
@@ -139,7 +140,7 @@ TEST_F(ProxyTest, HeadlessServiceIsNotProxied) {
 TEST_F(ProxyTest, NoEndpointsIsAClearFailure) {
   start();
   create(make_service("web", {{"", 80}}, kWebVip.ip));
-  create(make_endpoints("web", {}, {kE1.ip}));
+  create(make_slice("web", {}, {kE1.ip}));
   w.run_for(seconds(2));
   std::string err;
   int failed = 0;
@@ -152,7 +153,7 @@ TEST_F(ProxyTest, NoEndpointsIsAClearFailure) {
 TEST_F(ProxyTest, TrafficReachesOnlyReadyEndpoints) {
   start();
   create(make_service("web", {{"", 80}}, kWebVip.ip));
-  create(make_endpoints("web", {kE1.ip, kE3.ip}, {kE2.ip}));
+  create(make_slice("web", {kE1.ip, kE3.ip}, {kE2.ip}));
   w.run_for(seconds(2));
   EXPECT_EQ(proxy->endpoints("default/web", 80), (std::vector<NetEndpoint>{kE1, kE3}));
   auto hits = route_many(100);
@@ -160,7 +161,7 @@ TEST_F(ProxyTest, TrafficReachesOnlyReadyEndpoints) {
   EXPECT_EQ(hits[kE3], 50);
   EXPECT_EQ(w.net.connects(kE2), 0);
   // E2 becomes ready: it joins the rotation after the next sync.
-  update(make_endpoints("web", {kE1.ip, kE2.ip, kE3.ip}));
+  update(make_slice("web", {kE1.ip, kE2.ip, kE3.ip}));
   w.run_for(seconds(2));
   hits = route_many(30);
   EXPECT_EQ(hits[kE2], 10);
@@ -302,7 +303,7 @@ TEST_F(ProxyTest, ClientIPAffinitySticksAndExpires) {
   s.mutable_spec()->set_session_affinity("ClientIP");
   s.mutable_spec()->mutable_session_affinity_config()->mutable_client_ip()->set_timeout_seconds(60);
   create(s);
-  create(make_endpoints("web", {kE1.ip, kE2.ip, kE3.ip}));
+  create(make_slice("web", {kE1.ip, kE2.ip, kE3.ip}));
   w.run_for(seconds(2));
   auto first = proxy->pick(kWebVip, "192.168.7.7");
   ASSERT_TRUE(first.is_ok());
@@ -329,7 +330,7 @@ TEST_F(ProxyTest, BurstOfEndpointUpdatesIsCoalescedIntoOneSync) {
   for (int i = 0; i < 10; ++i) {
     std::vector<std::string> ips{kE1.ip};
     for (int k = 0; k <= i; ++k) ips.push_back("10.1.1." + std::to_string(k + 1));
-    update(make_endpoints("web", ips));
+    update(make_slice("web", ips));
     w.run_for(milliseconds(50));
   }
   // t = last + 600 ms: nothing applied yet (min sync period 1 s).
@@ -368,7 +369,7 @@ TEST_F(ProxyTest, EndToEndWithTheAllocator) {
   ASSERT_TRUE((*alloc)->start().is_ok());
   start();
   create(make_service("web"));
-  create(make_endpoints("web", {kE1.ip, kE2.ip}));
+  create(make_slice("web", {kE1.ip, kE2.ip}));
   w.run_for(seconds(3));
   EXPECT_EQ(proxy->vip("default/web"), "10.96.0.2");
   auto p = proxy->pick(NetEndpoint{"10.96.0.2", 80}, "c");
