@@ -167,6 +167,37 @@ TEST_F(ProxyTest, TrafficReachesOnlyReadyEndpoints) {
   EXPECT_EQ(hits[kE2], 10);
 }
 
+// A Service's endpoints over several slices (as the EndpointSlice controller
+// writes them, 100 a slice): the proxy serves their union; an endpoint
+// whose ready condition is unset counts as ready; a slice that loses its
+// service-name label, or is deleted, takes its endpoints away.
+TEST_F(ProxyTest, EndpointsOfEverySliceOfTheServiceAreServed) {
+  start();
+  create(make_service("web", {{"", 80}}, kWebVip.ip));
+  api::EndpointSlice a = make_slice("web", {kE1.ip}, {kE2.ip});
+  a.mutable_metadata()->set_name("web-a");
+  api::EndpointSlice b = make_slice("web", {});
+  b.mutable_metadata()->set_name("web-b");
+  b.add_endpoints()->add_addresses(kE3.ip);  // no conditions: ready
+  create(a);
+  create(b);
+  // Another Service's slice changes nothing here.
+  create(make_slice("db", {"10.9.0.1"}));
+  w.run_for(seconds(2));
+  EXPECT_EQ(proxy->endpoints("default/web", 80), (std::vector<NetEndpoint>{kE1, kE3}));
+  // web-b relabelled to another service: its endpoint leaves web.
+  auto cur = w.store.get(api::Kind::kEndpointSlice, "default", "web-b");
+  ASSERT_TRUE(cur.is_ok());
+  api::EndpointSlice moved = *api::as<api::EndpointSlice>(*cur);
+  (*moved.mutable_metadata()->mutable_labels())["kubernetes.io/service-name"] = "db";
+  ASSERT_TRUE(w.store.update(api::share(std::move(moved))).is_ok());
+  w.run_for(seconds(2));
+  EXPECT_EQ(proxy->endpoints("default/web", 80), (std::vector<NetEndpoint>{kE1}));
+  ASSERT_TRUE(w.store.remove(api::Kind::kEndpointSlice, "default", "web-a").is_ok());
+  w.run_for(seconds(2));
+  EXPECT_TRUE(proxy->endpoints("default/web", 80).empty());
+}
+
 TEST_F(ProxyTest, KilledBackendIsRetriedElsewhereAndStopsGettingTraffic) {
   start();
   web_with_three();
