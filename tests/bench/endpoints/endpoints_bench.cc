@@ -1,16 +1,27 @@
-// The endpoints controller's work for one large Service (the large
+// The endpoints controllers' work for one large Service (the large
 // scenario's: 15,000 pods behind one port), per SubsetBuilder operation:
 // a pod snapshot that leaves the address as it was (most status writes), one
 // that moves it between ready and not ready, filling a new Endpoints object
 // with every address (a write), and the store's no-op check of such a write.
+// Then whole syncs through the store on virtual time: one pod gone not ready
+// (or ready again) and the controller's batched sync that follows, for the
+// Endpoints controller (its object truncated at 1,000), the EndpointSlice
+// controller (one 100-endpoint slice rewritten) and neither (the pod's own
+// write alone).
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <memory>
+#include <type_traits>
 #include <string>
 #include <vector>
 
 #include "core/api/object.h"
+#include "core/controllers/endpoint_slice.h"
 #include "core/controllers/endpoints.h"
+#include "core/store/in_memory_store.h"
+#include "sim/engine/random.h"
+#include "sim/engine/simulator.h"
 
 namespace flotilla::ctrl {
 namespace {
@@ -134,6 +145,73 @@ void BM_StoreNoOpCheck(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(BM_StoreNoOpCheck)->Arg(15000)->Unit(benchmark::kMillisecond);
+
+struct NullTrace final : TraceSink {
+  void record(const trace::Record&) override {}
+};
+
+// A store holding the service and its `n` ready pods, `Controller` (or none)
+// started on it and settled; then each iteration flips one pod's readiness
+// (its store write) and runs the batch period on (the sync and its writes).
+template <typename Controller>
+void sync_after_flip(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  sim::Simulator sim;
+  sim::SimRandom random(7);
+  auto stream = random.stream("store");
+  store::InMemoryStore store(sim, *stream);
+  NullTrace trace;
+  TimingProfile timing = TimingProfile::kubernetes();
+  timing.endpoint_updates_batch_period = seconds(1);
+  (void)store.create(make_service());
+  for (int i = 0; i < n; ++i) {
+    api::Pod pod = static_cast<const api::Pod&>(*make_pod(i, 0, true));
+    pod.mutable_metadata()->clear_resource_version();
+    pod.mutable_metadata()->clear_uid();
+    if (!store.create(api::share(std::move(pod))).is_ok()) state.SkipWithError("a pod was refused");
+  }
+  std::unique_ptr<std::conditional_t<std::is_void_v<Controller>, int, Controller>> controller;
+  if constexpr (!std::is_same_v<Controller, void>) {
+    controller = std::make_unique<Controller>(ControllerContext{store, sim, trace, timing});
+    if (!controller->start().is_ok()) state.SkipWithError("the controller did not start");
+  }
+  sim.run_for(seconds(2));
+  std::vector<api::Object> stored;
+  for (int i = 0; i < n; ++i) {
+    stored.push_back(*store.get(api::Kind::kPod, "default", name_of(make_pod(i, 0, true))));
+  }
+  int i = 0;
+  for (auto _ : state) {
+    const auto& pod = static_cast<const api::Pod&>(*stored[i]);
+    api::Pod next = pod;
+    auto* cond = next.mutable_status()->mutable_conditions(0);
+    cond->set_status(cond->status() == "True" ? "False" : "True");
+    StatusOr<api::Object> written = store.update(api::share(std::move(next)));
+    if (!written.is_ok()) {
+      state.SkipWithError(written.status().to_string().c_str());
+      break;
+    }
+    stored[i] = *written;
+    sim.run_for(seconds(1));
+    if (++i == n) i = 0;
+  }
+  if constexpr (!std::is_same_v<Controller, void>) {
+    state.counters["writes"] = static_cast<double>(controller->writes());
+  }
+}
+
+void BM_SyncAfterFlip_PodWriteOnly(benchmark::State& state) { sync_after_flip<void>(state); }
+BENCHMARK(BM_SyncAfterFlip_PodWriteOnly)->Arg(15000)->Unit(benchmark::kMicrosecond);
+
+void BM_SyncAfterFlip_Endpoints(benchmark::State& state) {
+  sync_after_flip<EndpointsController>(state);
+}
+BENCHMARK(BM_SyncAfterFlip_Endpoints)->Arg(15000)->Unit(benchmark::kMicrosecond);
+
+void BM_SyncAfterFlip_EndpointSlices(benchmark::State& state) {
+  sync_after_flip<EndpointSliceController>(state);
+}
+BENCHMARK(BM_SyncAfterFlip_EndpointSlices)->Arg(15000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace flotilla::ctrl
