@@ -17,14 +17,9 @@ std::string ns_or_default(const api::ObjectMeta& m) {
 }
 
 // "IPv4|name/port/protocol;..." : slices hold one address type and one port list.
-std::string group_key(std::string_view address_type,
-                      const google::protobuf::RepeatedPtrField<api::EndpointPort>& ports) {
-  std::string key(address_type);
-  key += '|';
-  for (const api::EndpointPort& p : ports) {
-    key += p.name() + "/" + std::to_string(p.port()) + "/" + p.protocol() + ";";
-  }
-  return key;
+template <typename Ports>
+std::string group_key(std::string_view address_type, const Ports& ports) {
+  return std::string(address_type) + "|" + port_list_key(ports);
 }
 
 api::LabelSelector selector_of(
@@ -39,6 +34,8 @@ int64_t version_number(const std::string& rv) {
   auto [end, ec] = std::from_chars(rv.data(), rv.data() + rv.size(), v);
   return ec == std::errc() && end == rv.data() + rv.size() ? v : -1;
 }
+
+const api::Pod& pod_of(const api::Object& o) { return static_cast<const api::Pod&>(*o); }
 
 bool ready_condition(const api::Endpoint& e) {
   return !e.conditions().has_ready() || e.conditions().ready();  // unset means ready
@@ -58,9 +55,7 @@ std::vector<std::string> endpoint_strings(const std::string& ip, const Ports& po
 }  // namespace
 
 bool EndpointSliceController::MemberOrder::operator()(const Member* a, const Member* b) const {
-  const std::string& ia = a->endpoint.addresses_size() > 0 ? a->endpoint.addresses(0) : a->name;
-  const std::string& ib = b->endpoint.addresses_size() > 0 ? b->endpoint.addresses(0) : b->name;
-  return std::tie(ia, a->name) < std::tie(ib, b->name);
+  return std::tie(a->ip, *a->name) < std::tie(b->ip, *b->name);
 }
 
 EndpointSliceController::EndpointSliceController(ControllerContext ctx,
@@ -126,18 +121,8 @@ void EndpointSliceController::on_pod(const WatchEvent& e) {
   const std::string ns = ns_or_default(meta);
   const std::string key = ns + "/" + meta.name();
   const bool gone = e.type == WatchEventType::kDeleted;
-  auto known = pod_labels_.find(key);
-  api::Labels removed;
-  const api::Labels* was = nullptr;
-  if (known != pod_labels_.end()) {
-    if (gone) {
-      removed = std::move(known->second);
-      pod_labels_.erase(known);
-      was = &removed;
-    } else {
-      was = &known->second;
-    }
-  }
+  const std::shared_ptr<const api::Labels> before = pod_labels_.observe(key, e);
+  const api::Labels* was = before.get();
   const std::string prefix = ns + "/";
   static const api::Object kNone;
   for (auto it = services_.lower_bound(prefix);
@@ -149,12 +134,6 @@ void EndpointSliceController::on_pod(const WatchEvent& e) {
     if (!matched && !matches) continue;
     set_pod(st, meta.name(), matches ? e.object : kNone);
     queue_->add_batched(it->first, ctx_.timing.endpoint_updates_batch_period);
-  }
-  if (gone) return;
-  if (known == pod_labels_.end()) {
-    pod_labels_.emplace(key, meta.labels());
-  } else if (!api::same_labels(known->second, meta.labels())) {
-    known->second = meta.labels();
   }
 }
 
@@ -186,39 +165,52 @@ void EndpointSliceController::on_slice(const WatchEvent& e) {
   queue_->add(key);
 }
 
-void EndpointSliceController::decide(const ServiceState& st, Member& m, const api::Pod& pod,
-                                     std::vector<api::EndpointPort>* ports) const {
+EndpointSliceController::Decision EndpointSliceController::decide(const ServiceState& st,
+                                                                  const api::Pod& pod) const {
   const auto& service = static_cast<const api::Service&>(*st.service);
-  m.serves = false;
-  m.group.clear();
-  m.endpoint.Clear();
-  if (pod.status().pod_ip().empty() || api::is_pod_finished(pod)) return;
-  std::vector<api::EndpointPort> resolved = resolved_ports(service, pod);
-  if (!service.spec().ports().empty() && resolved.empty()) return;
+  Decision d;
+  if (pod.status().pod_ip().empty() || api::is_pod_finished(pod)) return d;
+  d.ports = resolved_ports(service, pod);
+  if (!service.spec().ports().empty() && d.ports.empty()) return d;
   const std::string& ip = pod.status().pod_ip();
-  m.group = ip.find(':') != std::string::npos ? "IPv6|" : "IPv4|";
-  for (const auto& p : resolved) {
-    m.group += p.name() + "/" + std::to_string(p.port()) + "/" + p.protocol() + ";";
+  d.group = group_key(ip.find(':') != std::string::npos ? "IPv6" : "IPv4", d.ports);
+  d.serves = true;
+  d.serving = api::is_pod_ready(pod);
+  d.terminating = api::is_terminating(pod);
+  d.ready = service.spec().publish_not_ready_addresses() || (d.serving && !d.terminating);
+  return d;
+}
+
+// Everything the member's Endpoint is rendered from: conditions, group,
+// address, node, hostname and the pod's identity.
+bool EndpointSliceController::shows(const ServiceState& st, const Member& m, const Decision& d,
+                                    const api::Pod& pod) const {
+  const bool listed = m.slice != nullptr;
+  if (d.serves != listed) return false;
+  if (!listed) return true;
+  if (d.ready != m.ready || d.serving != m.serving || d.terminating != m.terminating ||
+      d.group != m.slice->group) {
+    return false;
   }
-  m.serves = true;
-  const bool serving = api::is_pod_ready(pod);
-  const bool terminating = api::is_terminating(pod);
-  api::Endpoint& e = m.endpoint;
-  e.add_addresses(ip);
-  auto* c = e.mutable_conditions();
-  c->set_ready(service.spec().publish_not_ready_addresses() || (serving && !terminating));
-  c->set_serving(serving);
-  c->set_terminating(terminating);
-  if (!pod.spec().node_name().empty()) e.set_node_name(pod.spec().node_name());
-  if (!pod.spec().hostname().empty() && pod.spec().subdomain() == service.metadata().name()) {
-    e.set_hostname(pod.spec().hostname());
-  }
-  auto* ref = e.mutable_target_ref();
-  ref->set_kind("Pod");
-  ref->set_namespace_(ns_or_default(pod.metadata()));
-  ref->set_name(pod.metadata().name());
-  ref->set_uid(pod.metadata().uid());
-  if (ports != nullptr) *ports = std::move(resolved);
+  const auto& svc = static_cast<const api::Service&>(*st.service);
+  const std::string& node = pod.spec().node_name();
+  return m.ip == pod.status().pod_ip() && m.uid == pod.metadata().uid() &&
+         (m.node == nullptr ? node.empty() : *m.node == node) &&
+         m.hostname == endpoint_hostname(svc, pod);
+}
+
+void EndpointSliceController::take(const ServiceState& st, Member& m, const api::Pod& pod,
+                                   const Decision& d) {
+  const auto& svc = static_cast<const api::Service&>(*st.service);
+  m.resource_version = pod.metadata().resource_version();
+  m.ip = pod.status().pod_ip();
+  m.uid = pod.metadata().uid();
+  m.hostname = endpoint_hostname(svc, pod);
+  const std::string& node = pod.spec().node_name();
+  m.node = node.empty() ? nullptr : &*nodes_.insert(node).first;
+  m.ready = d.ready;
+  m.serving = d.serving;
+  m.terminating = d.terminating;
 }
 
 void EndpointSliceController::mark(ServiceState& st, Slice& s) {
@@ -228,13 +220,12 @@ void EndpointSliceController::mark(ServiceState& st, Slice& s) {
 
 // Into a slice of the member's group: one already being written that has
 // room, else the fullest with room, else a new one.
-void EndpointSliceController::place(ServiceState& st, Member& m,
-                                    std::vector<api::EndpointPort> ports) {
-  auto [git, inserted] = st.groups.try_emplace(m.group);
+void EndpointSliceController::place(ServiceState& st, Member& m, Decision d) {
+  auto [git, inserted] = st.groups.try_emplace(d.group);
   Group& g = git->second;
   if (inserted) {
-    g.address_type = m.group.substr(0, m.group.find('|'));
-    g.ports = std::move(ports);
+    g.address_type = d.group.substr(0, d.group.find('|'));
+    g.ports = std::move(d.ports);
   }
   Slice* best = nullptr;
   for (auto& [id, s] : g.slices) {
@@ -254,7 +245,7 @@ void EndpointSliceController::place(ServiceState& st, Member& m,
   if (best == nullptr) {
     auto s = std::make_unique<Slice>();
     s->id = st.next_id++;
-    s->group = m.group;
+    s->group = git->first;
     best = s.get();
     g.slices.emplace(s->id, best);
     st.slices.emplace(s->id, std::move(s));
@@ -271,56 +262,57 @@ void EndpointSliceController::unplace(ServiceState& st, Member& m) {
   m.slice = nullptr;
 }
 
+void EndpointSliceController::note_change(ServiceState& st, const std::string& name,
+                                          const Member* m) const {
+  if (!st.changed.insert(name).second || m == nullptr) return;
+  Traced t = traced_now(st, *m);
+  if (!t.endpoints.empty()) st.was.emplace(name, std::move(t));
+}
+
 void EndpointSliceController::set_pod(ServiceState& st, const std::string& name,
                                       const api::Object& pod) {
   auto it = st.members.find(name);
   if (it == st.members.end()) {
     if (pod == nullptr) return;
-    Member& m = st.members[name];
-    m.name = name;
-    m.resource_version = api::meta_of(*pod).resource_version();
-    std::vector<api::EndpointPort> ports;
-    decide(st, m, static_cast<const api::Pod&>(*pod), &ports);
-    if (m.serves) {
-      place(st, m, std::move(ports));
-      st.changed.insert(name);
+    Decision d = decide(st, pod_of(pod));
+    it = st.members.try_emplace(name).first;
+    Member& m = it->second;
+    m.name = &it->first;
+    take(st, m, pod_of(pod), d);
+    if (d.serves) {
+      note_change(st, name, nullptr);
+      place(st, m, std::move(d));
     }
     return;
   }
   Member& m = it->second;
   if (pod == nullptr) {
+    note_change(st, name, &m);
     unplace(st, m);
     st.members.erase(it);
-    st.changed.insert(name);
     return;
   }
   const std::string& rv = api::meta_of(*pod).resource_version();
   if (!rv.empty() && rv == m.resource_version) return;
-  Member next;
-  next.name = name;
-  std::vector<api::EndpointPort> ports;
-  decide(st, next, static_cast<const api::Pod&>(*pod), &ports);
-  m.resource_version = rv;
-  // Most new snapshots of a pod (a restart counted, a status write) leave its
-  // endpoint as it was.
-  if (next.serves == m.serves &&
-      (!m.serves || (next.group == m.group && api::same_bytes(next.endpoint, m.endpoint)))) {
+  Decision d = decide(st, pod_of(pod));
+  // Most new snapshots of a pod (a restart counted, a status write) leave
+  // its endpoint as it was.
+  if (shows(st, m, d, pod_of(pod))) {
+    m.resource_version = rv;
     return;
   }
-  st.changed.insert(name);
-  if (m.slice != nullptr && next.serves && next.group == m.group) {  // updated where it is
+  note_change(st, name, &m);
+  if (m.slice != nullptr && d.serves && d.group == m.slice->group) {  // updated where it is
     Slice* s = m.slice;
     s->members.erase(&m);
-    m.endpoint = std::move(next.endpoint);
+    take(st, m, pod_of(pod), d);
     s->members.insert(&m);
     mark(st, *s);
     return;
   }
   unplace(st, m);
-  m.serves = next.serves;
-  m.group = std::move(next.group);
-  m.endpoint = std::move(next.endpoint);
-  if (m.serves) place(st, m, std::move(ports));
+  take(st, m, pod_of(pod), d);
+  if (d.serves) place(st, m, std::move(d));
 }
 
 Status EndpointSliceController::build(const std::string& ns, const std::string& name,
@@ -338,23 +330,28 @@ Status EndpointSliceController::build(const std::string& ns, const std::string& 
   // Mirrored from the user's Endpoints while the service had no selector.
   FLOTILLA_RETURN_IF_ERROR(remove_slices(ns, name, kMirroringControllerName));
 
-  const bool first = !st.built && st.traced.empty() && st.slices.empty();
+  // Nothing traced of the service yet: the slices found (this controller's
+  // before a restart) are what was traced.
+  const bool first = !st.built && st.was.empty() && st.slices.empty();
+  for (const auto& [pod, m] : st.members) note_change(st, pod, &m);
   st.members.clear();
   st.groups.clear();
   st.slices.clear();
   st.by_name.clear();
   st.dirty.clear();
   // Every pod decided, in the list's order; placed below.
-  std::vector<std::pair<Member*, std::vector<api::EndpointPort>>> pending;
+  std::vector<std::pair<Member*, Decision>> pending;
+  std::unordered_map<const Member*, const Decision*> decided;
   for (const api::Object& o : pods->items) {
-    const auto& pod = static_cast<const api::Pod&>(*o);
-    Member& m = st.members[pod.metadata().name()];
-    m.name = pod.metadata().name();
-    m.resource_version = pod.metadata().resource_version();
-    std::vector<api::EndpointPort> ports;
-    decide(st, m, pod, &ports);
-    if (m.serves) pending.emplace_back(&m, std::move(ports));
+    auto it = st.members.try_emplace(api::meta_of(*o).name()).first;
+    Member& m = it->second;
+    m.name = &it->first;
+    Decision d = decide(st, pod_of(o));
+    take(st, m, pod_of(o), d);
+    if (d.serves) pending.emplace_back(&m, std::move(d));
   }
+  decided.reserve(pending.size());
+  for (const auto& [m, d] : pending) decided.emplace(m, &d);
   // The slices found keep the endpoints they list that still belong there.
   for (const api::Object& o : slices->items) {
     auto found = api::as<api::EndpointSlice>(o);
@@ -376,26 +373,28 @@ Status EndpointSliceController::build(const std::string& ns, const std::string& 
     for (const api::Endpoint& e : found->endpoints()) {
       auto m = st.members.find(e.target_ref().name());
       if (first && ready_condition(e) && e.addresses_size() > 0) {
-        Traced& t = st.traced[e.target_ref().name()];
+        st.changed.insert(e.target_ref().name());
+        Traced& t = st.was[e.target_ref().name()];
         std::vector<std::string> eps = endpoint_strings(e.addresses(0), found->ports());
         t.endpoints.insert(t.endpoints.end(), eps.begin(), eps.end());
         std::sort(t.endpoints.begin(), t.endpoints.end());
         t.uid = e.target_ref().uid();
         t.node = e.node_name();
       }
-      if (m == st.members.end() || !m->second.serves || m->second.group != sp->group ||
-          m->second.slice != nullptr ||
+      if (m == st.members.end() || m->second.slice != nullptr ||
           static_cast<int>(sp->members.size()) >= max_per_slice_) {
         continue;
       }
-      sp->members.insert(&m->second);
-      m->second.slice = sp;
+      auto d = decided.find(&m->second);
+      if (d == decided.end() || d->second->group != sp->group) continue;
+      Member& mm = m->second;
+      sp->members.insert(&mm);
+      mm.slice = sp;
     }
   }
-  for (auto& [m, ports] : pending) {
-    if (m->slice == nullptr) place(st, *m, std::move(ports));
+  for (auto& [m, d] : pending) {
+    if (m->slice == nullptr) place(st, *m, std::move(d));
   }
-  for (const auto& [pod, t] : st.traced) st.changed.insert(pod);
   for (const auto& [pod, m] : st.members) st.changed.insert(pod);
   st.built = true;
   return Status::ok();
@@ -433,19 +432,34 @@ std::shared_ptr<api::EndpointSlice> EndpointSliceController::render(
   owner->set_block_owner_deletion(true);
   es.set_address_type(g.address_type);
   es.mutable_endpoints()->Reserve(static_cast<int>(s.members.size()));
-  for (const Member* m : s.members) *es.add_endpoints() = m->endpoint;
+  for (const Member* m : s.members) {
+    api::Endpoint& e = *es.add_endpoints();
+    e.add_addresses(m->ip);
+    auto* c = e.mutable_conditions();
+    c->set_ready(m->ready);
+    c->set_serving(m->serving);
+    c->set_terminating(m->terminating);
+    if (m->node != nullptr) e.set_node_name(*m->node);
+    if (!m->hostname.empty()) e.set_hostname(m->hostname);
+    auto* ref = e.mutable_target_ref();
+    ref->set_kind("Pod");
+    ref->set_namespace_(ns);
+    ref->set_name(*m->name);
+    ref->set_uid(m->uid);
+  }
   es.mutable_ports()->Reserve(static_cast<int>(g.ports.size()));
   for (const api::EndpointPort& p : g.ports) *es.add_ports() = p;
   return out;
 }
 
-std::vector<std::string> EndpointSliceController::ready_endpoints(const ServiceState& st,
-                                                                  const Member& m) const {
-  if (!m.serves || m.slice == nullptr || !ready_condition(m.endpoint) ||
-      m.endpoint.addresses_size() == 0) {
-    return {};
-  }
-  return endpoint_strings(m.endpoint.addresses(0), st.groups.at(m.group).ports);
+EndpointSliceController::Traced EndpointSliceController::traced_now(const ServiceState& st,
+                                                                   const Member& m) const {
+  Traced t;
+  if (m.slice == nullptr || !m.ready) return t;
+  t.endpoints = endpoint_strings(m.ip, st.groups.at(m.slice->group).ports);
+  t.uid = m.uid;
+  if (m.node != nullptr) t.node = *m.node;
+  return t;
 }
 
 // The ready endpoints each changed pod lost, then those it gained, each
@@ -459,18 +473,13 @@ void EndpointSliceController::trace_changes(ServiceState& st, const std::string&
   std::vector<Change> removed, added;
   std::vector<Traced> now;  // the new state of each changed pod, kept for `added`
   now.reserve(st.changed.size());
-  std::vector<std::pair<std::string, size_t>> updates;
   for (const std::string& pod : st.changed) {
     auto m = st.members.find(pod);
     Traced& t = now.emplace_back();
-    if (m != st.members.end()) {
-      t.endpoints = ready_endpoints(st, m->second);
-      t.uid = m->second.endpoint.target_ref().uid();
-      t.node = m->second.endpoint.node_name();
-    }
-    auto old = st.traced.find(pod);
+    if (m != st.members.end()) t = traced_now(st, m->second);
+    auto old = st.was.find(pod);
     static const Traced kNone;
-    const Traced& was = old != st.traced.end() ? old->second : kNone;
+    const Traced& was = old != st.was.end() ? old->second : kNone;
     for (const std::string& e : was.endpoints) {
       if (!std::binary_search(t.endpoints.begin(), t.endpoints.end(), e)) {
         removed.push_back({e, pod, &was});
@@ -481,7 +490,6 @@ void EndpointSliceController::trace_changes(ServiceState& st, const std::string&
         added.push_back({e, pod, &t});
       }
     }
-    updates.emplace_back(pod, now.size() - 1);
   }
   auto by_endpoint = [](const Change& a, const Change& b) {
     return std::tie(a.endpoint, a.pod) < std::tie(b.endpoint, b.pod);
@@ -502,21 +510,14 @@ void EndpointSliceController::trace_changes(ServiceState& st, const std::string&
   };
   for (const Change& c : removed) record(trace::ENDPOINT_REMOVED, c);
   for (const Change& c : added) record(trace::ENDPOINT_ADDED, c);
-  for (auto& [pod, i] : updates) {
-    if (now[i].endpoints.empty()) {
-      st.traced.erase(pod);
-    } else {
-      st.traced[pod] = std::move(now[i]);
-    }
-  }
   st.changed.clear();
+  st.was.clear();
 }
 
 void EndpointSliceController::trace_all_gone(ServiceState& st, const std::string& ns,
                                               const std::string& name) {
+  for (const auto& [pod, m] : st.members) note_change(st, pod, &m);
   st.members.clear();
-  st.changed.clear();
-  for (const auto& [pod, t] : st.traced) st.changed.insert(pod);
   trace_changes(st, ns, name);
 }
 

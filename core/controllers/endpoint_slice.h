@@ -32,10 +32,12 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/api/labels.h"
 #include "core/controllers/context.h"
+#include "core/controllers/pod_labels.h"
 #include "core/controllers/work_queue.h"
 
 namespace flotilla::ctrl {
@@ -71,14 +73,25 @@ class EndpointSliceController {
 
  private:
   struct Slice;
-  // One pod of a service, as its last snapshot decided it.
+  // One pod of a service: what its Endpoint is rendered from when its slice
+  // is written, copied from its last snapshot (not the snapshot: holding
+  // 150,000 of them keeps older versions alive while newer ones wait on the
+  // watch, +420 MB in the large scenario's start).
   struct Member {
-    std::string name;
-    std::string resource_version;
+    const std::string* name = nullptr;  // the members map's key
+    std::string resource_version;       // of the snapshot decided
+    std::string ip, uid;
+    std::string hostname;               // shown: the pod's subdomain is the service
+    const std::string* node = nullptr;  // interned in nodes_; null: none
+    Slice* slice = nullptr;             // the slice listing it; null: not listed
+    bool ready = false, serving = false, terminating = false;
+  };
+  // What a snapshot of a pod shows in the service's slices.
+  struct Decision {
     bool serves = false;  // listed in a slice
+    bool ready = false, serving = false, terminating = false;
     std::string group;    // address type and resolved port list, canonical
-    api::Endpoint endpoint;
-    Slice* slice = nullptr;
+    std::vector<api::EndpointPort> ports;
   };
   struct MemberOrder {  // as a slice lists its endpoints: by address, then pod name
     bool operator()(const Member* a, const Member* b) const;
@@ -96,7 +109,7 @@ class EndpointSliceController {
     std::vector<api::EndpointPort> ports;
     std::map<uint64_t, Slice*> slices;  // by id
   };
-  // What was last traced of a pod: its ready endpoints ("ip:port").
+  // A pod's ready endpoints ("ip:port") as a sync traced them.
   struct Traced {
     std::vector<std::string> endpoints;
     std::string uid, node;
@@ -110,8 +123,11 @@ class EndpointSliceController {
     std::map<uint64_t, std::unique_ptr<Slice>> slices;
     std::map<std::string, Slice*> by_name;            // created slices
     std::set<uint64_t> dirty;                         // slices to write
-    std::set<std::string> changed;                    // pods to trace at the next sync
-    std::map<std::string, Traced> traced;             // by pod name
+    // Pods changed since the last sync, and what each showed at that sync
+    // (taken when it first changed; absent: no ready endpoints). The other
+    // members show what that sync traced.
+    std::set<std::string> changed;
+    std::map<std::string, Traced> was;
     uint64_t next_id = 0;
   };
 
@@ -123,9 +139,13 @@ class EndpointSliceController {
   // Puts pod `name`'s snapshot in the service's state (null: takes it out);
   // the slices it leaves or enters become dirty.
   void set_pod(ServiceState& st, const std::string& name, const api::Object& pod);
-  void decide(const ServiceState& st, Member& m, const api::Pod& pod,
-              std::vector<api::EndpointPort>* ports) const;
-  void place(ServiceState& st, Member& m, std::vector<api::EndpointPort> ports);
+  Decision decide(const ServiceState& st, const api::Pod& pod) const;
+  // Copies what an Endpoint shows of `pod` into `m`.
+  void take(const ServiceState& st, Member& m, const api::Pod& pod, const Decision& d);
+  // Whether `m` shows what `d` decided of `pod`.
+  bool shows(const ServiceState& st, const Member& m, const Decision& d,
+             const api::Pod& pod) const;
+  void place(ServiceState& st, Member& m, Decision d);
   void unplace(ServiceState& st, Member& m);
   void mark(ServiceState& st, Slice& s);
   // Members and slices from the store: the pods the selector matches and the
@@ -134,7 +154,10 @@ class EndpointSliceController {
   std::shared_ptr<api::EndpointSlice> render(const ServiceState& st, const Slice& s,
                                              const std::string& ns,
                                              const std::string& service_name) const;
-  std::vector<std::string> ready_endpoints(const ServiceState& st, const Member& m) const;
+  Traced traced_now(const ServiceState& st, const Member& m) const;
+  // Pod `name` is about to change: what it shows now is kept for the trace
+  // (once a sync; `m` null: it is not a member).
+  void note_change(ServiceState& st, const std::string& name, const Member* m) const;
   void trace_changes(ServiceState& st, const std::string& ns, const std::string& name);
   void trace_all_gone(ServiceState& st, const std::string& ns, const std::string& name);
   // Removes the service's slices that `manager` manages.
@@ -146,7 +169,8 @@ class EndpointSliceController {
   Status mirror(const std::string& ns, const std::string& name);
 
   std::map<std::string, ServiceState> services_;  // ordered: ns prefix scans
-  std::unordered_map<std::string, api::Labels> pod_labels_;  // pod "ns/name" -> labels
+  PodLabels pod_labels_;  // the labels each pod had
+  std::unordered_set<std::string> nodes_;  // node names members point to
 
   ControllerContext ctx_;
   int max_per_slice_;

@@ -34,23 +34,7 @@ int32_t resolve_target(const api::ServicePort& sp, const api::Pod& pod) {
   return sp.port();
 }
 
-bool address_less(const api::EndpointAddress& a, const api::EndpointAddress& b) {
-  return std::tie(a.ip(), a.target_ref().name()) < std::tie(b.ip(), b.target_ref().name());
-}
-
-// Field-by-field equality, equal to MessageDifferencer::Equals for messages
-// without unknown fields (presence of node_name and target_ref included).
-bool same_ref(const api::ObjectReference& a, const api::ObjectReference& b) {
-  return a.kind() == b.kind() && a.namespace_() == b.namespace_() && a.name() == b.name() &&
-         a.uid() == b.uid() && a.api_version() == b.api_version() &&
-         a.resource_version() == b.resource_version() && a.field_path() == b.field_path();
-}
-
-bool same_address(const api::EndpointAddress& a, const api::EndpointAddress& b) {
-  return a.ip() == b.ip() && a.hostname() == b.hostname() &&
-         a.has_node_name() == b.has_node_name() && a.node_name() == b.node_name() &&
-         a.has_target_ref() == b.has_target_ref() && same_ref(a.target_ref(), b.target_ref());
-}
+const api::Pod& pod_of(const api::Object& o) { return static_cast<const api::Pod&>(*o); }
 
 }  // namespace
 
@@ -74,6 +58,13 @@ std::vector<api::EndpointPort> resolved_ports(const api::Service& service, const
   return ports;
 }
 
+std::string_view endpoint_hostname(const api::Service& service, const api::Pod& pod) {
+  if (pod.spec().hostname().empty() || pod.spec().subdomain() != service.metadata().name()) {
+    return {};
+  }
+  return pod.spec().hostname();
+}
+
 std::vector<api::EndpointSubset> compute_subsets(const api::Service& service,
                                                  const std::vector<api::Object>& pods) {
   SubsetBuilder b(api::share(service));
@@ -84,90 +75,111 @@ std::vector<api::EndpointSubset> compute_subsets(const api::Service& service,
 SubsetBuilder::SubsetBuilder(api::Object service) : service_(std::move(service)) {}
 
 bool SubsetBuilder::AddressOrder::operator()(const Member* a, const Member* b) const {
-  return address_less(a->address, b->address);
+  return std::tie(a->ip, *a->name) < std::tie(b->ip, *b->name);
 }
 
 void SubsetBuilder::set(const std::string& name, api::Object pod) {
-  const std::string* rv = pod != nullptr ? &api::meta_of(*pod).resource_version() : nullptr;
   auto it = members_.find(name);
   if (it == members_.end()) {
     if (pod == nullptr) return;
+    Decision d = decide(pod_of(pod));
     it = members_.try_emplace(name).first;
     Member& m = it->second;
-    m.resource_version = *rv;
-    std::vector<api::EndpointPort> ports = decide(m, static_cast<const api::Pod&>(*pod));
-    if (m.serves) place(m, std::move(ports));
+    m.name = &it->first;
+    take(m, pod_of(pod));
+    if (d.serves) place(m, std::move(d));
     return;
   }
   Member& m = it->second;
-  if (rv != nullptr && !rv->empty() && *rv == m.resource_version) return;
   if (pod == nullptr) {
     if (m.serves) unplace(m);
     members_.erase(it);
     return;
   }
+  const std::string& rv = api::meta_of(*pod).resource_version();
+  if (!rv.empty() && rv == m.resource_version) return;
   // Most new snapshots of a pod (a status write, a restart counted) leave
   // what the subsets show of it as it was: no change, no sync to compute.
-  Member next;
-  next.resource_version = *rv;
-  std::vector<api::EndpointPort> ports = decide(next, static_cast<const api::Pod&>(*pod));
-  if (next.serves == m.serves &&
-      (!m.serves || (next.ready == m.ready && next.group == m.group &&
-                     same_address(next.address, m.address)))) {
-    m.resource_version = std::move(next.resource_version);
+  Decision d = decide(pod_of(pod));
+  if (shows(m, d, pod_of(pod))) {
+    m.resource_version = rv;
     return;
   }
   if (m.serves) unplace(m);
-  m = std::move(next);
-  if (m.serves) place(m, std::move(ports));
+  take(m, pod_of(pod));
+  m.serves = false;
+  if (d.serves) place(m, std::move(d));
 }
 
-// Decides what `pod` contributes to the subsets and builds its address:
-// pods with an IP, not terminating, not finished, and (when the service has
-// ports) serving at least one of them. Returns the resolved ports.
-std::vector<api::EndpointPort> SubsetBuilder::decide(Member& m, const api::Pod& pod) const {
+// What `pod` contributes to the subsets: pods with an IP, not terminating,
+// not finished, and (when the service has ports) serving at least one of
+// them.
+SubsetBuilder::Decision SubsetBuilder::decide(const api::Pod& pod) const {
   const auto& service = static_cast<const api::Service&>(*service_);
-  m.serves = false;
-  m.group.clear();
-  m.address.Clear();
+  Decision d;
   if (pod.status().pod_ip().empty() || api::is_terminating(pod) || api::is_pod_finished(pod)) {
-    return {};
+    return d;
   }
-  std::vector<api::EndpointPort> ports = resolved_ports(service, pod);
-  if (!service.spec().ports().empty() && ports.empty()) return {};
-  for (const auto& p : ports) {
-    m.group += p.name() + "/" + std::to_string(p.port()) + "/" + p.protocol() + ";";
-  }
-  m.serves = true;
-  m.ready = api::is_pod_ready(pod) || service.spec().publish_not_ready_addresses();
-  api::EndpointAddress& addr = m.address;
-  addr.set_ip(pod.status().pod_ip());
-  if (!pod.spec().node_name().empty()) addr.set_node_name(pod.spec().node_name());
-  if (!pod.spec().hostname().empty() && pod.spec().subdomain() == service.metadata().name()) {
-    addr.set_hostname(pod.spec().hostname());
-  }
-  auto* ref = addr.mutable_target_ref();
-  ref->set_kind("Pod");
-  ref->set_namespace_(ns_of(pod.metadata()));
-  ref->set_name(pod.metadata().name());
-  ref->set_uid(pod.metadata().uid());
-  return ports;
+  d.ports = resolved_ports(service, pod);
+  if (!service.spec().ports().empty() && d.ports.empty()) return d;
+  d.group = port_list_key(d.ports);
+  d.serves = true;
+  d.ready = api::is_pod_ready(pod) || service.spec().publish_not_ready_addresses();
+  return d;
+}
+
+// Everything an address is rendered from: readiness, ports, IP, node,
+// hostname and the pod's identity.
+bool SubsetBuilder::shows(const Member& m, const Decision& d, const api::Pod& pod) const {
+  if (d.serves != m.serves) return false;
+  if (!m.serves) return true;
+  if (d.ready != m.ready || d.group != m.group->first) return false;
+  const auto& svc = static_cast<const api::Service&>(*service_);
+  const std::string& node = pod.spec().node_name();
+  return m.ip == pod.status().pod_ip() && m.uid == pod.metadata().uid() &&
+         (m.node == nullptr ? node.empty() : *m.node == node) &&
+         m.hostname == endpoint_hostname(svc, pod);
+}
+
+void SubsetBuilder::take(Member& m, const api::Pod& pod) {
+  m.resource_version = pod.metadata().resource_version();
+  m.ip = pod.status().pod_ip();
+  m.uid = pod.metadata().uid();
+  m.hostname = endpoint_hostname(static_cast<const api::Service&>(*service_), pod);
+  const std::string& node = pod.spec().node_name();
+  m.node = node.empty() ? nullptr : &*interned_.insert(node).first;
+  m.ns = &*interned_.insert(ns_of(pod.metadata())).first;
 }
 
 // Puts a serving member's address in its group.
-void SubsetBuilder::place(Member& m, std::vector<api::EndpointPort> ports) {
-  auto [g, inserted] = groups_.try_emplace(m.group);
-  if (inserted) g->second.ports = std::move(ports);
+void SubsetBuilder::place(Member& m, Decision d) {
+  auto [g, inserted] = groups_.try_emplace(std::move(d.group));
+  if (inserted) g->second.ports = std::move(d.ports);
+  m.serves = true;
+  m.ready = d.ready;
+  m.group = g;
   (m.ready ? g->second.ready : g->second.not_ready).insert(&m);
   ++version_;
 }
 
 void SubsetBuilder::unplace(const Member& m) {
   ++version_;
-  auto g = groups_.find(m.group);
-  if (g == groups_.end()) return;
-  (m.ready ? g->second.ready : g->second.not_ready).erase(&m);
-  if (g->second.ready.empty() && g->second.not_ready.empty()) groups_.erase(g);
+  Group& g = m.group->second;
+  (m.ready ? g.ready : g.not_ready).erase(&m);
+  if (g.ready.empty() && g.not_ready.empty()) groups_.erase(m.group);
+}
+
+void SubsetBuilder::add_address(
+    const Member& m, google::protobuf::RepeatedPtrField<api::EndpointAddress>* to) const {
+  api::EndpointAddress& addr = *to->Add();
+  addr.set_ip(m.ip);
+  if (m.node != nullptr) addr.set_node_name(*m.node);
+  if (!m.hostname.empty()) addr.set_hostname(m.hostname);
+  auto* ref = addr.mutable_target_ref();
+  ref->set_kind("Pod");
+  ref->set_namespace_(*m.ns);
+  ref->set_name(*m.name);
+  ref->set_uid(m.uid);
 }
 
 std::vector<api::EndpointSubset> SubsetBuilder::subsets() const {
@@ -203,25 +215,26 @@ bool SubsetBuilder::fill(google::protobuf::RepeatedPtrField<api::EndpointSubset>
     share = std::min({share, left, cut.size()});
     left -= share;
     if (ready_only && share == 0) continue;
-    api::EndpointSubset& s = *out->Add();
-    for (const auto& p : g.ports) *s.add_ports() = p;
-    auto copy = [&](const std::set<const Member*, AddressOrder>& from, size_t n,
-                    google::protobuf::RepeatedPtrField<api::EndpointAddress>* to) {
-      to->Reserve(static_cast<int>(n));
-      for (auto it = from.begin(); n > 0 && it != from.end(); ++it, --n) *to->Add() = (*it)->address;
-    };
-    copy(g.ready, ready_only ? share : g.ready.size(), s.mutable_addresses());
-    if (!ready_only) copy(g.not_ready, share, s.mutable_not_ready_addresses());
+    if (ready_only) {
+      fill_group(g, *out->Add(), share, 0);
+    } else {
+      fill_group(g, *out->Add(), SIZE_MAX, share);
+    }
   }
   return true;
 }
 
-void SubsetBuilder::fill_group(const Group& g, api::EndpointSubset& s) {
+void SubsetBuilder::fill_group(const Group& g, api::EndpointSubset& s, size_t ready,
+                               size_t not_ready) const {
   for (const auto& p : g.ports) *s.add_ports() = p;
-  s.mutable_addresses()->Reserve(static_cast<int>(g.ready.size()));
-  for (const Member* m : g.ready) *s.add_addresses() = m->address;
-  s.mutable_not_ready_addresses()->Reserve(static_cast<int>(g.not_ready.size()));
-  for (const Member* m : g.not_ready) *s.add_not_ready_addresses() = m->address;
+  auto copy = [&](const std::set<const Member*, AddressOrder>& from, size_t n,
+                  google::protobuf::RepeatedPtrField<api::EndpointAddress>* to) {
+    n = std::min(n, from.size());
+    to->Reserve(static_cast<int>(n));
+    for (auto it = from.begin(); n > 0; ++it, --n) add_address(**it, to);
+  };
+  copy(g.ready, ready, s.mutable_addresses());
+  copy(g.not_ready, not_ready, s.mutable_not_ready_addresses());
 }
 
 EndpointsController::EndpointsController(ControllerContext ctx, int max_per_pass) : ctx_(ctx) {
@@ -285,18 +298,8 @@ void EndpointsController::on_pod(const WatchEvent& e) {
   const std::string ns = ns_of(meta);
   const std::string key = ns + "/" + meta.name();
   const bool gone = e.type == WatchEventType::kDeleted;
-  auto known = pod_labels_.find(key);
-  api::Labels removed;
-  const api::Labels* was = nullptr;
-  if (known != pod_labels_.end()) {
-    if (gone) {
-      removed = std::move(known->second);
-      pod_labels_.erase(known);
-      was = &removed;
-    } else {
-      was = &known->second;
-    }
-  }
+  const std::shared_ptr<const api::Labels> before = pod_labels_.observe(key, e);
+  const api::Labels* was = before.get();
   const std::string prefix = ns + "/";
   for (auto it = services_.lower_bound(prefix);
        it != services_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
@@ -306,12 +309,6 @@ void EndpointsController::on_pod(const WatchEvent& e) {
     if (!matched && !matches) continue;
     if (st.builder != nullptr) st.builder->set(meta.name(), matches ? e.object : nullptr);
     queue_->add_batched(it->first, ctx_.timing.endpoint_updates_batch_period);
-  }
-  if (gone) return;
-  if (known == pod_labels_.end()) {
-    pod_labels_.emplace(key, meta.labels());
-  } else if (!api::same_labels(known->second, meta.labels())) {
-    known->second = meta.labels();
   }
 }
 

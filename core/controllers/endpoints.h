@@ -16,11 +16,13 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "core/api/labels.h"
 #include "core/controllers/context.h"
+#include "core/controllers/pod_labels.h"
 #include "core/controllers/work_queue.h"
 
 namespace flotilla::ctrl {
@@ -29,6 +31,26 @@ namespace flotilla::ctrl {
 // resolved (a number, or a named container port of the pod), sorted by
 // name, port and protocol; ports that do not resolve are left out.
 std::vector<api::EndpointPort> resolved_ports(const api::Service& service, const api::Pod& pod);
+
+// A port list's canonical key ("name/port/protocol;" each, in order): pods
+// with equal keys share a subset (a slice group).
+template <typename Ports>
+std::string port_list_key(const Ports& ports) {
+  std::string key;
+  for (const api::EndpointPort& p : ports) {
+    key += p.name();
+    key += '/';
+    key += std::to_string(p.port());
+    key += '/';
+    key += p.protocol();
+    key += ';';
+  }
+  return key;
+}
+
+// The hostname `pod` shows among `service`'s endpoints: its own, when its
+// subdomain is the service's name; else empty.
+std::string_view endpoint_hostname(const api::Service& service, const api::Pod& pod);
 
 // The Endpoints subsets a service should have given its pods (all pods of the
 // namespace that match its selector, in any order): pods with an IP, not
@@ -50,7 +72,8 @@ class SubsetBuilder {
 
   // Puts pod `name`'s snapshot in the set (replacing an earlier one; the
   // same resourceVersion again changes nothing), or takes it out when `pod`
-  // is null. Keeps what the subsets need of it, not the pod.
+  // is null. Keeps what an address shows of it (not the pod), rendered into
+  // addresses when subsets are filled.
   void set(const std::string& name, api::Object pod);
   std::vector<api::EndpointSubset> subsets() const;
   // The same subsets written into `out` (cleared first): a new object is
@@ -67,13 +90,7 @@ class SubsetBuilder {
   size_t size() const { return members_.size(); }
 
  private:
-  struct Member {
-    std::string resource_version;  // of the snapshot placed (the pod itself is not kept)
-    bool serves = false;  // has an address in the subsets
-    bool ready = false;   // in `addresses`, not `notReadyAddresses`
-    std::string group;    // the resolved port list, canonical
-    api::EndpointAddress address;
-  };
+  struct Member;
   // Ordered as the subsets list addresses: by IP, then pod name.
   struct AddressOrder {
     bool operator()(const Member* a, const Member* b) const;
@@ -82,14 +99,40 @@ class SubsetBuilder {
     std::vector<api::EndpointPort> ports;
     std::set<const Member*, AddressOrder> ready, not_ready;
   };
-  std::vector<api::EndpointPort> decide(Member& m, const api::Pod& pod) const;
-  void place(Member& m, std::vector<api::EndpointPort> ports);
+  using Groups = std::map<std::string, Group>;  // by port list
+  struct Member {
+    const std::string* name = nullptr;  // the members map's key
+    std::string resource_version;       // of the snapshot decided
+    std::string ip, uid;
+    std::string hostname;               // shown: the pod's subdomain is the service
+    const std::string* node = nullptr;  // interned; null: none
+    const std::string* ns = nullptr;    // interned
+    bool serves = false;  // has an address in the subsets
+    bool ready = false;   // in `addresses`, not `notReadyAddresses`
+    Groups::iterator group;  // when it serves
+  };
+  struct Decision {
+    bool serves = false, ready = false;
+    std::string group;  // the resolved port list, canonical
+    std::vector<api::EndpointPort> ports;
+  };
+  Decision decide(const api::Pod& pod) const;
+  // Copies what an address shows of `pod` into `m`.
+  void take(Member& m, const api::Pod& pod);
+  // Whether member `m` shows what `d` decided of `pod`.
+  bool shows(const Member& m, const Decision& d, const api::Pod& pod) const;
+  void place(Member& m, Decision d);
   void unplace(const Member& m);
-  static void fill_group(const Group& g, api::EndpointSubset& s);
+  void add_address(const Member& m,
+                   google::protobuf::RepeatedPtrField<api::EndpointAddress>* to) const;
+  // The group's ports and the first `ready` / `not_ready` of its addresses.
+  void fill_group(const Group& g, api::EndpointSubset& s, size_t ready = SIZE_MAX,
+                  size_t not_ready = SIZE_MAX) const;
 
   api::Object service_;
   std::unordered_map<std::string, Member> members_;  // by pod name
-  std::map<std::string, Group> groups_;              // by port list
+  std::unordered_set<std::string> interned_;         // node and namespace names members point to
+  Groups groups_;
   uint64_t version_ = 0;
 };
 
@@ -139,9 +182,7 @@ class EndpointsController {
                                                  const api::LabelSelector& selector,
                                                  api::Object service) const;
   std::map<std::string, ServiceState> services_;   // ordered: ns prefix scans
-  // Pod "ns/name" -> labels last seen. Hashed: looked up on every pod event,
-  // never walked.
-  std::unordered_map<std::string, api::Labels> pod_labels_;
+  PodLabels pod_labels_;  // the labels each pod had
 
   ControllerContext ctx_;
   std::unique_ptr<WorkQueue> queue_;

@@ -253,6 +253,47 @@ TEST_F(EndpointSliceTest, ReadinessChangesAndPodChurnAreTraced) {
   EXPECT_TRUE(listed().count("p2") == 0);
 }
 
+// What an Endpoint shows is copied from the pod when it arrives: a new IP,
+// node or hostname of a pod already listed replaces the old in its slice,
+// keeps the endpoints sorted, and the old address is traced gone.
+TEST_F(EndpointSliceTest, APodsNewAddressNodeAndHostnameReplaceTheOld) {
+  start();
+  create(make_service("web"));
+  make_pod("p1");
+  make_pod("p2");
+  set_pod_state("p1", "n1", "10.0.0.1", true);
+  set_pod_state("p2", "n1", "10.0.0.5", true);
+  run_for(seconds(1));
+  trace_.records.clear();
+  set_pod_state("p1", "n1", "10.0.0.9", true);  // the address alone
+  run_for(seconds(1));
+  ASSERT_EQ(trace_.of(trace::ENDPOINT_ADDED).size(), 1u);
+  EXPECT_EQ(trace_.of(trace::ENDPOINT_ADDED)[0].endpoint(), "10.0.0.9:8080");
+  trace_.records.clear();
+  set_pod_state("p1", "n2", "10.0.0.9", true);  // the node alone
+  run_for(seconds(1));
+  auto all = slices();
+  ASSERT_EQ(all.size(), 1u);
+  ASSERT_EQ(all[0]->endpoints_size(), 2);
+  const api::Endpoint& e = all[0]->endpoints(1);
+  EXPECT_EQ(all[0]->endpoints(0).addresses(0), "10.0.0.5");
+  EXPECT_EQ(e.addresses(0), "10.0.0.9");
+  EXPECT_EQ(e.node_name(), "n2");
+  EXPECT_EQ(e.target_ref().name(), "p1");
+  EXPECT_EQ(e.target_ref().namespace_(), "default");
+  EXPECT_EQ(e.target_ref().uid(), get<api::Pod>("default", "p1")->metadata().uid());
+  EXPECT_FALSE(e.has_hostname());
+  // The same ready endpoint on another node: nothing traced.
+  EXPECT_TRUE(trace_.of(trace::ENDPOINT_REMOVED).empty());
+  EXPECT_TRUE(trace_.of(trace::ENDPOINT_ADDED).empty());
+  api::Pod copy = *get<api::Pod>("default", "p1");
+  copy.mutable_spec()->set_hostname("h1");
+  copy.mutable_spec()->set_subdomain("web");
+  ASSERT_TRUE(store_.update(api::share(std::move(copy))).is_ok());
+  run_for(seconds(1));
+  EXPECT_EQ(slices()[0]->endpoints(1).hostname(), "h1");
+}
+
 TEST_F(EndpointSliceTest, SlicesOthersRemoveOrEditArePutRight) {
   start(/*max_per_slice=*/2);
   create(make_service("web"));

@@ -139,6 +139,39 @@ TEST_F(EndpointsTest, FollowsReadinessChangesAndPodChurn) {
   EXPECT_EQ(endpoints()->subsets_size(), 0);
 }
 
+// What an address shows is copied from the pod when it arrives: a new IP,
+// node or hostname of a pod already listed replaces the old in place and
+// keeps the addresses sorted.
+TEST_F(EndpointsTest, APodsNewAddressNodeAndHostnameReplaceTheOld) {
+  start();
+  create(make_service("web", number(9000)));
+  make_pod("p1");
+  make_pod("p2");
+  set_pod_state("p1", "n1", "10.0.0.1", true);
+  set_pod_state("p2", "n1", "10.0.0.5", true);
+  run_for(seconds(1));
+  set_pod_state("p1", "n1", "10.0.0.9", true);  // the address alone
+  run_for(seconds(1));
+  ASSERT_EQ(ips(endpoints()->subsets(0).addresses()),
+            (std::vector<std::string>{"10.0.0.5", "10.0.0.9"}));
+  set_pod_state("p1", "n2", "10.0.0.9", true);  // the node alone
+  run_for(seconds(1));
+  ASSERT_EQ(endpoints()->subsets_size(), 1);
+  const auto& a = endpoints()->subsets(0).addresses();
+  ASSERT_EQ(ips(a), (std::vector<std::string>{"10.0.0.5", "10.0.0.9"}));
+  EXPECT_EQ(a[1].node_name(), "n2");
+  EXPECT_EQ(a[1].target_ref().name(), "p1");
+  EXPECT_EQ(a[1].target_ref().namespace_(), "default");
+  EXPECT_EQ(a[1].target_ref().uid(), get<api::Pod>("default", "p1")->metadata().uid());
+  EXPECT_TRUE(a[1].hostname().empty());
+  api::Pod copy = *get<api::Pod>("default", "p1");
+  copy.mutable_spec()->set_hostname("h1");
+  copy.mutable_spec()->set_subdomain("web");
+  ASSERT_TRUE(store_.update(api::share(std::move(copy))).is_ok());
+  run_for(seconds(1));
+  EXPECT_EQ(endpoints()->subsets(0).addresses(1).hostname(), "h1");
+}
+
 TEST_F(EndpointsTest, WritesOnlyWhenSomethingChanged) {
   start();
   create(make_service("web", named("http")));
