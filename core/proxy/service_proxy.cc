@@ -14,6 +14,9 @@ struct ServiceProxy::PortState {
   int port = 0;
   NetEndpoint frontend;           // VIP:port; ip empty when headless
   std::vector<Backend> backends;  // ready endpoints, sorted by endpoint
+  // How many applied slices list each of `backends` (an endpoint moving
+  // between slices may sit in two for a while).
+  std::map<NetEndpoint, int> listed;
   std::unique_ptr<Balancer> balancer;
   std::optional<AffinityTable> affinity;  // set for sessionAffinity ClientIP
 };
@@ -25,6 +28,10 @@ struct ServiceProxy::ServiceState {
   bool headless = false;
   BalancerKind balancer = BalancerKind::kRoundRobin;
   std::vector<std::unique_ptr<PortState>> ports;  // spec order
+  // What the ports were built from: a sync that finds the same Service
+  // applies only the slices that changed.
+  std::shared_ptr<const api::Service> service;
+  std::map<std::string, std::shared_ptr<const api::EndpointSlice>> slices;  // by name
 };
 
 struct ServiceProxy::RouteState {
@@ -40,6 +47,25 @@ namespace {
 
 std::string object_key_of(const google::protobuf::Message& m) {
   return api::namespaced_name(api::meta_of(m));
+}
+
+// Calls f(NetEndpoint) for each ready endpoint `slice` gives Service port
+// `sp` (of a Service with `nports` ports): ready endpoints only (the
+// condition unset counts as ready), their first address, on the slice port
+// of the same name (or the only port, for a single-port Service).
+template <typename F>
+void for_each_ready(const api::EndpointSlice& slice, const api::ServicePort& sp, int nports, F f) {
+  const api::EndpointPort* ep_port = nullptr;
+  for (const auto& p : slice.ports()) {
+    if (p.name() == sp.name()) ep_port = &p;
+  }
+  if (ep_port == nullptr && nports == 1 && slice.ports_size() == 1) ep_port = &slice.ports(0);
+  if (ep_port == nullptr) return;
+  for (const auto& ep : slice.endpoints()) {
+    if (ep.addresses().empty()) continue;
+    if (ep.conditions().has_ready() && !ep.conditions().ready()) continue;
+    f(NetEndpoint{ep.addresses(0), ep_port->port()});
+  }
 }
 
 }  // namespace
@@ -173,7 +199,15 @@ void ServiceProxy::rebuild(const std::string& key) {
   }
   const api::Service& svc = *sit->second;
   auto slices_it = seen_slices_.find(key);
-  const auto* slices = slices_it == seen_slices_.end() ? nullptr : &slices_it->second;
+  static const SliceMap kNoSlices;
+  const SliceMap& slices = slices_it == seen_slices_.end() ? kNoSlices : slices_it->second;
+
+  ServiceState* old = nullptr;
+  if (auto it = services_.find(key); it != services_.end()) old = it->second.get();
+  if (old != nullptr && old->service == sit->second) {
+    apply_slices(*old, slices);
+    return;
+  }
 
   auto next = std::make_unique<ServiceState>();
   next->key = key;
@@ -194,9 +228,6 @@ void ServiceProxy::rebuild(const std::string& key) {
     affinity_timeout = seconds(svc.spec().session_affinity_config().client_ip().timeout_seconds());
   }
 
-  ServiceState* old = nullptr;
-  if (auto it = services_.find(key); it != services_.end()) old = it->second.get();
-
   const int nports = svc.spec().ports_size();
   for (const auto& sp : svc.spec().ports()) {
     auto port = std::make_unique<PortState>();
@@ -204,34 +235,11 @@ void ServiceProxy::rebuild(const std::string& key) {
     port->name = sp.name();
     port->port = sp.port();
     port->frontend = NetEndpoint{next->vip, sp.port()};
-    // Ready endpoints only (the condition unset counts as ready), their first
-    // address, on the slice port of the same name (or the only port, for a
-    // single-port Service).
-    std::vector<NetEndpoint> ready;
-    if (slices != nullptr) {
-      for (const auto& [slice_name, slice] : *slices) {
-        const api::EndpointPort* ep_port = nullptr;
-        for (const auto& p : slice->ports()) {
-          if (p.name() == sp.name()) ep_port = &p;
-        }
-        if (ep_port == nullptr && nports == 1 && slice->ports_size() == 1) {
-          ep_port = &slice->ports(0);
-        }
-        if (ep_port == nullptr) continue;
-        for (const auto& ep : slice->endpoints()) {
-          if (ep.addresses().empty()) continue;
-          if (ep.conditions().has_ready() && !ep.conditions().ready()) continue;
-          ready.push_back(NetEndpoint{ep.addresses(0), ep_port->port()});
-        }
-      }
+    for (const auto& [slice_name, slice] : slices) {
+      for_each_ready(*slice, sp, nports, [&](NetEndpoint e) { ++port->listed[std::move(e)]; });
     }
-    std::sort(ready.begin(), ready.end());
-    ready.erase(std::unique(ready.begin(), ready.end()), ready.end());
-    port->backends.reserve(ready.size());
-    for (auto& e : ready) {
-      BackendState* st = health_.track(e);
-      port->backends.push_back(Backend{std::move(e), st});
-    }
+    port->backends.reserve(port->listed.size());
+    for (const auto& [e, n] : port->listed) port->backends.push_back(Backend{e, health_.track(e)});
     // Keep the balancer's rotation and the affinity table across syncs.
     PortState* prev = nullptr;
     if (old != nullptr) {
@@ -260,6 +268,8 @@ void ServiceProxy::rebuild(const std::string& key) {
     next->ports.push_back(std::move(port));
   }
 
+  next->service = sit->second;
+  next->slices = slices;
   // New endpoints are tracked above before the old ones are released, so an
   // endpoint that stays keeps its health and connection counts.
   drop(key);
@@ -269,6 +279,77 @@ void ServiceProxy::rebuild(const std::string& key) {
   if (!s->vip.empty()) {
     for (auto& p : s->ports) by_vip_.emplace(p->frontend, p.get());
   }
+}
+
+// Only the slices that changed since `s` was built (kube-proxy's
+// EndpointSliceCache): their old endpoints counted out, their new ones in;
+// an endpoint whose count leaves or reaches zero enters or leaves the
+// backends, the rest keep their place, health and connection counts.
+void ServiceProxy::apply_slices(ServiceState& s, const SliceMap& slices) {
+  std::vector<std::pair<const api::EndpointSlice*, const api::EndpointSlice*>> changed;
+  auto a = s.slices.begin();
+  auto b = slices.begin();
+  while (a != s.slices.end() || b != slices.end()) {
+    if (b == slices.end() || (a != s.slices.end() && a->first < b->first)) {
+      changed.emplace_back(a->second.get(), nullptr);
+      ++a;
+    } else if (a == s.slices.end() || b->first < a->first) {
+      changed.emplace_back(nullptr, b->second.get());
+      ++b;
+    } else {
+      if (a->second != b->second) changed.emplace_back(a->second.get(), b->second.get());
+      ++a;
+      ++b;
+    }
+  }
+  if (changed.empty()) return;
+  const api::Service& svc = *s.service;
+  const int nports = svc.spec().ports_size();
+  for (int i = 0; i < nports && i < static_cast<int>(s.ports.size()); ++i) {
+    PortState& port = *s.ports[static_cast<size_t>(i)];
+    const api::ServicePort& sp = svc.spec().ports(i);
+    // Counted in first, then out: an endpoint that moved between two changed
+    // slices never reaches zero.
+    std::vector<NetEndpoint> added, gone;
+    for (const auto& [was, now] : changed) {
+      if (now == nullptr) continue;
+      for_each_ready(*now, sp, nports, [&](NetEndpoint e) {
+        auto [it, fresh] = port.listed.try_emplace(std::move(e), 0);
+        if (it->second++ == 0) added.push_back(it->first);
+      });
+    }
+    for (const auto& [was, now] : changed) {
+      if (was == nullptr) continue;
+      for_each_ready(*was, sp, nports, [&](const NetEndpoint& e) {
+        auto it = port.listed.find(e);
+        if (it == port.listed.end()) return;
+        if (--it->second == 0) {
+          gone.push_back(it->first);
+          port.listed.erase(it);
+        }
+      });
+    }
+    if (added.empty() && gone.empty()) continue;
+    std::sort(added.begin(), added.end());
+    std::sort(gone.begin(), gone.end());
+    std::vector<Backend> merged;
+    merged.reserve(port.backends.size() + added.size() - std::min(gone.size(), port.backends.size()));
+    auto in = added.begin();
+    auto out = gone.begin();
+    for (Backend& be : port.backends) {
+      while (in != added.end() && *in < be.endpoint) {
+        merged.push_back(Backend{*in, health_.track(*in)});
+        ++in;
+      }
+      while (out != gone.end() && *out < be.endpoint) ++out;
+      if (out != gone.end() && *out == be.endpoint) continue;  // left
+      merged.push_back(std::move(be));
+    }
+    for (; in != added.end(); ++in) merged.push_back(Backend{*in, health_.track(*in)});
+    port.backends = std::move(merged);
+    for (const NetEndpoint& e : gone) health_.untrack(e);
+  }
+  s.slices = slices;
 }
 
 // ------------------------------------------------------------------ data path

@@ -124,7 +124,9 @@ class ServiceProxy {
   void on_slice_event(const WatchEvent& e);
   void request_sync();
   void sync();
+  using SliceMap = std::map<std::string, std::shared_ptr<const api::EndpointSlice>>;
   void rebuild(const std::string& key);
+  void apply_slices(ServiceState& s, const SliceMap& slices);
   void drop(const std::string& key);
   StatusOr<Pick> pick_in(PortState& port, const std::string& client_ip,
                          std::span<const NetEndpoint> exclude);
@@ -146,8 +148,7 @@ class ServiceProxy {
   // Desired state as last seen on the watches, applied at the next sync.
   std::map<std::string, std::shared_ptr<const api::Service>> seen_services_;
   // By service ("<ns>/<name>"), then slice name.
-  std::map<std::string, std::map<std::string, std::shared_ptr<const api::EndpointSlice>>>
-      seen_slices_;
+  std::map<std::string, SliceMap> seen_slices_;
   std::unordered_map<std::string, std::string> slice_service_;  // slice "<ns>/<name>" -> service
   std::set<std::string> dirty_;
   TimerHandle sync_timer_;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 
 #include "tests/core/proxy/proxy_world.h"
 
@@ -196,6 +197,56 @@ TEST_F(ProxyTest, EndpointsOfEverySliceOfTheServiceAreServed) {
   ASSERT_TRUE(w.store.remove(api::Kind::kEndpointSlice, "default", "web-a").is_ok());
   w.run_for(seconds(2));
   EXPECT_TRUE(proxy->endpoints("default/web", 80).empty());
+}
+
+// Slices created, rewritten and removed at random, an address often in two
+// slices at once: the long-running proxy, which applies only the slices
+// that changed since its last sync, serves what a proxy started afresh on
+// the same store builds from all of them, and tracks the health of exactly
+// the endpoints it serves.
+TEST_F(ProxyTest, SlicesAppliedOneByOneServeWhatAFreshProxyBuilds) {
+  start();
+  create(make_service("web", {{"", 80}}, kWebVip.ip));
+  std::mt19937 rng(7);
+  const int kSlices = 4, kIps = 12;
+  int compared_nonempty = 0;
+  for (int round = 0; round < 80; ++round) {
+    const int writes = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < writes; ++k) {
+      const std::string name = "web-" + std::to_string(rng() % kSlices);
+      const bool exists = w.store.get(api::Kind::kEndpointSlice, "default", name).is_ok();
+      if (rng() % 5 == 0) {
+        if (exists) {
+          ASSERT_TRUE(w.store.remove(api::Kind::kEndpointSlice, "default", name).is_ok());
+        }
+        continue;
+      }
+      std::vector<std::string> ready, not_ready;
+      for (int i = 0; i < kIps; ++i) {
+        const auto r = rng() % 4;
+        const std::string ip = "10.1.0." + std::to_string(i + 1);
+        if (r == 0) ready.push_back(ip);
+        if (r == 1) not_ready.push_back(ip);
+      }
+      api::EndpointSlice e = make_slice("web", ready, not_ready);
+      e.mutable_metadata()->set_name(name);
+      if (exists) {
+        update(e);
+      } else {
+        create(e);
+      }
+    }
+    w.run_for(seconds(2));
+    ServiceProxy fresh(w.sim, w.store, w.net, w.random, options());
+    ASSERT_TRUE(fresh.start().is_ok());
+    w.run_for(milliseconds(1));
+    const std::vector<NetEndpoint> served = proxy->endpoints("default/web", 80);
+    ASSERT_EQ(served, fresh.endpoints("default/web", 80)) << "round " << round;
+    EXPECT_EQ(proxy->health().tracked(), served.size()) << "round " << round;
+    for (const NetEndpoint& e : served) EXPECT_NE(proxy->health().health(e), nullptr);
+    if (!served.empty()) ++compared_nonempty;
+  }
+  EXPECT_GT(compared_nonempty, 40);
 }
 
 TEST_F(ProxyTest, KilledBackendIsRetriedElsewhereAndStopsGettingTraffic) {
